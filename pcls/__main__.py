@@ -1,0 +1,187 @@
+"""pcls command line: parse, build a session, run one command, map the outcome to an exit code.
+
+Exit codes: 0 success; 1 a failure while talking to AWS; 2 usage or config error (nothing
+touched in AWS); 3 `status` found missing or drifted resources; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+
+from rich.console import Console
+
+from pcls import __version__, runner, sandbox
+from pcls import config as config_mod
+from pcls.config import DEFAULT_CONFIG
+from pcls.errors import EXIT_AWS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ConfigError, PclsError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, as for every usage error
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="path to pcls.toml")
+    common.add_argument(
+        "--sandbox",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="run against the local AWS emulation (started when needed)",
+    )
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="tracebacks on error"
+    )
+    common.add_argument(
+        "--parallel",
+        type=int,
+        default=argparse.SUPPRESS,
+        metavar="N",
+        help="steps run at once (default 4)",
+    )
+    common.add_argument(
+        "--api-calls",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print the AWS API calls made, by operation, as JSON on stderr",
+    )
+    p = _Parser(
+        prog="pcls",
+        description="Jitsi Meet on AWS: plan, up, status, teardown.",
+        parents=[common],
+    )
+    p.add_argument("--version", action="version", version=f"pcls {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    init = sub.add_parser("init", parents=[common], help="write a commented pcls.toml")
+    init.add_argument("domain", help="public name of the service, e.g. meet.example.com")
+    init.add_argument("--name", help="stack name (default: from the domain)")
+    init.add_argument("--region", default="", help="AWS region (default: from the environment)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    sub.add_parser("plan", parents=[common], help="show what up would change; writes nothing")
+    sub.add_parser("up", parents=[common], help="create or reconcile every resource")
+    st = sub.add_parser("status", parents=[common], help="every resource, its health and drift")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    td = sub.add_parser("teardown", parents=[common], help="delete everything, verify it is gone")
+    td.add_argument("--yes", action="store_true", help="do not ask for the stack name")
+
+    sb = sub.add_parser("sandbox", parents=[common], help="the local AWS emulation")
+    sb.add_argument("action", choices=("start", "stop", "status"))
+    sb.add_argument("--domain", help="domain whose parent zone to pre-create (default: config)")
+    return p
+
+
+def _opts(ns: argparse.Namespace) -> runner.Options:
+    parallel = getattr(ns, "parallel", 4)
+    if parallel < 1 or parallel > 32:
+        raise ConfigError(f"--parallel: {parallel} is not allowed; expected 1 to 32")
+    return runner.Options(
+        config=getattr(ns, "config", Path(DEFAULT_CONFIG)),
+        sandbox=getattr(ns, "sandbox", False),
+        debug=getattr(ns, "debug", False),
+        parallel=parallel,
+        api_calls=getattr(ns, "api_calls", False),
+    )
+
+
+def cmd_init(ns: argparse.Namespace, opts: runner.Options, console: Console) -> int:
+    domain = ns.domain.lower().rstrip(".")
+    if err := config_mod.domain_error(domain):
+        raise ConfigError(f"domain: {ns.domain!r} is not allowed; expected {err}")
+    name = ns.name or config_mod.default_name(domain)
+    text = config_mod.template(domain, name, ns.region)
+    config_mod.parse(__import__("tomllib").loads(text), opts.config)  # the template must load
+    if opts.config.exists() and not ns.force:
+        raise ConfigError(f"{opts.config}: exists; pass --force to overwrite it")
+    opts.config.write_text(text, encoding="utf-8")
+    console.print(f"wrote {opts.config} for {domain} (stack {name}); next: pcls plan")
+    return EXIT_OK
+
+
+def cmd_sandbox(ns: argparse.Namespace, opts: runner.Options, console: Console) -> int:
+    cfg = None
+    if opts.config.exists():
+        cfg = config_mod.load(opts.config)
+    state_dir = cfg.state_dir if cfg else opts.config.resolve().parent / ".pcls"
+    if ns.action == "stop":
+        stopped = sandbox.stop(state_dir)
+        console.print("sandbox stopped" if stopped else "sandbox was not running")
+        return EXIT_OK
+    if ns.action == "status":
+        state = sandbox.running(state_dir)
+        if state:
+            console.print(f"sandbox running at {state['url']} (pid {state['pid']})")
+            return EXIT_OK
+        console.print("sandbox not running")
+        return 3
+    domain = sandbox.require_domain(ns.domain or (cfg.stack.domain if cfg else None))
+    url = runner.sandbox_endpoint(state_dir, domain, console)
+    console.print(
+        f"SANDBOX ready at {url}; zone {sandbox.parent_zone(domain)} exists. "
+        "Use --sandbox on any command."
+    )
+    return EXIT_OK
+
+
+def run(argv: list[str] | None = None) -> int:
+    console = Console(highlight=False)
+    try:
+        ns = parser().parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    debug = getattr(ns, "debug", False)
+    session = None
+    try:
+        opts = _opts(ns)
+        if ns.command == "init":
+            return cmd_init(ns, opts, console)
+        if ns.command == "sandbox":
+            return cmd_sandbox(ns, opts, console)
+        session = runner.open_session(opts, console)
+        if ns.command == "up":
+            return runner.cmd_up(session)
+        if ns.command == "plan":
+            return runner.cmd_plan(session)
+        if ns.command == "status":
+            return runner.cmd_status(session, ns.json)
+        if ns.command == "teardown":
+            return runner.cmd_teardown(session, ns.yes)
+        raise ConfigError(f"unknown command {ns.command}")
+    except PclsError as exc:
+        if session:
+            session.ui.close()
+        if debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        if session:
+            session.ui.close()
+        print("interrupted; run the command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # one line unless --debug: the contract for every failure
+        if session:
+            session.ui.close()
+        if debug:
+            traceback.print_exc()
+        from pcls.aws import describe_error
+
+        print(f"error: {describe_error(exc)}", file=sys.stderr)
+        return EXIT_AWS
+    finally:
+        if session and getattr(ns, "api_calls", False):
+            print(json.dumps(session.aws.call_summary(), indent=2), file=sys.stderr)
+
+
+def main() -> None:
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()

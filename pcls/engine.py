@@ -1,0 +1,494 @@
+"""The step engine: one dependency graph, four walks (up, plan, status, teardown).
+
+A step finds its resource (ledger id confirmed by AWS, else the pcls:step tag), creates it when
+missing, and reconciles drift. `plan` and `status` walk the same graph with the AWS layer in
+read-only mode, so a write there is impossible rather than merely avoided. Independent steps
+run concurrently through graphlib's get_ready()/done() pair.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from graphlib import TopologicalSorter
+from typing import Any
+
+import botocore.exceptions
+
+from pcls.aws import STEP_TAG, Aws, describe_error, eventually, tag_list, tags_of
+from pcls.config import Config
+from pcls.errors import PclsError, StepError, WaitTimeout
+from pcls.ledger import Ledger
+from pcls.ui import Outcome, Reporter
+
+DEFAULT_PARALLEL = 4
+
+
+class Cancelled(Exception):
+    """The run was interrupted; the step stopped at a safe point."""
+
+
+@dataclass
+class Resource:
+    """What a step found or made. Only `id` and `ledger` are written to the ledger."""
+
+    id: str
+    attrs: dict[str, Any] = field(default_factory=dict)
+    ledger: dict[str, Any] = field(default_factory=dict)
+    state: str = ""
+    retained: str = ""  # why teardown must leave it alone (e.g. a zone pcls did not create)
+
+
+@dataclass
+class Patience:
+    """How long to wait for AWS, and how often to look. Tests and the sandbox shrink these."""
+
+    poll_min: float = 2.0
+    poll_max: float = 20.0
+    dependency_release: float = 1200.0  # ENIs linger 5-20 min after Fargate/ALB owners go
+    iam_propagation: float = 120.0
+    service_stable: float = 900.0
+    resource_gone: float = 600.0
+    sleep: Callable[[float], None] = time.sleep
+
+
+class Step:
+    """One resource (or a tight family). Subclasses set name/kind/depends_on and override."""
+
+    name: str = ""
+    kind: str = ""
+    depends_on: tuple[str, ...] = ()
+
+    def preflight(self, ctx: Context) -> None:
+        """Read-only checks that must pass before anything is written."""
+
+    def find(self, ctx: Context) -> Resource | None:
+        """Locate the resource by ledger id or tags. Must not rely on dependencies' outputs."""
+        raise NotImplementedError
+
+    def drift(self, ctx: Context, res: Resource) -> list[str]:
+        """Differences between desired and actual, as short human-readable lines."""
+        return []
+
+    def create(self, ctx: Context) -> Resource:
+        raise NotImplementedError
+
+    def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
+        """Repair what drift() reported."""
+
+    def delete(self, ctx: Context, res: Resource) -> None:
+        raise NotImplementedError
+
+    def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
+        """Live health for `status` (read-only)."""
+        return {}
+
+
+class Context:
+    """What steps see: config, AWS, ledger, reporter, and the outputs of finished steps."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        aws: Aws,
+        ledger: Ledger,
+        ui: Reporter,
+        patience: Patience | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.aws = aws
+        self.ledger = ledger
+        self.ui = ui
+        self.patience = patience or Patience()
+        self.outputs: dict[str, Resource] = {}
+        self.cancel = threading.Event()
+        self.mode = ""
+
+    @property
+    def stack(self) -> str:
+        return self.cfg.stack.name
+
+    def out(self, step: str) -> Resource:
+        try:
+            return self.outputs[step]
+        except KeyError:
+            raise PclsError(f"{step}: not available (it has not been found or created)") from None
+
+    def tags(self, step: str) -> list[dict[str, str]]:
+        return tag_list(self.stack, step, self.cfg.tags)
+
+    def tag_dict(self, step: str) -> dict[str, str]:
+        return {t["Key"]: t["Value"] for t in self.tags(step)}
+
+    def progress(self, step: str, text: str) -> None:
+        self.ui.progress(step, text)
+
+    def pick(
+        self, step: str, items: Iterable[dict[str, Any]], id_key: str, tags_key: str = "Tags"
+    ) -> dict[str, Any] | None:
+        """The item this step owns: the ledger's id if AWS still has it, else the tagged one."""
+        items = list(items)
+        ledger_id = self.ledger.id(step)
+        if ledger_id:
+            for item in items:
+                if item.get(id_key) == ledger_id:
+                    return item
+        tagged = [i for i in items if tags_of(i.get(tags_key)).get(STEP_TAG) == step]
+        return self.unique(step, tagged, id_key)
+
+    def unique(self, step: str, matches: Sequence[dict[str, Any]], id_key: str) -> Any:
+        if len(matches) > 1:
+            ids = ", ".join(str(m.get(id_key)) for m in matches)
+            raise PclsError(
+                f"{step}: {len(matches)} resources carry pcls:stack={self.stack} "
+                f"pcls:step={step} ({ids}); delete the extra one, then run again"
+            )
+        return matches[0] if matches else None
+
+    def wait_for(
+        self,
+        step: str,
+        what: str,
+        probe: Callable[[], tuple[bool, str]],
+        timeout: float,
+        hint: str = "",
+    ) -> None:
+        """Poll the AWS state `probe` reads, backing off, showing what it waits for."""
+        start = time.monotonic()
+        delay = self.patience.poll_min
+        while True:
+            if self.cancel.is_set():
+                raise Cancelled(step)
+            done, state = probe()
+            if done:
+                return
+            elapsed = time.monotonic() - start
+            if elapsed >= timeout:
+                raise WaitTimeout(
+                    f"{step}: gave up waiting for {what} after {timeout:.0f}s"
+                    + (f" (last state: {state})" if state else "")
+                    + (f"; {hint}" if hint else "")
+                )
+            self.progress(step, f"waiting for {what}" + (f": {state}" if state else ""))
+            self.patience.sleep(min(delay, max(timeout - elapsed, 0.01)))
+            delay = min(delay * 1.5, self.patience.poll_max)
+
+    def retry_while(
+        self,
+        step: str,
+        fn: Callable[[], Any],
+        *,
+        codes: Sequence[str] = (),
+        messages: Sequence[str] = (),
+        timeout: float,
+        why: str,
+        blocker: Callable[[], str] | None = None,
+    ) -> Any:
+        """Retry one call while AWS says it is blocked; name the blocker; fail clearly after."""
+
+        def on_retry(text: str) -> None:
+            if self.cancel.is_set():
+                raise Cancelled(step)
+            extra = blocker() if blocker else ""
+            self.progress(step, f"{why}: {text}" + (f"; blocked by {extra}" if extra else ""))
+
+        try:
+            return eventually(
+                fn,
+                codes=codes,
+                messages=messages,
+                timeout=timeout,
+                on_retry=on_retry,
+                sleep=self.patience.sleep,
+            )
+        except botocore.exceptions.ClientError as exc:
+            from pcls.aws import error_code, error_message
+
+            if error_code(exc) in codes or any(m in error_message(exc) for m in messages):
+                extra = blocker() if blocker else ""
+                raise StepError(
+                    step,
+                    exc.operation_name,
+                    f"{describe_error(exc)} (still {why} after {timeout:.0f}s"
+                    + (f"; blocked by {extra}" if extra else "")
+                    + "); run again once it is released",
+                ) from exc
+            raise
+
+
+@dataclass
+class StepResult:
+    step: str
+    kind: str
+    outcome: Outcome
+    id: str = ""
+    detail: str = ""
+    drift: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    error: BaseException | None = None
+    trace: str = ""
+    elapsed: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "kind": self.kind,
+            "outcome": self.outcome.value,
+            "id": self.id,
+            "drift": self.drift,
+            "details": self.details,
+            "error": str(self.error) if self.error else None,
+        }
+
+
+@dataclass
+class RunResult:
+    mode: str
+    results: dict[str, StepResult] = field(default_factory=dict)
+    remaining: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def failures(self) -> list[StepResult]:
+        return [r for r in self.results.values() if r.outcome is Outcome.FAILED]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.remaining and not self.interrupted
+
+    def count(self, *outcomes: Outcome) -> int:
+        return sum(1 for r in self.results.values() if r.outcome in outcomes)
+
+
+class Engine:
+    def __init__(
+        self, ctx: Context, steps: Sequence[Step], parallel: int = DEFAULT_PARALLEL
+    ) -> None:
+        names = [s.name for s in steps]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate step names in {names}")
+        known = set(names)
+        for s in steps:
+            unknown = set(s.depends_on) - known
+            if unknown:
+                raise ValueError(f"{s.name} depends on unknown steps {sorted(unknown)}")
+        self.ctx = ctx
+        self.steps = {s.name: s for s in steps}
+        self.parallel = max(1, parallel)
+
+    # -- public walks ------------------------------------------------------------------------
+
+    def up(self) -> RunResult:
+        self.ctx.mode = "up"
+        self._preflight()
+        return self._walk("up", self._up_one)
+
+    def plan(self) -> RunResult:
+        self.ctx.mode = "plan"
+        self.ctx.aws.read_only = True
+        self._preflight()
+        return self._walk("plan", self._plan_one)
+
+    def status(self) -> RunResult:
+        self.ctx.mode = "status"
+        self.ctx.aws.read_only = True
+        return self._walk("status", self._status_one)
+
+    def teardown(self) -> RunResult:
+        self.ctx.mode = "teardown"
+        result = self._walk("teardown", self._teardown_one, reverse=True)
+        if result.ok:
+            result.remaining = self.leftovers()
+        return result
+
+    def leftovers(self) -> list[str]:
+        """Every resource of the stack AWS still reports, by fresh per-service describes."""
+        self.ctx.aws.forget_cache()
+        left = []
+        for step in self.steps.values():
+            res = step.find(self.ctx)
+            if res is not None and not res.retained:
+                left.append(f"{step.name} ({step.kind} {res.id})")
+        return left
+
+    # -- per-step actions --------------------------------------------------------------------
+
+    def _preflight(self) -> None:
+        for step in self.steps.values():
+            step.preflight(self.ctx)
+
+    def _record(self, step: Step, res: Resource) -> None:
+        self.ctx.ledger.record(step.name, {"id": res.id, **res.ledger})
+
+    def _up_one(self, step: Step) -> StepResult:
+        ctx = self.ctx
+        ctx.ui.start(step.name, "checking")
+        res = step.find(ctx)
+        created = res is None
+        if res is None:
+            ctx.progress(step.name, "creating")
+            res = step.create(ctx)
+        if not res.retained:
+            self._record(step, res)
+        ctx.outputs[step.name] = res
+        drift = step.drift(ctx, res)
+        if drift:
+            if not created:
+                ctx.progress(step.name, "repairing: " + "; ".join(drift))
+            step.update(ctx, res, drift)
+            if not res.retained:
+                self._record(step, res)
+        if created:
+            return StepResult(step.name, step.kind, Outcome.CREATED, res.id, res.id)
+        if drift:
+            detail = f"{res.id}: " + "; ".join(drift)
+            return StepResult(step.name, step.kind, Outcome.UPDATED, res.id, detail, drift)
+        return StepResult(step.name, step.kind, Outcome.UNCHANGED, res.id, res.id)
+
+    def _read_one(self, step: Step) -> tuple[Resource | None, list[str], list[str]]:
+        """(resource, drift, missing dependencies) without writing anything."""
+        ctx = self.ctx
+        ctx.ui.start(step.name, "checking")
+        res = step.find(ctx)
+        missing = [d for d in step.depends_on if d not in ctx.outputs]
+        if res is None:
+            return None, [], missing
+        ctx.outputs[step.name] = res
+        if missing:
+            return res, [f"depends on missing {', '.join(missing)}"], missing
+        return res, step.drift(ctx, res), missing
+
+    def _plan_one(self, step: Step) -> StepResult:
+        res, drift, missing = self._read_one(step)
+        if res is None:
+            detail = f"after {', '.join(missing)}" if missing else ""
+            return StepResult(step.name, step.kind, Outcome.WOULD_CREATE, "", detail)
+        if drift:
+            detail = f"{res.id}: " + "; ".join(drift)
+            return StepResult(step.name, step.kind, Outcome.WOULD_UPDATE, res.id, detail, drift)
+        return StepResult(step.name, step.kind, Outcome.UNCHANGED, res.id, res.id)
+
+    def _status_one(self, step: Step) -> StepResult:
+        res, drift, _ = self._read_one(step)
+        if res is None:
+            return StepResult(step.name, step.kind, Outcome.MISSING, "", "not found")
+        details = step.details(self.ctx, res)
+        if res.state:
+            details.setdefault("state", res.state)
+        outcome = Outcome.DRIFTED if drift else Outcome.IN_SYNC
+        detail = f"{res.id}: " + "; ".join(drift) if drift else res.id
+        return StepResult(step.name, step.kind, outcome, res.id, detail, drift, details)
+
+    def _teardown_one(self, step: Step) -> StepResult:
+        ctx = self.ctx
+        ctx.ui.start(step.name, "checking")
+        res = step.find(ctx)
+        if res is None:
+            ctx.ledger.forget(step.name)
+            return StepResult(step.name, step.kind, Outcome.ABSENT, "", "")
+        if res.retained:
+            ctx.ledger.forget(step.name)
+            return StepResult(step.name, step.kind, Outcome.KEPT, res.id, res.retained)
+        ctx.progress(step.name, "deleting")
+        step.delete(ctx, res)
+        ctx.ledger.forget(step.name)
+        return StepResult(step.name, step.kind, Outcome.DELETED, res.id, res.id)
+
+    # -- graph walk --------------------------------------------------------------------------
+
+    def _walk(
+        self, mode: str, action: Callable[[Step], StepResult], reverse: bool = False
+    ) -> RunResult:
+        ctx = self.ctx
+        graph: dict[str, set[str]] = {name: set() for name in self.steps}
+        for name, step in self.steps.items():
+            for dep in step.depends_on:
+                if reverse:
+                    graph[dep].add(name)
+                else:
+                    graph[name].add(dep)
+        sorter = TopologicalSorter(graph)
+        sorter.prepare()
+        result = RunResult(mode)
+        blocked: set[str] = set()
+        stop = False
+        running: dict[Future[StepResult], tuple[str, float]] = {}
+
+        def run(name: str) -> StepResult:
+            started = time.monotonic()
+            step = self.steps[name]
+            try:
+                res = action(step)
+            except BaseException as exc:
+                res = self._failure(step, exc)
+            res.elapsed = time.monotonic() - started
+            ctx.ui.finish(name, res.outcome, res.detail)
+            return res
+
+        pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="pcls-step")
+        try:
+            while sorter.is_active():
+                if not stop:
+                    for name in sorter.get_ready():
+                        if graph[name] & blocked:
+                            dep = sorted(graph[name] & blocked)[0]
+                            r = StepResult(name, self.steps[name].kind, Outcome.SKIPPED)
+                            r.detail = f"{dep} did not finish"
+                            result.results[name] = r
+                            ctx.ui.finish(name, r.outcome, r.detail)
+                            blocked.add(name)
+                            sorter.done(name)
+                            continue
+                        running[pool.submit(run, name)] = (name, time.monotonic())
+                if not running:
+                    if stop:
+                        break
+                    continue
+                try:
+                    done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                except KeyboardInterrupt:
+                    # Let in-flight calls finish; start nothing new; the ledger stays current.
+                    stop = True
+                    result.interrupted = True
+                    ctx.cancel.set()
+                    continue
+                for fut in done:
+                    name, _ = running.pop(fut)
+                    r = fut.result()
+                    result.results[name] = r
+                    if r.outcome in (Outcome.FAILED, Outcome.CANCELLED):
+                        blocked.add(name)
+                        if r.outcome is Outcome.CANCELLED or mode in ("up", "teardown"):
+                            stop = True
+                    sorter.done(name)
+        finally:
+            pool.shutdown(wait=True)
+        for name, step in self.steps.items():
+            if name not in result.results:
+                outcome = Outcome.CANCELLED if result.interrupted else Outcome.SKIPPED
+                detail = "interrupted" if result.interrupted else "not started after a failure"
+                result.results[name] = StepResult(name, step.kind, outcome, detail=detail)
+        return result
+
+    def _failure(self, step: Step, exc: BaseException) -> StepResult:
+        if isinstance(exc, Cancelled | KeyboardInterrupt):
+            return StepResult(step.name, step.kind, Outcome.CANCELLED, detail="interrupted")
+        if isinstance(exc, botocore.exceptions.ClientError):
+            err: BaseException = StepError(step.name, exc.operation_name, describe_error(exc))
+        elif isinstance(exc, StepError | WaitTimeout):
+            err = exc
+        elif isinstance(exc, PclsError):
+            text = str(exc)
+            err = exc if text.startswith(step.name + ":") else PclsError(f"{step.name}: {text}")
+            err.exit_code = exc.exit_code  # type: ignore[attr-defined]
+        elif isinstance(exc, botocore.exceptions.BotoCoreError):
+            err = StepError(step.name, "call", str(exc))
+        else:
+            err = StepError(step.name, "run", f"{type(exc).__name__}: {exc}")
+        r = StepResult(step.name, step.kind, Outcome.FAILED, detail=str(err), error=err)
+        r.trace = "".join(traceback.format_exception(exc))
+        return r

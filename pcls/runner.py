@@ -1,0 +1,210 @@
+"""Wires config, AWS, ledger, reporter and engine together for one command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from pcls import config as config_mod
+from pcls import sandbox, steps
+from pcls.aws import Aws
+from pcls.engine import DEFAULT_PARALLEL, Context, Engine, Patience, RunResult
+from pcls.errors import (
+    EXIT_AWS,
+    EXIT_DRIFT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    ConfigError,
+    PclsError,
+)
+from pcls.ledger import Ledger
+from pcls.ui import ConsoleReporter, Outcome, Reporter
+
+SANDBOX_PATIENCE = Patience(poll_min=0.2, poll_max=1.0)
+
+
+@dataclass
+class Options:
+    config: Path
+    sandbox: bool = False
+    debug: bool = False
+    parallel: int = DEFAULT_PARALLEL
+    api_calls: bool = False
+
+
+@dataclass
+class Session:
+    cfg: config_mod.Config
+    aws: Aws
+    ledger: Ledger
+    ui: Reporter
+    ctx: Context
+    engine: Engine
+    console: Console
+
+
+def sandbox_endpoint(state_dir: Path, domain: str, console: Console) -> str:
+    """Start the sandbox when needed and make sure the registered domain's zone exists."""
+    state, started = sandbox.start(state_dir)
+    if started:
+        console.print(f"[cyan]SANDBOX[/] started at {state['url']} (pid {state['pid']})")
+    aws = Aws("us-east-1", endpoint_url=state["url"], sandbox=True)
+    sandbox.ensure_zone(aws.client("route53"), domain)
+    return str(state["url"])
+
+
+def open_session(
+    opts: Options, console: Console, ui: Reporter | None = None, patience: Patience | None = None
+) -> Session:
+    cfg = config_mod.load(opts.config)
+    endpoint = None
+    if opts.sandbox:
+        endpoint = sandbox_endpoint(cfg.state_dir, cfg.stack.domain, console)
+        patience = patience or SANDBOX_PATIENCE
+    region = cfg.stack.region or ("us-east-1" if opts.sandbox else None)
+    aws = Aws(region, endpoint_url=endpoint, sandbox=opts.sandbox)
+    ledger = Ledger(cfg.state_dir, cfg.stack.name)
+    reporter = ui or ConsoleReporter(console)
+    ctx = Context(cfg, aws, ledger, reporter, patience)
+    engine = Engine(ctx, steps.build(cfg), parallel=opts.parallel)
+    return Session(cfg, aws, ledger, reporter, ctx, engine, console)
+
+
+def target_line(s: Session) -> str:
+    ident = s.aws.identity()
+    parts = [f"account {ident['account']}", f"region {s.aws.region}"]
+    if s.aws.custom_endpoint:
+        parts.append(f"endpoint {s.aws.endpoint}")
+    if s.aws.sandbox:
+        parts.append("SANDBOX")
+    return "Target: " + " · ".join(parts) + f" · stack {s.cfg.stack.name}"
+
+
+def bind(s: Session) -> None:
+    """Before any write: check the ledger belongs to these credentials, then say where we go."""
+    ident = s.aws.identity()
+    s.ledger.check_target(ident["account"], s.aws.region)
+    s.console.print(f"[bold]{target_line(s)}[/]")
+
+
+def summary_line(result: RunResult) -> str:
+    counts: dict[str, int] = {}
+    for r in result.results.values():
+        counts[r.outcome.value] = counts.get(r.outcome.value, 0) + 1
+    return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+
+
+def finish(s: Session, result: RunResult, verb: str) -> int:
+    s.ui.close()
+    if result.interrupted:
+        s.console.print(f"interrupted; the ledger is saved. Run {verb} again to resume.")
+        return EXIT_INTERRUPTED
+    if result.failures:
+        first = result.failures[0]
+        print(f"error: {first.error}", file=sys.stderr)
+        return getattr(first.error, "exit_code", EXIT_AWS)
+    if result.remaining:
+        print(
+            "error: teardown finished but AWS still reports: " + ", ".join(result.remaining),
+            file=sys.stderr,
+        )
+        return EXIT_AWS
+    s.console.print(f"{verb}: {summary_line(result)}")
+    return EXIT_OK
+
+
+def cmd_up(s: Session) -> int:
+    bind(s)
+    with s.ledger.locked():
+        s.ledger.bind_target(s.aws.identity()["account"], s.aws.region)
+        result = s.engine.up()
+    return finish(s, result, "up")
+
+
+def cmd_plan(s: Session) -> int:
+    ident = s.aws.identity()
+    s.ledger.check_target(ident["account"], s.aws.region)
+    s.console.print(f"[bold]{target_line(s)}[/] (plan: read-only)")
+    result = s.engine.plan()
+    s.ui.close()
+    if result.failures:
+        return finish(s, result, "plan")
+    create = result.count(Outcome.WOULD_CREATE)
+    update = result.count(Outcome.WOULD_UPDATE)
+    same = result.count(Outcome.UNCHANGED)
+    s.console.print(f"Plan: {create} to create, {update} to update, {same} unchanged.")
+    return EXIT_OK
+
+
+def status_table(result: RunResult) -> Table:
+    table = Table(title="pcls status", show_lines=False)
+    for col in ("step", "kind", "id", "state", "sync", "difference"):
+        table.add_column(col, overflow="fold")
+    style = {Outcome.IN_SYNC: "green", Outcome.DRIFTED: "yellow", Outcome.MISSING: "red"}
+    for r in sorted(result.results.values(), key=lambda r: r.step):
+        state = ", ".join(f"{k}={v}" for k, v in r.details.items() if not isinstance(v, list))
+        table.add_row(
+            r.step,
+            r.kind,
+            r.id or "-",
+            state or "-",
+            f"[{style.get(r.outcome, 'red')}]{r.outcome.value}[/]",
+            "; ".join(r.drift) or (str(r.error) if r.error else ""),
+        )
+    return table
+
+
+def cmd_status(s: Session, as_json: bool) -> int:
+    result = s.engine.status()
+    s.ui.close()
+    ok = all(r.outcome is Outcome.IN_SYNC for r in result.results.values())
+    if as_json:
+        doc = {
+            "stack": s.cfg.stack.name,
+            "region": s.aws.region,
+            "in_sync": ok,
+            "resources": [r.to_dict() for r in result.results.values()],
+        }
+        print(json.dumps(doc, indent=2, default=str))
+    else:
+        s.console.print(status_table(result))
+    if result.failures:
+        if not as_json:
+            print(f"error: {result.failures[0].error}", file=sys.stderr)
+        return EXIT_AWS
+    return EXIT_OK if ok else EXIT_DRIFT
+
+
+def confirm_teardown(s: Session, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError("teardown: not a terminal; pass --yes to confirm deleting the stack")
+    name = s.cfg.stack.name
+    answer = input(f"Delete every resource of stack {name!r}? Type the stack name to confirm: ")
+    if answer.strip() != name:
+        raise ConfigError("teardown: confirmation did not match; nothing was deleted")
+
+
+def cmd_teardown(s: Session, yes: bool) -> int:
+    bind(s)
+    confirm_teardown(s, yes)
+    with s.ledger.locked():
+        result = s.engine.teardown()
+    code = finish(s, result, "teardown")
+    if code == EXIT_OK:
+        s.console.print("verified: AWS reports no resource of the stack")
+    return code
+
+
+def api_calls_report(aws: Aws) -> dict[str, Any]:
+    return aws.call_summary()
+
+
+__all__ = ["Options", "PclsError", "open_session"]

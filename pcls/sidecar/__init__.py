@@ -1,0 +1,1 @@
+"""Scripts shipped inside task definitions; stdlib only, read as package data."""

@@ -1,0 +1,502 @@
+"""Network: VPC, one public subnet per AZ, internet gateway, route table, security groups.
+
+Public subnets and public task IPs instead of NAT gateways: the bridges need public addresses
+for UDP media anyway, and NAT in two AZs would add about half to the idle bill. Inbound is
+closed by the security groups.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from pcls.aws import error_code, stack_filter, tag_drift, tags_of
+from pcls.config import Config
+from pcls.engine import Context, Resource, Step
+from pcls.errors import ConfigError
+
+ANYWHERE = "0.0.0.0/0"
+ANYWHERE6 = "::/0"
+XMPP_PORT = 5222
+WEB_PORT = 8000
+MEDIA_PORT = 10000
+
+
+def _tag_specs(ctx: Context, step: str, kind: str, name: str) -> list[dict[str, Any]]:
+    tags = [*ctx.tags(step), {"Key": "Name", "Value": name}]
+    return [{"ResourceType": kind, "Tags": tags}]
+
+
+def _ec2(ctx: Context) -> Any:
+    return ctx.aws.client("ec2")
+
+
+def _listing(ctx: Context, operation: str, key: str) -> list[dict[str, Any]]:
+    """Every resource of one EC2 type that carries this stack's tag: one call per type."""
+    return ctx.aws.all("ec2", operation, key, Filters=stack_filter(ctx.stack))
+
+
+def _retag(ctx: Context, step: str, res: Resource) -> None:
+    _ec2(ctx).create_tags(Resources=[res.id], Tags=ctx.tags(step))
+
+
+def availability_zones(ctx: Context) -> list[str]:
+    zones = ctx.aws.all(
+        "ec2",
+        "describe_availability_zones",
+        "AvailabilityZones",
+        Filters=[
+            {"Name": "state", "Values": ["available"]},
+            {"Name": "zone-type", "Values": ["availability-zone"]},
+        ],
+    )
+    return sorted(z["ZoneName"] for z in zones)
+
+
+class Vpc(Step):
+    name = "vpc"
+    kind = "ec2 vpc"
+
+    def preflight(self, ctx: Context) -> None:
+        zones = availability_zones(ctx)
+        want = ctx.cfg.network.azs
+        if len(zones) < want:
+            raise ConfigError(
+                f"network.azs: {want} asked, but {ctx.aws.region} offers {len(zones)} "
+                f"({', '.join(zones)}); set network.azs to at most {len(zones)}"
+            )
+
+    def find(self, ctx: Context) -> Resource | None:
+        vpc = ctx.pick(self.name, _listing(ctx, "describe_vpcs", "Vpcs"), "VpcId")
+        if vpc is None:
+            return None
+        return Resource(vpc["VpcId"], attrs={"vpc": vpc}, state=vpc.get("State", ""))
+
+    def create(self, ctx: Context) -> Resource:
+        vpc = _ec2(ctx).create_vpc(
+            CidrBlock=ctx.cfg.network.cidr,
+            TagSpecifications=_tag_specs(ctx, self.name, "vpc", f"{ctx.stack}-vpc"),
+        )["Vpc"]
+        return Resource(vpc["VpcId"], attrs={"vpc": vpc, "fresh": True})
+
+    def drift(self, ctx: Context, res: Resource) -> list[str]:
+        vpc = res.attrs["vpc"]
+        out = []
+        if vpc.get("CidrBlock") != ctx.cfg.network.cidr:
+            # A VPC's primary range cannot change; say so rather than pretend to repair it.
+            out.append(f"cidr {vpc.get('CidrBlock')} (config {ctx.cfg.network.cidr}; immutable)")
+        for attr in ("enableDnsSupport", "enableDnsHostnames"):
+            if res.attrs.get("fresh") and attr == "enableDnsSupport":
+                continue  # on by default for a new VPC
+            if res.attrs.get("fresh"):
+                value = False
+            else:
+                value = _ec2(ctx).describe_vpc_attribute(VpcId=res.id, Attribute=attr)
+                value = value[attr[0].upper() + attr[1:]]["Value"]
+            if not value:
+                out.append(f"{attr} off")
+        out += tag_drift(ctx.tag_dict(self.name), tags_of(vpc.get("Tags")))
+        return out
+
+    def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
+        ec2 = _ec2(ctx)
+        for attr in ("enableDnsSupport", "enableDnsHostnames"):
+            if f"{attr} off" in drift:
+                key = attr[0].upper() + attr[1:]
+                ec2.modify_vpc_attribute(VpcId=res.id, **{key: {"Value": True}})
+        if any(d.startswith("tag ") for d in drift):
+            _retag(ctx, self.name, res)
+
+    def delete(self, ctx: Context, res: Resource) -> None:
+        ctx.retry_while(
+            self.name,
+            lambda: _ignore_missing(lambda: _ec2(ctx).delete_vpc(VpcId=res.id)),
+            codes=("DependencyViolation",),
+            timeout=ctx.patience.dependency_release,
+            why="waiting for the VPC's dependents to go",
+            blocker=lambda: _enis(ctx, [{"Name": "vpc-id", "Values": [res.id]}]),
+        )
+
+
+class Subnet(Step):
+    kind = "ec2 subnet"
+    depends_on = ("vpc",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.name = f"subnet-{index + 1}"
+
+    def _desired(self, ctx: Context) -> tuple[str, str]:
+        net = ipaddress.IPv4Network(ctx.cfg.network.cidr)
+        cidr = str(list(net.subnets(prefixlen_diff=4))[self.index])
+        return cidr, availability_zones(ctx)[self.index]
+
+    def find(self, ctx: Context) -> Resource | None:
+        sub = ctx.pick(self.name, _listing(ctx, "describe_subnets", "Subnets"), "SubnetId")
+        if sub is None:
+            return None
+        return Resource(
+            sub["SubnetId"],
+            attrs={"subnet": sub, "az": sub["AvailabilityZone"]},
+            state=sub.get("State", ""),
+        )
+
+    def create(self, ctx: Context) -> Resource:
+        cidr, az = self._desired(ctx)
+        sub = _ec2(ctx).create_subnet(
+            VpcId=ctx.out("vpc").id,
+            CidrBlock=cidr,
+            AvailabilityZone=az,
+            TagSpecifications=_tag_specs(ctx, self.name, "subnet", f"{ctx.stack}-public-{az}"),
+        )["Subnet"]
+        return Resource(sub["SubnetId"], attrs={"subnet": sub, "az": az})
+
+    def drift(self, ctx: Context, res: Resource) -> list[str]:
+        sub = res.attrs["subnet"]
+        out = []
+        if sub.get("VpcId") != ctx.out("vpc").id:
+            out.append(f"in {sub.get('VpcId')}, not the stack's VPC (delete it to recreate)")
+        if not sub.get("MapPublicIpOnLaunch"):
+            out.append("MapPublicIpOnLaunch off")
+        out += tag_drift(ctx.tag_dict(self.name), tags_of(sub.get("Tags")))
+        return out
+
+    def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
+        if "MapPublicIpOnLaunch off" in drift:
+            _ec2(ctx).modify_subnet_attribute(SubnetId=res.id, MapPublicIpOnLaunch={"Value": True})
+        if any(d.startswith("tag ") for d in drift):
+            _retag(ctx, self.name, res)
+
+    def delete(self, ctx: Context, res: Resource) -> None:
+        ctx.retry_while(
+            self.name,
+            lambda: _ignore_missing(lambda: _ec2(ctx).delete_subnet(SubnetId=res.id)),
+            codes=("DependencyViolation",),
+            timeout=ctx.patience.dependency_release,
+            why="waiting for network interfaces in the subnet to be released",
+            blocker=lambda: _enis(ctx, [{"Name": "subnet-id", "Values": [res.id]}]),
+        )
+
+
+class InternetGateway(Step):
+    name = "internet-gateway"
+    kind = "ec2 internet-gateway"
+    depends_on = ("vpc",)
+
+    def find(self, ctx: Context) -> Resource | None:
+        items = _listing(ctx, "describe_internet_gateways", "InternetGateways")
+        igw = ctx.pick(self.name, items, "InternetGatewayId")
+        if igw is None:
+            return None
+        return Resource(igw["InternetGatewayId"], attrs={"igw": igw})
+
+    def create(self, ctx: Context) -> Resource:
+        igw = _ec2(ctx).create_internet_gateway(
+            TagSpecifications=_tag_specs(ctx, self.name, "internet-gateway", f"{ctx.stack}-igw")
+        )["InternetGateway"]
+        return Resource(igw["InternetGatewayId"], attrs={"igw": igw})
+
+    def drift(self, ctx: Context, res: Resource) -> list[str]:
+        igw = res.attrs["igw"]
+        vpc_id = ctx.out("vpc").id
+        attached = [a["VpcId"] for a in igw.get("Attachments", [])]
+        out = [] if vpc_id in attached else [f"not attached to {vpc_id}"]
+        return out + tag_drift(ctx.tag_dict(self.name), tags_of(igw.get("Tags")))
+
+    def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
+        ec2 = _ec2(ctx)
+        vpc_id = ctx.out("vpc").id
+        if f"not attached to {vpc_id}" in drift:
+            for a in res.attrs["igw"].get("Attachments", []):
+                ec2.detach_internet_gateway(InternetGatewayId=res.id, VpcId=a["VpcId"])
+            ec2.attach_internet_gateway(InternetGatewayId=res.id, VpcId=vpc_id)
+        if any(d.startswith("tag ") for d in drift):
+            _retag(ctx, self.name, res)
+
+    def delete(self, ctx: Context, res: Resource) -> None:
+        ec2 = _ec2(ctx)
+        for a in res.attrs["igw"].get("Attachments", []):
+            # Mapped public addresses of lingering ENIs block the detach for minutes.
+            ctx.retry_while(
+                self.name,
+                lambda a=a: _ignore_missing(
+                    lambda: ec2.detach_internet_gateway(InternetGatewayId=res.id, VpcId=a["VpcId"]),
+                    also=("Gateway.NotAttached",),
+                ),
+                codes=("DependencyViolation",),
+                timeout=ctx.patience.dependency_release,
+                why="waiting for public addresses in the VPC to be released",
+                blocker=lambda a=a: _enis(ctx, [{"Name": "vpc-id", "Values": [a["VpcId"]]}]),
+            )
+        _ignore_missing(lambda: ec2.delete_internet_gateway(InternetGatewayId=res.id))
+
+
+class RouteTable(Step):
+    name = "route-table"
+    kind = "ec2 route-table"
+
+    def __init__(self, subnets: list[str]) -> None:
+        self.subnets = subnets
+        self.depends_on = ("vpc", "internet-gateway", *subnets)
+
+    def find(self, ctx: Context) -> Resource | None:
+        items = _listing(ctx, "describe_route_tables", "RouteTables")
+        rt = ctx.pick(self.name, items, "RouteTableId")
+        if rt is None:
+            return None
+        return Resource(rt["RouteTableId"], attrs={"rt": rt})
+
+    def create(self, ctx: Context) -> Resource:
+        rt = _ec2(ctx).create_route_table(
+            VpcId=ctx.out("vpc").id,
+            TagSpecifications=_tag_specs(ctx, self.name, "route-table", f"{ctx.stack}-public"),
+        )["RouteTable"]
+        return Resource(rt["RouteTableId"], attrs={"rt": rt})
+
+    def _state(self, ctx: Context, res: Resource) -> tuple[str | None, list[str], dict[str, str]]:
+        rt = res.attrs["rt"]
+        default = next(
+            (r for r in rt.get("Routes", []) if r.get("DestinationCidrBlock") == ANYWHERE), None
+        )
+        target = default.get("GatewayId") if default else None
+        associated = [a.get("SubnetId") for a in rt.get("Associations", []) if a.get("SubnetId")]
+        # A subnet explicitly associated elsewhere must be moved, not associated twice.
+        elsewhere: dict[str, str] = {}
+        subnet_ids = [ctx.out(s).id for s in self.subnets]
+        missing = [s for s in subnet_ids if s not in associated]
+        if missing:
+            others = ctx.aws.all(
+                "ec2",
+                "describe_route_tables",
+                "RouteTables",
+                Filters=[{"Name": "association.subnet-id", "Values": missing}],
+            )
+            for other in others:
+                for a in other.get("Associations", []):
+                    if a.get("SubnetId") in missing:
+                        elsewhere[a["SubnetId"]] = a["RouteTableAssociationId"]
+        return target, missing, elsewhere
+
+    def drift(self, ctx: Context, res: Resource) -> list[str]:
+        igw = ctx.out("internet-gateway").id
+        target, missing, _ = self._state(ctx, res)
+        out = []
+        if target != igw:
+            out.append(f"default route to {target or 'nothing'}, not {igw}")
+        out += [f"subnet {s} not associated" for s in missing]
+        return out + tag_drift(ctx.tag_dict(self.name), tags_of(res.attrs["rt"].get("Tags")))
+
+    def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
+        ec2 = _ec2(ctx)
+        igw = ctx.out("internet-gateway").id
+        target, missing, elsewhere = self._state(ctx, res)
+        if target is None:
+            ec2.create_route(RouteTableId=res.id, DestinationCidrBlock=ANYWHERE, GatewayId=igw)
+        elif target != igw:
+            ec2.replace_route(RouteTableId=res.id, DestinationCidrBlock=ANYWHERE, GatewayId=igw)
+        for subnet in missing:
+            if subnet in elsewhere:
+                ec2.replace_route_table_association(
+                    AssociationId=elsewhere[subnet], RouteTableId=res.id
+                )
+            else:
+                ec2.associate_route_table(RouteTableId=res.id, SubnetId=subnet)
+        if any(d.startswith("tag ") for d in drift):
+            _retag(ctx, self.name, res)
+
+    def delete(self, ctx: Context, res: Resource) -> None:
+        ec2 = _ec2(ctx)
+        for a in res.attrs["rt"].get("Associations", []):
+            if not a.get("Main"):
+                _ignore_missing(
+                    lambda a=a: ec2.disassociate_route_table(
+                        AssociationId=a["RouteTableAssociationId"]
+                    )
+                )
+        _ignore_missing(lambda: ec2.delete_route_table(RouteTableId=res.id))
+
+
+Rule = tuple[str, int, int, str]  # protocol, from, to, "cidr:..." | "cidr6:..." | "sg:<step>"
+
+
+def _rule_text(rule: Rule) -> str:
+    proto, lo, hi, src = rule
+    ports = "all" if proto == "-1" else (f"{lo}" if lo == hi else f"{lo}-{hi}")
+    return f"{'all' if proto == '-1' else proto}/{ports} {src}"
+
+
+def _flatten(perms: list[dict[str, Any]], sg_names: dict[str, str]) -> set[Rule]:
+    out: set[Rule] = set()
+    for p in perms:
+        proto = str(p.get("IpProtocol"))
+        lo, hi = int(p.get("FromPort", -1)), int(p.get("ToPort", -1))
+        if proto == "-1":
+            lo = hi = -1
+        for r in p.get("IpRanges", []):
+            out.add((proto, lo, hi, f"cidr:{r['CidrIp']}"))
+        for r in p.get("Ipv6Ranges", []):
+            out.add((proto, lo, hi, f"cidr6:{r['CidrIpv6']}"))
+        for r in p.get("UserIdGroupPairs", []):
+            gid = r["GroupId"]
+            out.add((proto, lo, hi, f"sg:{sg_names.get(gid, gid)}"))
+    return out
+
+
+def _permission(rule: Rule, ctx: Context, description: str) -> dict[str, Any]:
+    proto, lo, hi, src = rule
+    perm: dict[str, Any] = {"IpProtocol": proto}
+    if proto != "-1":
+        perm.update(FromPort=lo, ToPort=hi)
+    kind, value = src.split(":", 1)
+    if kind == "cidr":
+        perm["IpRanges"] = [{"CidrIp": value, "Description": description}]
+    elif kind == "cidr6":
+        perm["Ipv6Ranges"] = [{"CidrIpv6": value, "Description": description}]
+    else:
+        perm["UserIdGroupPairs"] = [{"GroupId": ctx.out(value).id, "Description": description}]
+    return perm
+
+
+class SecurityGroup(Step):
+    """A group whose rules are reconciled: missing rules added, extra rules revoked."""
+
+    kind = "ec2 security-group"
+
+    def __init__(self, role: str, ingress: list[tuple[Rule, str]], refs: tuple[str, ...]) -> None:
+        self.role = role
+        self.name = f"sg-{role}"
+        self.ingress = ingress
+        self.depends_on = ("vpc", *refs)
+
+    def group_name(self, ctx: Context) -> str:
+        return f"{ctx.stack}-{self.role}"
+
+    def find(self, ctx: Context) -> Resource | None:
+        items = _listing(ctx, "describe_security_groups", "SecurityGroups")
+        sg = ctx.pick(self.name, items, "GroupId")
+        if sg is None:
+            return None
+        return Resource(sg["GroupId"], attrs={"sg": sg})
+
+    def create(self, ctx: Context) -> Resource:
+        name = self.group_name(ctx)
+        sg_id = _ec2(ctx).create_security_group(
+            GroupName=name,
+            Description=f"pcls {ctx.stack} {self.role}",
+            VpcId=ctx.out("vpc").id,
+            TagSpecifications=_tag_specs(ctx, self.name, "security-group", name),
+        )["GroupId"]
+        # A new group has only the default allow-all egress rule.
+        sg = {
+            "GroupId": sg_id,
+            "IpPermissions": [],
+            "IpPermissionsEgress": [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": ANYWHERE}]}],
+            "Tags": ctx.tags(self.name),
+        }
+        return Resource(sg_id, attrs={"sg": sg})
+
+    def _sg_names(self, ctx: Context) -> dict[str, str]:
+        return {ctx.outputs[d].id: d for d in self.depends_on if d in ctx.outputs}
+
+    def _rules(self, ctx: Context, res: Resource) -> tuple[set[Rule], set[Rule], set[Rule]]:
+        names = self._sg_names(ctx)
+        want = {rule for rule, _ in self.ingress}
+        have = _flatten(res.attrs["sg"].get("IpPermissions", []), names)
+        egress = _flatten(res.attrs["sg"].get("IpPermissionsEgress", []), names)
+        return want - have, have - want, egress
+
+    def drift(self, ctx: Context, res: Resource) -> list[str]:
+        missing, extra, egress = self._rules(ctx, res)
+        out = [f"ingress {_rule_text(r)} missing" for r in sorted(missing)]
+        out += [f"ingress {_rule_text(r)} not in config" for r in sorted(extra)]
+        if ("-1", -1, -1, f"cidr:{ANYWHERE}") not in egress:
+            out.append("egress to anywhere missing")
+        return out + tag_drift(ctx.tag_dict(self.name), tags_of(res.attrs["sg"].get("Tags")))
+
+    def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
+        ec2 = _ec2(ctx)
+        missing, extra, _ = self._rules(ctx, res)
+        described = dict(self.ingress)
+        if missing:
+            ec2.authorize_security_group_ingress(
+                GroupId=res.id,
+                IpPermissions=[_permission(r, ctx, described[r]) for r in sorted(missing)],
+            )
+        if extra:
+            ec2.revoke_security_group_ingress(
+                GroupId=res.id, IpPermissions=[_permission(r, ctx, "") for r in sorted(extra)]
+            )
+        if "egress to anywhere missing" in drift:
+            ec2.authorize_security_group_egress(
+                GroupId=res.id,
+                IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": ANYWHERE}]}],
+            )
+        if any(d.startswith("tag ") for d in drift):
+            _retag(ctx, self.name, res)
+
+    def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
+        return {"rules": len(res.attrs["sg"].get("IpPermissions", []))}
+
+    def delete(self, ctx: Context, res: Resource) -> None:
+        ctx.retry_while(
+            self.name,
+            lambda: _ignore_missing(lambda: _ec2(ctx).delete_security_group(GroupId=res.id)),
+            codes=("DependencyViolation",),
+            timeout=ctx.patience.dependency_release,
+            why="waiting for network interfaces using the group to be released",
+            blocker=lambda: _enis(ctx, [{"Name": "group-id", "Values": [res.id]}]),
+        )
+
+
+def _ignore_missing(fn: Any, also: tuple[str, ...] = ()) -> Any:
+    """Deletes treat not-found as done."""
+    import botocore.exceptions
+
+    try:
+        return fn()
+    except botocore.exceptions.ClientError as exc:
+        code = error_code(exc)
+        if code.endswith(".NotFound") or code.endswith("NotFound") or code in also:
+            return None
+        raise
+
+
+def _enis(ctx: Context, filters: list[dict[str, Any]]) -> str:
+    """Which network interfaces still hold a resource (for the progress line)."""
+    try:
+        enis = _ec2(ctx).describe_network_interfaces(Filters=filters)["NetworkInterfaces"]
+    except Exception:  # the blocker text is a hint; never fail the retry over it
+        return ""
+    return ", ".join(
+        f"{e['NetworkInterfaceId']} ({e.get('Description') or e.get('InterfaceType', '')})"
+        for e in enis[:5]
+    )
+
+
+def steps(cfg: Config) -> list[Step]:
+    subnets = [Subnet(i) for i in range(cfg.network.azs)]
+    alb_in: list[tuple[Rule, str]] = [
+        (("tcp", 443, 443, f"cidr:{ANYWHERE}"), "HTTPS from anywhere"),
+        (("tcp", 80, 80, f"cidr:{ANYWHERE}"), "HTTP redirect from anywhere"),
+    ]
+    jvb_in: list[tuple[Rule, str]] = [
+        (("udp", MEDIA_PORT, MEDIA_PORT, f"cidr:{ANYWHERE}"), "media from anywhere"),
+    ]
+    if cfg.network.dual_stack:
+        alb_in += [
+            (("tcp", 443, 443, f"cidr6:{ANYWHERE6}"), "HTTPS from anywhere (IPv6)"),
+            (("tcp", 80, 80, f"cidr6:{ANYWHERE6}"), "HTTP redirect from anywhere (IPv6)"),
+        ]
+    signal_in: list[tuple[Rule, str]] = [
+        (("tcp", WEB_PORT, WEB_PORT, "sg:sg-alb"), "web from the load balancer"),
+        (("tcp", XMPP_PORT, XMPP_PORT, "sg:sg-jvb"), "XMPP from the bridges"),
+    ]
+    return [
+        Vpc(),
+        *subnets,
+        InternetGateway(),
+        RouteTable([s.name for s in subnets]),
+        SecurityGroup("alb", alb_in, ()),
+        SecurityGroup("jvb", jvb_in, ()),
+        SecurityGroup("signal", signal_in, ("sg-alb", "sg-jvb")),
+    ]
