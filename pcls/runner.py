@@ -119,12 +119,21 @@ def finish(s: Session, result: RunResult, verb: str) -> int:
     return EXIT_OK
 
 
-def cmd_up(s: Session) -> int:
-    bind(s)
+def do_up(s: Session) -> RunResult:
     with s.ledger.locked():
         s.ledger.bind_target(s.aws.identity()["account"], s.aws.region)
-        result = s.engine.up()
-    return finish(s, result, "up")
+        return s.engine.up()
+
+
+def do_teardown(s: Session) -> RunResult:
+    with s.ledger.locked():
+        s.ledger.check_target(s.aws.identity()["account"], s.aws.region)
+        return s.engine.teardown()
+
+
+def cmd_up(s: Session) -> int:
+    bind(s)
+    return finish(s, do_up(s), "up")
 
 
 def cmd_plan(s: Session) -> int:
@@ -195,9 +204,7 @@ def confirm_teardown(s: Session, yes: bool) -> None:
 def cmd_teardown(s: Session, yes: bool) -> int:
     bind(s)
     confirm_teardown(s, yes)
-    with s.ledger.locked():
-        result = s.engine.teardown()
-    code = finish(s, result, "teardown")
+    code = finish(s, do_teardown(s), "teardown")
     if code == EXIT_OK:
         s.console.print("verified: AWS reports no resource of the stack")
     return code

@@ -1,0 +1,35 @@
+"""Shared fixtures: fake credentials → moto → a pcls session on a temp config."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MOTO_ACM_VALIDATION_WAIT", "0")
+for _key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_PROFILE"):
+    os.environ.pop(_key, None)
+os.environ["AWS_ACCESS_KEY_ID"] = "testing"
+os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
+os.environ["AWS_SESSION_TOKEN"] = "testing"
+os.environ["AWS_DEFAULT_REGION"] = "eu-central-1"
+
+from moto import mock_aws  # noqa: E402  (after the environment is set)
+
+from tests.harness import Harness  # noqa: E402
+
+REGION = "eu-central-1"
+DOMAIN = "meet.example.com"
+
+
+@pytest.fixture
+def aws_mock() -> Iterator[None]:
+    with mock_aws(config={"iam": {"load_aws_managed_policies": False}}):
+        yield
+
+
+@pytest.fixture
+def harness(tmp_path: Path, aws_mock: None) -> Harness:
+    return Harness(tmp_path, region=REGION, domain=DOMAIN)
