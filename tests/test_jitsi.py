@@ -1,0 +1,620 @@
+"""Task definitions of pcls.jitsi checked against the env catalog of the Jitsi images."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import botocore.session
+import pytest
+from botocore.validate import ParamValidator
+
+# Importable without an install: the repository root, when no conftest or install provides it.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pcls import jitsi
+from pcls.jitsi import (
+    AUTH_MODES,
+    FARGATE_SIZES,
+    JitsiParams,
+    container_env,
+    container_secrets,
+    fargate_size_error,
+    jicofo_heap_mib,
+    jvb_task_definition,
+    signal_task_definition,
+    videobridge_heap_mib,
+)
+
+CATALOG = json.loads((Path(__file__).parent / "data" / "jitsi-env-catalog.json").read_text())
+ARN = "arn:aws:ssm:eu-west-1:123456789012:parameter/pcls/meet/"
+SECRET_ARNS = {
+    "JICOFO_AUTH_PASSWORD": ARN + "jicofo-auth-password",
+    "JVB_AUTH_PASSWORD": ARN + "jvb-auth-password",
+    "JWT_APP_SECRET": ARN + "jwt-app-secret",
+}
+SIDECAR = {"name": "bridge-guard", "image": "python:3.12-alpine", "essential": False}
+
+# Vars that may legitimately differ between the containers that read them: XMPP_SERVER is a
+# network name (127.0.0.1 for jicofo inside the signal task, the Cloud Map name for the bridge).
+MAY_DIFFER = {"XMPP_SERVER"}
+
+
+def make_params(**overrides) -> JitsiParams:
+    base = {
+        "stack": "meet",
+        "domain": "meet.example.com",
+        "image_tag": jitsi.JITSI_TAG_DEFAULT,
+        "auth": "open",
+        "jwt_app_id": "",
+        "xmpp_server": "xmpp.meet.internal",
+        "stun_servers": ("meet-jit-si-turnrelay.jitsi.net:443",),
+        "timezone": "UTC",
+        "signal_cpu": jitsi.SIGNAL_CPU_DEFAULT,
+        "signal_memory": jitsi.SIGNAL_MEMORY_DEFAULT,
+        "jvb_cpu": jitsi.JVB_CPU_DEFAULT,
+        "jvb_memory": jitsi.JVB_MEMORY_DEFAULT,
+        "log_group": "/pcls/meet",
+        "region": "eu-west-1",
+        "secret_arns": {k: v for k, v in SECRET_ARNS.items() if k != "JWT_APP_SECRET"},
+        "execution_role_arn": "arn:aws:iam::123456789012:role/meet-exec",
+        "signal_task_role_arn": "arn:aws:iam::123456789012:role/meet-signal",
+        "jvb_task_role_arn": "arn:aws:iam::123456789012:role/meet-jvb",
+    }
+    if overrides.get("auth") == "jwt":
+        base["jwt_app_id"] = "meet-app"
+        base["secret_arns"] = dict(SECRET_ARNS)
+    base.update(overrides)
+    return JitsiParams(**base)
+
+
+def jitsi_containers(params: JitsiParams) -> list[dict]:
+    """Every container that runs a Jitsi image, from both task definitions."""
+    defs = signal_task_definition(params), jvb_task_definition(params)
+    return [
+        c
+        for td in defs
+        for c in td["containerDefinitions"]
+        if c["image"].startswith(jitsi.IMAGE_REPO + "/")
+    ]
+
+
+def catalog_key(container: dict) -> str:
+    """'ghcr.io/jitsi/web:stable-…' -> 'jitsi/web', the catalog's image key."""
+    return "jitsi/" + container["image"].split("/")[-1].split(":")[0]
+
+
+def set_vars(container: dict) -> set[str]:
+    env = {e["name"] for e in container.get("environment", [])}
+    secrets = {s["name"] for s in container.get("secrets", [])}
+    assert not env & secrets, f"{container['name']}: set both as env and as secret"
+    return env | secrets
+
+
+@pytest.fixture(params=AUTH_MODES)
+def params(request) -> JitsiParams:
+    return make_params(auth=request.param)
+
+
+# --- the catalog contract -------------------------------------------------------------------
+
+
+def test_catalog_copy_has_the_expected_shape():
+    assert set(CATALOG["images"]) == {"jitsi/web", "jitsi/prosody", "jitsi/jicofo", "jitsi/jvb"}
+    assert set(CATALOG["wiring_required"]) == set(CATALOG["images"])
+    assert CATALOG["source"]["stable_tag"] == jitsi.JITSI_TAG_DEFAULT
+
+
+def test_one_container_per_jitsi_image(params):
+    keys = sorted(catalog_key(c) for c in jitsi_containers(params))
+    assert keys == sorted(CATALOG["images"])
+    for c in jitsi_containers(params):
+        assert c["image"] == f"ghcr.io/{catalog_key(c)}:{params.image_tag}"
+
+
+def test_every_var_set_is_read_by_that_image(params):
+    for c in jitsi_containers(params):
+        known = set(CATALOG["images"][catalog_key(c)]["vars"])
+        unknown = set_vars(c) - known
+        assert not unknown, f"{c['name']} sets vars its image does not read: {sorted(unknown)}"
+
+
+# The catalog's wiring_required lists are the same for every auth mode (none of its entries is an
+# auth variable), so they are checked as they stand in every mode; the auth variables are checked
+# per mode further down. One entry cannot be a task definition value: JVB_MUC_NICKNAME must differ
+# per bridge (it defaults to $HOSTNAME) while all bridges share one task definition. It is instead
+# exported per task by the jvb entrypoint wrapper, which the next test checks.
+SET_PER_TASK = {"jitsi/jvb": {"JVB_MUC_NICKNAME"}}
+
+
+def test_every_wiring_required_var_is_set(params):
+    for c in jitsi_containers(params):
+        key = catalog_key(c)
+        required = set(CATALOG["wiring_required"][key]) - SET_PER_TASK.get(key, set())
+        missing = required - set_vars(c)
+        assert not missing, f"{c['name']} lacks wiring_required vars: {sorted(missing)}"
+
+
+def test_bridge_nickname_is_set_per_task_not_in_the_task_definition():
+    (jvb,) = [c for c in jitsi_containers(make_params()) if catalog_key(c) == "jitsi/jvb"]
+    assert "JVB_MUC_NICKNAME" not in set_vars(jvb)
+    assert jvb["entryPoint"] == ["/bin/sh", "-c"]
+    (script,) = jvb["command"]
+    assert 'export JVB_MUC_NICKNAME="${JVB_MUC_NICKNAME:-${HOSTNAME:-' in script
+    assert script.endswith("exec /init")  # the image's own entrypoint, as PID 1
+
+
+def test_shared_vars_are_identical_in_every_container(params):
+    seen: dict[str, dict[str, str]] = {}
+    for c in jitsi_containers(params):
+        for e in c["environment"]:
+            seen.setdefault(e["name"], {})[c["name"]] = e["value"]
+    for name, values in seen.items():
+        if name not in MAY_DIFFER:
+            assert len(set(values.values())) == 1, f"{name} differs: {values}"
+
+
+def test_shared_vars_are_set_in_every_container_that_reads_them(params):
+    # Variables that must agree across containers (catalog wiring_notes) are set in all readers,
+    # so no container silently falls back to an image default that might differ.
+    must_agree = {
+        "XMPP_DOMAIN",
+        "XMPP_AUTH_DOMAIN",
+        "XMPP_MUC_DOMAIN",
+        "XMPP_INTERNAL_MUC_DOMAIN",
+        "ENABLE_AUTH",
+        "ENABLE_XMPP_WEBSOCKET",
+        "JVB_AUTH_USER",
+        "TZ",
+    }
+    for c in jitsi_containers(params):
+        reads = set(CATALOG["images"][catalog_key(c)]["vars"])
+        missing = (must_agree & reads) - set_vars(c)
+        assert not missing, f"{c['name']} reads but does not set {sorted(missing)}"
+    # ENABLE_OCTO must match between jicofo and the bridges; JVB_BREWERY_MUC too (prosody reads
+    # it only in brewery mode, which is not used).
+    env = {**container_env(signal_task_definition(params))}
+    env.update(container_env(jvb_task_definition(params)))
+    assert env["jicofo"]["ENABLE_OCTO"] == env["jvb"]["ENABLE_OCTO"] == "0"
+    assert env["jicofo"]["JVB_BREWERY_MUC"] == env["jvb"]["JVB_BREWERY_MUC"]
+
+
+def test_boolean_values_parse_in_the_image_templates(params):
+    # The templates feed flags through tpl's toBool (Go strconv.ParseBool); "yes"/"on" would be
+    # read as true whatever they meant, so only ParseBool spellings are used.
+    go_bools = {"1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False"}
+    flags = re.compile(r"^(ENABLE_|DISABLE_)|_ENABLED$|_REQUIRE_|HEALTH_CHECKS$")
+    for c in jitsi_containers(params):
+        for e in c["environment"]:
+            if flags.search(e["name"]):
+                assert e["value"] in go_bools, f"{c['name']} {e['name']}={e['value']!r}"
+
+
+# --- secrets --------------------------------------------------------------------------------
+
+
+def test_no_secret_in_any_environment(params):
+    for c in jitsi_containers(params):
+        for e in c["environment"]:
+            assert not re.search(r"PASSWORD|SECRET", e["name"]), f"{c['name']}: {e['name']}"
+            assert not e["value"].startswith("arn:aws:ssm"), f"{c['name']}: {e['name']}"
+        text = json.dumps(c["environment"])
+        for arn in SECRET_ARNS.values():
+            assert arn not in text
+
+
+def test_secrets_go_to_exactly_the_containers_that_read_them(params):
+    secrets = container_secrets(signal_task_definition(params))
+    secrets.update(container_secrets(jvb_task_definition(params)))
+    expected = {
+        "web": {},
+        "prosody": {"JICOFO_AUTH_PASSWORD", "JVB_AUTH_PASSWORD"},
+        "jicofo": {"JICOFO_AUTH_PASSWORD"},
+        "jvb": {"JVB_AUTH_PASSWORD"},
+    }
+    if params.auth == "jwt":
+        expected["prosody"].add("JWT_APP_SECRET")
+    for name, wanted in expected.items():
+        assert set(secrets[name]) == set(wanted), name
+        for var, arn in secrets[name].items():
+            assert arn == SECRET_ARNS[var]
+    # and every secret reader according to the catalog got it
+    for c in jitsi_containers(params):
+        reads = set(CATALOG["images"][catalog_key(c)]["vars"])
+        for var in params.secret_arns:
+            if var in reads and (var != "JWT_APP_SECRET" or params.auth == "jwt"):
+                assert var in secrets[c["name"]], f"{c['name']} reads {var} but lacks it"
+
+
+def test_missing_secret_arn_is_refused():
+    with pytest.raises(ValueError, match="JVB_AUTH_PASSWORD"):
+        signal_task_definition(make_params(secret_arns={"JICOFO_AUTH_PASSWORD": ARN + "x"}))
+    no_jwt = {k: v for k, v in SECRET_ARNS.items() if k != "JWT_APP_SECRET"}
+    with pytest.raises(ValueError, match="JWT_APP_SECRET"):
+        jvb_task_definition(make_params(auth="jwt", secret_arns=no_jwt))
+
+
+def test_jwt_secret_arn_is_ignored_outside_jwt_mode():
+    params = make_params(auth="internal", secret_arns=dict(SECRET_ARNS))
+    assert "JWT_APP_SECRET" not in container_secrets(signal_task_definition(params))["prosody"]
+
+
+# --- auth modes -----------------------------------------------------------------------------
+
+
+def auth_env(params: JitsiParams) -> dict[str, dict[str, str]]:
+    env = container_env(signal_task_definition(params))
+    auth_vars = {"ENABLE_AUTH", "AUTH_TYPE", "ENABLE_GUESTS", "JWT_APP_ID"}
+    return {name: {k: v for k, v in e.items() if k in auth_vars} for name, e in env.items()}
+
+
+def test_open_mode():
+    assert auth_env(make_params(auth="open")) == {
+        "web": {"ENABLE_AUTH": "0"},
+        "prosody": {"ENABLE_AUTH": "0"},
+        "jicofo": {"ENABLE_AUTH": "0"},
+    }
+
+
+def test_internal_mode():
+    assert auth_env(make_params(auth="internal")) == {
+        "web": {"ENABLE_AUTH": "1", "ENABLE_GUESTS": "1"},
+        "prosody": {"ENABLE_AUTH": "1", "AUTH_TYPE": "internal", "ENABLE_GUESTS": "1"},
+        "jicofo": {"ENABLE_AUTH": "1", "AUTH_TYPE": "internal"},
+    }
+
+
+def test_jwt_mode():
+    assert auth_env(make_params(auth="jwt")) == {
+        "web": {"ENABLE_AUTH": "1"},
+        "prosody": {"ENABLE_AUTH": "1", "AUTH_TYPE": "jwt", "JWT_APP_ID": "meet-app"},
+        "jicofo": {"ENABLE_AUTH": "1", "AUTH_TYPE": "jwt"},
+    }
+
+
+def test_auth_vars_reach_every_container_that_reads_them(params):
+    # Checked against the catalog, so a new reader in a future image shows up here.
+    by_mode = {
+        "open": {"ENABLE_AUTH"},
+        "internal": {"ENABLE_AUTH", "AUTH_TYPE", "ENABLE_GUESTS"},
+        "jwt": {"ENABLE_AUTH", "AUTH_TYPE", "JWT_APP_ID", "JWT_APP_SECRET"},
+    }[params.auth]
+    for c in jitsi_containers(params):
+        reads = set(CATALOG["images"][catalog_key(c)]["vars"])
+        missing = (by_mode & reads) - set_vars(c)
+        assert not missing, f"{c['name']} reads {sorted(missing)} but does not get them"
+
+
+def test_jvb_has_no_auth_vars(params):
+    env = container_env(jvb_task_definition(params))["jvb"]
+    assert not {"ENABLE_AUTH", "AUTH_TYPE", "ENABLE_GUESTS", "JWT_APP_ID"} & set(env)
+
+
+@pytest.mark.parametrize("bad", ["ldap", "", "JWT", "none"])
+def test_unknown_auth_mode_is_refused(bad):
+    with pytest.raises(ValueError, match="unknown auth mode"):
+        signal_task_definition(make_params(auth=bad))
+
+
+def test_jwt_without_app_id_is_refused():
+    with pytest.raises(ValueError, match="jwt_app_id"):
+        signal_task_definition(make_params(auth="jwt", jwt_app_id=""))
+
+
+# --- the wiring the notes ask for -----------------------------------------------------------
+
+
+def test_signal_task_env():
+    env = container_env(signal_task_definition(make_params()))
+    assert env["web"] == {
+        "DISABLE_HTTPS": "1",
+        "ENABLE_AUTH": "0",
+        "ENABLE_HTTP_REDIRECT": "0",
+        "ENABLE_LETSENCRYPT": "0",
+        "ENABLE_XMPP_WEBSOCKET": "1",
+        "PUBLIC_URL": "https://meet.example.com",
+        "TZ": "UTC",
+        "XMPP_BOSH_URL_BASE": "http://127.0.0.1:5280",
+        "XMPP_DOMAIN": "meet.jitsi",
+        "XMPP_MUC_DOMAIN": "muc.meet.jitsi",
+    }
+    assert env["prosody"] == {
+        "ENABLE_AUTH": "0",
+        "ENABLE_XMPP_WEBSOCKET": "1",
+        "JVB_AUTH_USER": "jvb",
+        "PROSODY_HTTP_PORT": "5280",
+        "PUBLIC_URL": "https://meet.example.com",
+        "TZ": "UTC",
+        "XMPP_AUTH_DOMAIN": "auth.meet.jitsi",
+        "XMPP_DOMAIN": "meet.jitsi",
+        "XMPP_INTERNAL_MUC_DOMAIN": "internal-muc.meet.jitsi",
+        "XMPP_MUC_DOMAIN": "muc.meet.jitsi",
+        "XMPP_PORT": "5222",
+    }
+    assert env["jicofo"] == {
+        "ENABLE_AUTH": "0",
+        "ENABLE_OCTO": "0",
+        "JICOFO_ENABLE_HEALTH_CHECKS": "1",
+        "JICOFO_MAX_MEMORY": "1152m",
+        "JVB_BREWERY_MUC": "jvbbrewery",
+        "TZ": "UTC",
+        "XMPP_AUTH_DOMAIN": "auth.meet.jitsi",
+        "XMPP_DOMAIN": "meet.jitsi",
+        "XMPP_INTERNAL_MUC_DOMAIN": "internal-muc.meet.jitsi",
+        "XMPP_MUC_DOMAIN": "muc.meet.jitsi",
+        "XMPP_PORT": "5222",
+        "XMPP_SERVER": "127.0.0.1",
+    }
+
+
+def test_jvb_task_env():
+    params = make_params(stun_servers=("stun1.example.net:3478", "stun2.example.net:3478"))
+    assert container_env(jvb_task_definition(params))["jvb"] == {
+        "COLIBRI_REST_ENABLED": "true",
+        "DISABLE_AWS_HARVESTER": "true",
+        "ENABLE_OCTO": "0",
+        "JVB_AUTH_USER": "jvb",
+        "JVB_BREWERY_MUC": "jvbbrewery",
+        "JVB_PORT": "10000",
+        "JVB_REQUIRE_VALID_ADDRESS": "1",
+        "JVB_STUN_SERVERS": "stun1.example.net:3478,stun2.example.net:3478",
+        "SHUTDOWN_REST_ENABLED": "true",
+        "TZ": "UTC",
+        "VIDEOBRIDGE_MAX_MEMORY": "3072m",
+        "XMPP_AUTH_DOMAIN": "auth.meet.jitsi",
+        "XMPP_INTERNAL_MUC_DOMAIN": "internal-muc.meet.jitsi",
+        "XMPP_PORT": "5222",
+        "XMPP_SERVER": "xmpp.meet.internal",
+    }
+
+
+def test_signal_task_shape():
+    td = signal_task_definition(make_params())
+    assert {k: v for k, v in td.items() if k != "containerDefinitions"} == {
+        "family": "meet-signal",
+        "networkMode": "awsvpc",
+        "requiresCompatibilities": ["FARGATE"],
+        "cpu": "1024",
+        "memory": "2048",
+        "executionRoleArn": "arn:aws:iam::123456789012:role/meet-exec",
+        "taskRoleArn": "arn:aws:iam::123456789012:role/meet-signal",
+        "runtimePlatform": {"operatingSystemFamily": "LINUX", "cpuArchitecture": "X86_64"},
+    }
+    web, prosody, jicofo = td["containerDefinitions"]
+    assert [web["name"], prosody["name"], jicofo["name"]] == ["web", "prosody", "jicofo"]
+    assert web["portMappings"] == [{"containerPort": 8000, "hostPort": 8000, "protocol": "tcp"}]
+    assert prosody["portMappings"] == [{"containerPort": 5222, "hostPort": 5222, "protocol": "tcp"}]
+    healthy_prosody = [{"containerName": "prosody", "condition": "HEALTHY"}]
+    assert web["dependsOn"] == healthy_prosody
+    assert jicofo["dependsOn"] == healthy_prosody
+    assert "dependsOn" not in prosody
+    assert prosody["healthCheck"]["command"] == ["CMD-SHELL", "/usr/local/bin/healthcheck.sh"]
+    assert "http://127.0.0.1:8000/" in web["healthCheck"]["command"][1]
+    # liveness only: /about/health fails while no bridge is connected (see pcls.jitsi)
+    assert "/about/version" in jicofo["healthCheck"]["command"][1]
+    assert "tags" not in td
+
+
+def test_jvb_task_shape():
+    td = jvb_task_definition(make_params())
+    assert td["family"] == "meet-jvb"
+    assert td["cpu"] == "2048" and td["memory"] == "4096"
+    assert td["taskRoleArn"] == "arn:aws:iam::123456789012:role/meet-jvb"
+    (jvb,) = td["containerDefinitions"]
+    assert jvb["name"] == "jvb"
+    assert jvb["portMappings"] == [{"containerPort": 10000, "hostPort": 10000, "protocol": "udp"}]
+    assert jvb["stopTimeout"] == 120
+    assert jvb["healthCheck"]["command"] == ["CMD-SHELL", "/usr/local/bin/healthcheck.sh"]
+    assert "tags" not in td
+
+
+def test_common_container_settings(params):
+    for c in jitsi_containers(params):
+        assert c["essential"] is True
+        assert c["readonlyRootFilesystem"] is False
+        hc = c["healthCheck"]
+        assert hc["command"][0] == "CMD-SHELL"
+        assert 5 <= hc["interval"] <= 300 and 2 <= hc["timeout"] < hc["interval"]
+        assert 1 <= hc["retries"] <= 10 and 0 <= hc["startPeriod"] <= 300
+        assert c["logConfiguration"]["logDriver"] == "awslogs"
+        opts = c["logConfiguration"]["options"]
+        assert opts["awslogs-group"] == "/pcls/meet"
+        assert opts["awslogs-region"] == "eu-west-1"
+        assert opts["awslogs-stream-prefix"] == c["name"]
+        for e in c["environment"]:
+            assert isinstance(e["value"], str)
+
+
+def test_sidecar_is_appended_to_the_jvb_task_only():
+    params = make_params(sidecar=SIDECAR)
+    containers = jvb_task_definition(params)["containerDefinitions"]
+    assert [c["name"] for c in containers] == ["jvb", "bridge-guard"]
+    assert containers[1] == SIDECAR
+    assert len(signal_task_definition(params)["containerDefinitions"]) == 3
+
+
+def test_sidecar_named_like_the_bridge_is_refused():
+    with pytest.raises(ValueError, match="sidecar"):
+        jvb_task_definition(make_params(sidecar={"name": "jvb", "image": "x"}))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("domain", "https://meet.example.com", "domain"),
+        ("domain", "", "domain"),
+        ("stack", "meet stack", "stack"),
+        ("stun_servers", (), "stun_servers"),
+        ("image_tag", "", "image_tag"),
+        ("xmpp_server", "", "xmpp_server"),
+        ("signal_memory", 3000, "signal task size"),
+        ("jvb_cpu", 3000, "jvb task size"),
+    ],
+)
+def test_bad_params_are_refused(field, value, match):
+    bad = replace(make_params(), **{field: value})
+    for build in (signal_task_definition, jvb_task_definition):
+        with pytest.raises(ValueError, match=match):
+            build(bad)
+
+
+@pytest.mark.parametrize("sidecar", [None, SIDECAR])
+def test_task_definitions_pass_the_ecs_api_model(params, sidecar):
+    shape = (
+        botocore.session.get_session()
+        .get_service_model("ecs")
+        .operation_model("RegisterTaskDefinition")
+        .input_shape
+    )
+    for td in (
+        signal_task_definition(params),
+        jvb_task_definition(replace(params, sidecar=sidecar)),
+    ):
+        report = ParamValidator().validate(td, shape)
+        assert not report.has_errors(), report.generate_report()
+
+
+# --- Fargate sizes --------------------------------------------------------------------------
+
+
+def test_fargate_table():
+    assert FARGATE_SIZES[256] == (512, 1024, 2048)
+    assert FARGATE_SIZES[512] == (1024, 2048, 3072, 4096)
+    assert FARGATE_SIZES[1024] == tuple(range(2048, 8193, 1024))
+    assert FARGATE_SIZES[2048] == tuple(range(4096, 16385, 1024))
+    assert FARGATE_SIZES[4096][0] == 8192 and FARGATE_SIZES[4096][-1] == 30720
+    assert len(FARGATE_SIZES[4096]) == 23
+    assert FARGATE_SIZES[8192] == tuple(range(16384, 61441, 4096))
+    assert FARGATE_SIZES[16384] == tuple(range(32768, 122881, 8192))
+
+
+@pytest.mark.parametrize(
+    ("cpu", "memory"),
+    [(256, 512), (256, 2048), (512, 4096), (1024, 2048), (2048, 16384), (4096, 30720),
+     (8192, 20480), (16384, 122880)],
+)  # fmt: skip
+def test_valid_fargate_sizes(cpu, memory):
+    assert fargate_size_error(cpu, memory) is None
+
+
+def test_every_table_entry_is_accepted():
+    for cpu, memories in FARGATE_SIZES.items():
+        for memory in memories:
+            assert fargate_size_error(cpu, memory) is None
+
+
+@pytest.mark.parametrize(
+    ("cpu", "memory", "listed"),
+    [
+        (256, 4096, ["512, 1024, 2048"]),
+        (1024, 1024, ["2048-8192", "1024"]),
+        (1024, 2500, ["2048-8192", "1024"]),
+        (4096, 31744, ["8192-30720"]),
+        (8192, 17408, ["16384-61440", "4096"]),
+        (16384, 36864, ["32768-122880", "8192"]),
+    ],
+)
+def test_invalid_memory_lists_allowed_values(cpu, memory, listed):
+    msg = fargate_size_error(cpu, memory)
+    assert msg and "\n" not in msg
+    assert str(memory) in msg and str(cpu) in msg
+    for fragment in listed:
+        assert fragment in msg
+
+
+@pytest.mark.parametrize("cpu", [0, 128, 1000, 3072, 32768])
+def test_invalid_cpu_lists_allowed_cpu_values(cpu):
+    msg = fargate_size_error(cpu, 2048)
+    assert msg and "\n" not in msg
+    assert "256, 512, 1024, 2048, 4096, 8192, 16384" in msg
+
+
+# --- JVM heaps ------------------------------------------------------------------------------
+
+
+def test_default_heaps():
+    assert jicofo_heap_mib(jitsi.SIGNAL_MEMORY_DEFAULT) == 1152
+    assert videobridge_heap_mib(jitsi.JVB_MEMORY_DEFAULT) == 3072
+
+
+def _all_memories() -> list[int]:
+    return sorted({m for memories in FARGATE_SIZES.values() for m in memories})
+
+
+@pytest.mark.parametrize("memory", _all_memories())
+def test_jicofo_heap_fits_the_signal_task(memory):
+    if memory < jitsi.SIGNAL_MEMORY_MIN_MIB:
+        with pytest.raises(ValueError, match="too small"):
+            jicofo_heap_mib(memory)
+        return
+    heap = jicofo_heap_mib(memory)
+    budget = memory - jitsi.SIGNAL_NON_JVM_RESERVE_MIB  # web + prosody keep 512 MiB
+    assert 256 <= heap <= 3072 and heap % 64 == 0
+    assert heap + max(budget // 4, 384) <= budget  # JVM non-heap room stays free
+
+
+@pytest.mark.parametrize("memory", _all_memories())
+def test_videobridge_heap_fits_the_jvb_task(memory):
+    if memory < jitsi.JVB_MEMORY_MIN_MIB:
+        with pytest.raises(ValueError, match="too small"):
+            videobridge_heap_mib(memory)
+        return
+    heap = videobridge_heap_mib(memory)
+    assert heap >= 256 and heap % 64 == 0
+    assert heap + max(memory // 4, 384) <= memory
+
+
+def test_heaps_in_the_task_definitions_follow_the_task_memory():
+    params = make_params(signal_cpu=2048, signal_memory=8192, jvb_cpu=1024, jvb_memory=2048)
+    assert container_env(signal_task_definition(params))["jicofo"]["JICOFO_MAX_MEMORY"] == "3072m"
+    assert container_env(jvb_task_definition(params))["jvb"]["VIDEOBRIDGE_MAX_MEMORY"] == "1536m"
+
+
+def test_signal_task_too_small_for_three_containers_is_refused():
+    with pytest.raises(ValueError, match="signal task memory 1024 MiB is too small"):
+        signal_task_definition(make_params(signal_cpu=512, signal_memory=1024))
+
+
+# --- determinism ----------------------------------------------------------------------------
+
+
+def test_same_params_give_identical_output(params):
+    a = replace(params, sidecar=SIDECAR)
+    b = replace(make_params(auth=params.auth), sidecar=copy.deepcopy(SIDECAR))
+    for build in (signal_task_definition, jvb_task_definition):
+        first, second = build(a), build(b)
+        assert first == second
+        assert json.dumps(first) == json.dumps(second)  # same key and list order too
+
+
+def test_output_does_not_share_state_with_inputs_or_earlier_results():
+    sidecar = copy.deepcopy(SIDECAR)
+    params = make_params(sidecar=sidecar)
+    first = jvb_task_definition(params)
+    first["containerDefinitions"][1]["image"] = "changed"
+    first["containerDefinitions"][0]["environment"].clear()
+    assert sidecar == SIDECAR
+    assert jvb_task_definition(params) != first
+    assert jvb_task_definition(params) == jvb_task_definition(make_params(sidecar=SIDECAR))
+
+
+def test_lists_are_sorted_so_a_describe_round_trip_compares_equal(params):
+    for c in jitsi_containers(params):
+        names = [e["name"] for e in c["environment"]]
+        assert names == sorted(names)
+        secret_names = [s["name"] for s in c.get("secrets", [])]
+        assert secret_names == sorted(secret_names)
+
+
+def test_container_env_flattens_environment_lists():
+    td = {
+        "containerDefinitions": [
+            {"name": "a", "environment": [{"name": "X", "value": "1"}]},
+            {"name": "b"},
+        ]
+    }
+    assert container_env(td) == {"a": {"X": "1"}, "b": {}}
