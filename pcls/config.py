@@ -435,7 +435,7 @@ def parse(data: dict[str, Any], path: Path = Path(DEFAULT_CONFIG)) -> Config:
 
 
 def _cross_checks(cfg: Config) -> None:
-    from pcls.jitsi import fargate_size_error
+    from pcls.jitsi import SIGNAL_MEMORY_MIN_MIB, fargate_size_error
 
     for key in ("name", "domain"):
         if not getattr(cfg.stack, key):
@@ -450,6 +450,11 @@ def _cross_checks(cfg: Config) -> None:
         sec = getattr(cfg, section)
         if err := fargate_size_error(sec.cpu, sec.memory):
             raise ConfigError(f"{section}.cpu/{section}.memory: {err}")
+    if cfg.signal.memory < SIGNAL_MEMORY_MIN_MIB:
+        raise ConfigError(
+            f"signal.memory: {cfg.signal.memory} MiB cannot hold web, prosody and jicofo; "
+            f"expected at least {SIGNAL_MEMORY_MIN_MIB}"
+        )
     if cfg.jvb.max_count < cfg.jvb.min_count:
         raise ConfigError(
             f"jvb.max_count: {cfg.jvb.max_count} is below jvb.min_count {cfg.jvb.min_count}"

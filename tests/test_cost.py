@@ -1,15 +1,8 @@
 """Cost model: totals recomputed by hand from the packaged price table."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-try:
-    import pcls  # noqa: F401
-except ModuleNotFoundError:  # a plain checkout without an install: import from the tree
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pcls.cost import (
     CostInputs,

@@ -5,16 +5,12 @@ from __future__ import annotations
 import copy
 import json
 import re
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import botocore.session
 import pytest
 from botocore.validate import ParamValidator
-
-# Importable without an install: the repository root, when no conftest or install provides it.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pcls import jitsi
 from pcls.jitsi import (
