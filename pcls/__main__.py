@@ -130,7 +130,7 @@ def cmd_sandbox(ns: argparse.Namespace, opts: runner.Options, console: Console) 
 
 
 def run(argv: list[str] | None = None) -> int:
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     try:
         ns = parser().parse_args(argv)
     except SystemExit as exc:
@@ -143,7 +143,7 @@ def run(argv: list[str] | None = None) -> int:
             return cmd_init(ns, opts, console)
         if ns.command == "sandbox":
             return cmd_sandbox(ns, opts, console)
-        session = runner.open_session(opts, console)
+        session = runner.open_session(opts, console, quiet=ns.command == "status")
         if ns.command == "up":
             return runner.cmd_up(session)
         if ns.command == "plan":

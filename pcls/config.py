@@ -469,6 +469,15 @@ def _cross_checks(cfg: Config) -> None:
         raise ConfigError("scaling.schedule: names must be unique")
 
 
+def loads(text: str, path: Path = Path(DEFAULT_CONFIG)) -> Config:
+    """Parse and validate TOML text."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse(data, path)
+
+
 def load(path: str | os.PathLike[str] = DEFAULT_CONFIG) -> Config:
     """Read and validate pcls.toml; every failure is a ConfigError with a one-line message."""
     p = Path(path)
@@ -480,11 +489,7 @@ def load(path: str | os.PathLike[str] = DEFAULT_CONFIG) -> Config:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: cannot read config ({exc})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
-    return parse(data, p)
+    return loads(text, p)
 
 
 # -- init template ---------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from pcls.errors import (
     PclsError,
 )
 from pcls.ledger import Ledger
-from pcls.ui import ConsoleReporter, Outcome, Reporter
+from pcls.ui import ConsoleReporter, Outcome, Reporter, stderr_console
 
 SANDBOX_PATIENCE = Patience(poll_min=0.2, poll_max=1.0)
 
@@ -47,6 +47,7 @@ class Session:
     ctx: Context
     engine: Engine
     console: Console
+    debug: bool = False
 
 
 def sandbox_endpoint(state_dir: Path, domain: str, console: Console) -> str:
@@ -60,7 +61,11 @@ def sandbox_endpoint(state_dir: Path, domain: str, console: Console) -> str:
 
 
 def open_session(
-    opts: Options, console: Console, ui: Reporter | None = None, patience: Patience | None = None
+    opts: Options,
+    console: Console,
+    ui: Reporter | None = None,
+    patience: Patience | None = None,
+    quiet: bool = False,
 ) -> Session:
     cfg = config_mod.load(opts.config)
     endpoint = None
@@ -70,10 +75,10 @@ def open_session(
     region = cfg.stack.region or ("us-east-1" if opts.sandbox else None)
     aws = Aws(region, endpoint_url=endpoint, sandbox=opts.sandbox)
     ledger = Ledger(cfg.state_dir, cfg.stack.name)
-    reporter = ui or ConsoleReporter(console)
+    reporter = ui or ConsoleReporter(stderr_console() if quiet else console, quiet=quiet)
     ctx = Context(cfg, aws, ledger, reporter, patience)
     engine = Engine(ctx, steps.build(cfg), parallel=opts.parallel)
-    return Session(cfg, aws, ledger, reporter, ctx, engine, console)
+    return Session(cfg, aws, ledger, reporter, ctx, engine, console, opts.debug)
 
 
 def target_line(s: Session) -> str:
@@ -107,6 +112,8 @@ def finish(s: Session, result: RunResult, verb: str) -> int:
         return EXIT_INTERRUPTED
     if result.failures:
         first = result.failures[0]
+        if s.debug:
+            print(first.trace, file=sys.stderr)
         print(f"error: {first.error}", file=sys.stderr)
         return getattr(first.error, "exit_code", EXIT_AWS)
     if result.remaining:

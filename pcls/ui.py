@@ -88,9 +88,10 @@ class ConsoleReporter:
     """Rich output on a terminal, plain lines otherwise."""
 
     def __init__(self, console: Console | None = None, quiet: bool = False) -> None:
+        # quiet: only the live region on a terminal (status renders its own table).
         self.console = console or Console(highlight=False)
         self.quiet = quiet
-        self.live_mode = self.console.is_terminal and not quiet
+        self.live_mode = self.console.is_terminal
         self._inflight: dict[str, _InFlight] = {}
         self._lock = threading.Lock()
         self._live: Live | None = None
@@ -189,4 +190,4 @@ class RecordingReporter:
 
 
 def stderr_console() -> Console:
-    return Console(file=sys.stderr, highlight=False)
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True)

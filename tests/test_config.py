@@ -1,0 +1,165 @@
+"""Config validation: every bad input is one line naming the key, exit 2, nothing touched."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from pcls import config
+from pcls.__main__ import run
+from pcls.errors import ConfigError
+
+BASE = '[stack]\nname = "meet"\nregion = "eu-central-1"\ndomain = "meet.example.com"\n'
+
+BAD = [
+    ('[stack]\nname = "Meet"\ndomain = "meet.example.com"\n', "stack.name"),
+    ('[stack]\nname = "m"\ndomain = "meet.example.com"\n', "stack.name"),
+    ('[stack]\nname = "meet-stack-that-is-long"\ndomain = "m.example.com"\n', "stack.name"),
+    ('[stack]\nname = "meet"\ndomain = "meet_example.com"\n', "stack.domain"),
+    ('[stack]\nname = "meet"\ndomain = "localhost"\n', "stack.domain"),
+    ('[stack]\nname = "meet"\ndomain = "-a.example.com"\n', "stack.domain"),
+    ('[stack]\nname = "meet"\n', "stack.domain"),
+    ('[stack]\ndomain = "meet.example.com"\n', "stack.name"),
+    ('[stack]\nname = "meet"\ndomain = "meet.example.com"\nregion = "europe"\n', "stack.region"),
+    (
+        '[stack]\nname = "meet"\ndomain = "meet.example.com"\ntimezone = "Mars/Base"\n',
+        "stack.timezone",
+    ),
+    ('[stack]\nname = "meet"\ndomain = "meet.example.com"\ncolour = "red"\n', "stack.colour"),
+    (BASE + "[network]\nazs = 1\n", "network.azs"),
+    (BASE + '[network]\nazs = "two"\n', "network.azs"),
+    (BASE + '[network]\ncidr = "8.8.0.0/16"\n', "network.cidr"),
+    (BASE + '[network]\ncidr = "10.0.0.0/8"\n', "network.cidr"),
+    (BASE + "[network]\ndual_stack = 1\n", "network.dual_stack"),
+    (BASE + '[dns]\nzone = "other.org"\n', "dns.zone"),
+    (BASE + '[dns]\ncreate_zone = "yes"\n', "dns.create_zone"),
+    (BASE + "[certificate]\nwait_timeout = 5\n", "certificate.wait_timeout"),
+    (
+        BASE + '[loadbalancer]\ntls_policy = "ELBSecurityPolicy-2016-08"\n',
+        "loadbalancer.tls_policy",
+    ),
+    (BASE + "[loadbalancer]\nidle_timeout = 5000\n", "loadbalancer.idle_timeout"),
+    (BASE + "[loadbalancer]\nderegistration_delay = -1\n", "loadbalancer.deregistration_delay"),
+    (BASE + '[jitsi]\nimage_tag = "bad tag"\n', "jitsi.image_tag"),
+    (BASE + '[jitsi]\nauth = "ldap"\n', "jitsi.auth"),
+    (BASE + '[jitsi]\nauth = "jwt"\n', "jitsi.jwt_app_id"),
+    (BASE + '[jitsi]\nstun_servers = ["stun.example.com"]\n', "jitsi.stun_servers"),
+    (BASE + "[jitsi]\nstun_servers = []\n", "jitsi.stun_servers"),
+    (BASE + "[signal]\ncpu = 1000\n", "signal.cpu"),
+    (BASE + "[signal]\ncpu = 512\nmemory = 1024\n", "signal.memory"),
+    (BASE + "[jvb]\nmemory = 3000\n", "jvb.cpu/jvb.memory"),
+    (BASE + "[jvb]\nmin_count = 3\nmax_count = 2\n", "jvb.max_count"),
+    (BASE + "[jvb]\nspot_weight = 11\n", "jvb.spot_weight"),
+    (BASE + "[jvb]\nondemand_base = -1\n", "jvb.ondemand_base"),
+    (BASE + '[scaling]\nmetric = "cpu"\n', "scaling.metric"),
+    (BASE + "[scaling]\ntarget = 0\n", "scaling.target"),
+    (BASE + "[scaling]\ncpu_target = 99\n", "scaling.cpu_target"),
+    (BASE + "[scaling]\nscale_in_cooldown = -5\n", "scaling.scale_in_cooldown"),
+    (BASE + '[[scaling.schedule]]\nname = "n"\ncron = "0 20 * * *"\n', "scaling.schedule[0].cron"),
+    (BASE + '[[scaling.schedule]]\ncron = "cron(0 20 * * ? *)"\n', "scaling.schedule[0]"),
+    (
+        BASE + '[[scaling.schedule]]\nname = "n"\ncron = "cron(0 20 * * ? *)"\n'
+        "min_count = 2\nmax_count = 1\n",
+        "scaling.schedule[0].max_count",
+    ),
+    (BASE + '[alerts]\nemail = "nobody"\n', "alerts.email"),
+    (BASE + "[logs]\nretention_days = 10\n", "logs.retention_days"),
+    (BASE + "[logs]\nkeep_on_teardown = 0\n", "logs.keep_on_teardown"),
+    (BASE + "[ecs]\ncontainer_insights = 1\n", "ecs.container_insights"),
+    (BASE + "[tags]\nowner = 5\n", "[tags]"),
+    (BASE + '[tags]\n"aws:owner" = "x"\n', "[tags]"),
+    (BASE + '[tags]\n"pcls:stack" = "x"\n', "[tags]"),
+    (BASE + "[extras]\nx = 1\n", "[extras]"),
+    (BASE + "network = 3\n", "network"),
+    ("[stack\nname = 1\n", "not valid TOML"),
+    ("", "[stack]"),
+]
+
+
+@pytest.mark.parametrize(("text", "key"), BAD, ids=[k for _, k in BAD])
+def test_bad_config_names_the_key(text: str, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        config.loads(text)
+    message = str(err.value)
+    assert key in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "key"), BAD[:6] + BAD[-3:], ids=[k for _, k in BAD[:6] + BAD[-3:]]
+)
+def test_bad_config_exits_2_with_one_line_before_any_aws_call(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, key: str
+) -> None:
+    cfg = tmp_path / "pcls.toml"
+    cfg.write_text(text)
+    # No moto here: an AWS call would fail with another code and message.
+    code = run(["--config", str(cfg), "up"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and key in err
+    assert not (tmp_path / ".pcls").exists()
+
+
+def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--config", str(tmp_path / "none.toml"), "plan"]) == 2
+    assert "pcls init" in capsys.readouterr().err
+
+
+def test_defaults_are_documented_and_valid() -> None:
+    cfg = config.parse(tomllib.loads(BASE))
+    assert cfg.network.azs == 2 and cfg.logs.retention_days == 14
+    assert cfg.jitsi.image_tag == "stable-11146-2" and cfg.jitsi.auth == "open"
+    rows = config.reference()
+    assert all(doc for _, _, doc in rows)
+    assert {"stack.name", "jvb.spot_weight", "scaling.schedule", "tags.<key>"} <= {
+        k for k, _, _ in rows
+    }
+
+
+def test_init_writes_a_template_that_loads_and_shows_every_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "pcls.toml"
+    assert (
+        run(["--config", str(path), "init", "video.example.org", "--region", "eu-central-2"]) == 0
+    )
+    cfg = config.load(path)
+    assert (cfg.stack.name, cfg.stack.domain, cfg.stack.region) == (
+        "video",
+        "video.example.org",
+        "eu-central-2",
+    )
+    text = path.read_text()
+    for key, _, _ in config.reference():
+        if key.startswith("stack.") or key.startswith("tags"):
+            continue
+        assert f"# {key.split('.')[1]} = " in text or key == "scaling.schedule", key
+    # init never overwrites silently
+    assert run(["--config", str(path), "init", "other.example.org"]) == 2
+    assert "--force" in capsys.readouterr().err
+
+
+def test_init_rejects_a_bad_domain(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["--config", str(tmp_path / "p.toml"), "init", "not a domain"]) == 2
+    assert "domain" in capsys.readouterr().err
+    assert not (tmp_path / "p.toml").exists()
+
+
+def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["frobnicate"]) == 2
+    assert run(["--config", str(tmp_path / "x.toml"), "up", "--parallel", "0"]) == 2
+    assert "--parallel" in capsys.readouterr().err
+
+
+def test_schedule_and_tags_parse() -> None:
+    cfg = config.parse(
+        tomllib.loads(
+            BASE + '[[scaling.schedule]]\nname = "night"\ncron = "cron(0 20 ? * MON-FRI *)"\n'
+            'min_count = 0\nmax_count = 1\n[tags]\nowner = "video-team"\n'
+        )
+    )
+    assert cfg.scaling.schedule[0].name == "night" and cfg.scaling.schedule[0].max_count == 1
+    assert cfg.tags == {"owner": "video-team"}
