@@ -130,7 +130,9 @@ def cmd_sandbox(ns: argparse.Namespace, opts: runner.Options, console: Console) 
 
 
 def run(argv: list[str] | None = None) -> int:
-    console = Console(highlight=False, soft_wrap=True)
+    # Logs and pipes get lines wide enough for ARNs instead of rich's 80-column default.
+    width = None if sys.stdout.isatty() else 160
+    console = Console(highlight=False, soft_wrap=True, width=width)
     try:
         ns = parser().parse_args(argv)
     except SystemExit as exc:
