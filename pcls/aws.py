@@ -118,6 +118,8 @@ class Aws:
         self.read_only = False
         self.calls: Counter[tuple[str, str]] = Counter()
         self.call_order: list[tuple[str, str]] = []
+        self.step_calls: Counter[tuple[str, str, str]] = Counter()  # (step, service, op)
+        self._local = threading.local()
         self._clients: dict[str, Any] = {}
         self._lock = threading.RLock()
         self._cache: dict[tuple[Any, ...], Any] = {}
@@ -145,10 +147,20 @@ class Aws:
         with self._lock:
             self.calls[(service, op)] += 1
             self.call_order.append((service, op))
+            self.step_calls[(self.current_step, service, op)] += 1
             if write:
                 # Any write may change what a cached listing of that service says.
                 for key in [k for k in self._cache if k[0] == service]:
                     del self._cache[key]
+
+    @property
+    def current_step(self) -> str:
+        """The step this thread works for (set by the engine), for per-step call counts."""
+        return getattr(self._local, "step", "")
+
+    @current_step.setter
+    def current_step(self, step: str) -> None:
+        self._local.step = step
 
     @property
     def endpoint(self) -> str:

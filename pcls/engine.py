@@ -421,10 +421,13 @@ class Engine:
         def run(name: str) -> StepResult:
             started = time.monotonic()
             step = self.steps[name]
+            ctx.aws.current_step = name
             try:
                 res = action(step)
             except BaseException as exc:
                 res = self._failure(step, exc)
+            finally:
+                ctx.aws.current_step = ""
             res.elapsed = time.monotonic() - started
             ctx.ui.finish(name, res.outcome, res.detail)
             return res

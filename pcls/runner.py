@@ -108,7 +108,7 @@ def summary_line(result: RunResult) -> str:
 def finish(s: Session, result: RunResult, verb: str) -> int:
     s.ui.close()
     if result.interrupted:
-        s.console.print(f"interrupted; the ledger is saved. Run {verb} again to resume.")
+        print(f"interrupted: the ledger is saved; run {verb} again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     if result.failures:
         first = result.failures[0]
