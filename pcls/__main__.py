@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -71,6 +72,10 @@ def parser() -> argparse.ArgumentParser:
     td = sub.add_parser("teardown", parents=[common], help="delete everything, verify it is gone")
     td.add_argument("--yes", action="store_true", help="do not ask for the stack name")
 
+    co = sub.add_parser("cost", parents=[common], help="monthly cost estimate; no AWS calls")
+    co.add_argument("--json", action="store_true", help="machine-readable output")
+    co.add_argument("--region", help="price another region (default: stack.region)")
+
     sb = sub.add_parser("sandbox", parents=[common], help="the local AWS emulation")
     sb.add_argument("action", choices=("start", "stop", "status"))
     sb.add_argument("--domain", help="domain whose parent zone to pre-create (default: config)")
@@ -129,6 +134,22 @@ def cmd_sandbox(ns: argparse.Namespace, opts: runner.Options, console: Console) 
     return EXIT_OK
 
 
+def cmd_cost(ns: argparse.Namespace, opts: runner.Options, console: Console) -> int:
+    from pcls import cost, cost_report
+
+    cfg = config_mod.load(opts.config)
+    region = ns.region or cfg.stack.region or os.environ.get("AWS_REGION", "")
+    if region not in cost.supported_regions():
+        allowed = ", ".join(cost.supported_regions())
+        raise ConfigError(f"region: {region or '(none)'!r} has no price table; expected {allowed}")
+    est = cost.estimate(cost_report.inputs_from_config(cfg, region))
+    if ns.json:
+        print(json.dumps(cost_report.as_json(est), indent=2))
+    else:
+        cost_report.render(est, console, cfg)
+    return EXIT_OK
+
+
 def run(argv: list[str] | None = None) -> int:
     # Logs and pipes get lines wide enough for ARNs instead of rich's 80-column default.
     width = None if sys.stdout.isatty() else 160
@@ -145,6 +166,8 @@ def run(argv: list[str] | None = None) -> int:
             return cmd_init(ns, opts, console)
         if ns.command == "sandbox":
             return cmd_sandbox(ns, opts, console)
+        if ns.command == "cost":
+            return cmd_cost(ns, opts, console)
         session = runner.open_session(opts, console, quiet=ns.command == "status")
         if ns.command == "up":
             return runner.cmd_up(session)

@@ -155,6 +155,10 @@ def cmd_plan(s: Session) -> int:
     update = result.count(Outcome.WOULD_UPDATE)
     same = result.count(Outcome.UNCHANGED)
     s.console.print(f"Plan: {create} to create, {update} to update, {same} unchanged.")
+    from pcls.cost_report import plan_cost_line
+
+    deployed = any(r.outcome is not Outcome.WOULD_CREATE for r in result.results.values())
+    s.console.print(plan_cost_line(s.cfg, deployed, region=s.aws.region))
     return EXIT_OK
 
 
