@@ -19,6 +19,7 @@ from pcls import __version__, runner, sandbox
 from pcls import config as config_mod
 from pcls.config import DEFAULT_CONFIG
 from pcls.errors import EXIT_AWS, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ConfigError, PclsError
+from pcls.ui import Outcome
 
 
 class _Parser(argparse.ArgumentParser):
@@ -168,7 +169,8 @@ def run(argv: list[str] | None = None) -> int:
             return cmd_sandbox(ns, opts, console)
         if ns.command == "cost":
             return cmd_cost(ns, opts, console)
-        session = runner.open_session(opts, console, quiet=ns.command == "status")
+        hide = frozenset({Outcome.UNCHANGED}) if ns.command == "plan" else frozenset()
+        session = runner.open_session(opts, console, quiet=ns.command == "status", hide=hide)
         if ns.command == "up":
             return runner.cmd_up(session)
         if ns.command == "plan":

@@ -66,6 +66,7 @@ def open_session(
     ui: Reporter | None = None,
     patience: Patience | None = None,
     quiet: bool = False,
+    hide: frozenset[Outcome] = frozenset(),
 ) -> Session:
     cfg = config_mod.load(opts.config)
     endpoint = None
@@ -75,7 +76,7 @@ def open_session(
     region = cfg.stack.region or ("us-east-1" if opts.sandbox else None)
     aws = Aws(region, endpoint_url=endpoint, sandbox=opts.sandbox)
     ledger = Ledger(cfg.state_dir, cfg.stack.name)
-    reporter = ui or ConsoleReporter(stderr_console() if quiet else console, quiet=quiet)
+    reporter = ui or ConsoleReporter(stderr_console() if quiet else console, quiet, hide)
     ctx = Context(cfg, aws, ledger, reporter, patience)
     engine = Engine(ctx, steps.build(cfg), parallel=opts.parallel)
     return Session(cfg, aws, ledger, reporter, ctx, engine, console, opts.debug)
@@ -157,7 +158,9 @@ def cmd_plan(s: Session) -> int:
     s.console.print(f"Plan: {create} to create, {update} to update, {same} unchanged.")
     from pcls.cost_report import plan_cost_line
 
-    deployed = any(r.outcome is not Outcome.WOULD_CREATE for r in result.results.values())
+    # Deployed: something pcls owns exists (a zone it merely uses does not count).
+    found = s.ctx.outputs
+    deployed = any(not res.retained for res in found.values())
     s.console.print(plan_cost_line(s.cfg, deployed, region=s.aws.region))
     return EXIT_OK
 

@@ -87,10 +87,17 @@ class _InFlight:
 class ConsoleReporter:
     """Rich output on a terminal, plain lines otherwise."""
 
-    def __init__(self, console: Console | None = None, quiet: bool = False) -> None:
+    def __init__(
+        self,
+        console: Console | None = None,
+        quiet: bool = False,
+        hide: frozenset[Outcome] = frozenset(),
+    ) -> None:
         # quiet: only the live region on a terminal (status renders its own table).
+        # hide: outcomes not worth a line (plan lists changes, not what stays the same).
         self.console = console or Console(highlight=False)
         self.quiet = quiet
+        self.hide = hide
         self.live_mode = self.console.is_terminal
         self._inflight: dict[str, _InFlight] = {}
         self._lock = threading.Lock()
@@ -143,7 +150,7 @@ class ConsoleReporter:
         with self._lock:
             f = self._inflight.pop(step, None)
         elapsed = f"{time.monotonic() - f.started:.1f}s" if f else ""
-        if self.quiet and outcome not in (Outcome.FAILED,):
+        if (self.quiet or outcome in self.hide) and outcome is not Outcome.FAILED:
             return
         line = Text()
         line.append(f"{SYMBOL.get(outcome, ' ')} ", style=STYLE[outcome])
