@@ -77,6 +77,13 @@ def parser() -> argparse.ArgumentParser:
     co.add_argument("--json", action="store_true", help="machine-readable output")
     co.add_argument("--region", help="price another region (default: stack.region)")
 
+    ip = sub.add_parser(
+        "iam-policy", parents=[common], help="the IAM policy needed to run pcls; no AWS calls"
+    )
+    ip.add_argument(
+        "--any-stack", action="store_true", help="not scoped to this config's stack and region"
+    )
+
     sb = sub.add_parser("sandbox", parents=[common], help="the local AWS emulation")
     sb.add_argument("action", choices=("start", "stop", "status"))
     sb.add_argument("--domain", help="domain whose parent zone to pre-create (default: config)")
@@ -151,6 +158,18 @@ def cmd_cost(ns: argparse.Namespace, opts: runner.Options, console: Console) -> 
     return EXIT_OK
 
 
+def cmd_iam_policy(ns: argparse.Namespace, opts: runner.Options) -> int:
+    from pcls.permissions import operator_policy
+
+    if ns.any_stack:
+        doc = operator_policy()
+    else:
+        cfg = config_mod.load(opts.config)
+        doc = operator_policy(cfg.stack.name, region=cfg.stack.region or "*")
+    print(json.dumps(doc, indent=2))
+    return EXIT_OK
+
+
 def run(argv: list[str] | None = None) -> int:
     # Logs and pipes get lines wide enough for ARNs instead of rich's 80-column default.
     width = None if sys.stdout.isatty() else 160
@@ -167,6 +186,8 @@ def run(argv: list[str] | None = None) -> int:
             return cmd_init(ns, opts, console)
         if ns.command == "sandbox":
             return cmd_sandbox(ns, opts, console)
+        if ns.command == "iam-policy":
+            return cmd_iam_policy(ns, opts)
         if ns.command == "cost":
             return cmd_cost(ns, opts, console)
         hide = frozenset({Outcome.UNCHANGED}) if ns.command == "plan" else frozenset()

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("MOTO_ACM_VALIDATION_WAIT", "0")
+# Services report their one task running, as in the sandbox (moto runs no containers).
+os.environ.setdefault("MOTO_ECS_SERVICE_RUNNING", "1")
 for _key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_PROFILE"):
     os.environ.pop(_key, None)
 os.environ["AWS_ACCESS_KEY_ID"] = "testing"
@@ -32,4 +34,6 @@ def aws_mock() -> Iterator[None]:
 
 @pytest.fixture
 def harness(tmp_path: Path, aws_mock: None) -> Harness:
-    return Harness(tmp_path, region=REGION, domain=DOMAIN)
+    h = Harness(tmp_path, region=REGION, domain=DOMAIN)
+    h.make_zone("example.com")  # the registered domain's zone, as an account would have it
+    return h
