@@ -16,6 +16,8 @@ from urllib.parse import urlparse
 import boto3
 import botocore.config
 import botocore.exceptions
+import botocore.loaders
+import botocore.session
 import tenacity
 
 from pcls import __version__
@@ -25,6 +27,8 @@ READ_PREFIXES = ("Describe", "List", "Get", "Head", "Search", "Lookup", "BatchGe
 STACK_TAG = "pcls:stack"
 STEP_TAG = "pcls:step"
 RETRY_ATTEMPTS = 10
+# Service models are parsed once per process, however many sessions a process opens.
+_LOADER = botocore.loaders.create_loader()
 
 
 def is_read(operation: str) -> bool:
@@ -100,8 +104,10 @@ class Aws:
             # The sandbox never sees real credentials, whatever the environment holds.
             kwargs = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
         try:
+            core = botocore.session.Session(profile=profile)
+            core.register_component("data_loader", _LOADER)
             self.session = boto3.session.Session(
-                region_name=region or None, profile_name=profile, **kwargs
+                region_name=region or None, botocore_session=core, **kwargs
             )
         except botocore.exceptions.ProfileNotFound as exc:
             raise ConfigError(f"AWS_PROFILE: {exc}") from None

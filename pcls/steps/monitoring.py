@@ -1,0 +1,688 @@
+"""Monitoring: the alarm topic (with an optional e-mail subscription), the alarms, the dashboard.
+
+Every metric here exists without Container Insights (which costs extra and is off by default):
+- AWS/ApplicationELB for 5xx responses and target health;
+- AWS/ECS CPUUtilization per service, which ECS publishes only while the service has a RUNNING
+  task, so "no data" means "no task": the signal alarm counts samples and treats missing data
+  as breaching;
+- the bridge-guard sidecar's EMF metrics in pcls/Jitsi (one line per bridge per interval), whose
+  sample count estimates how many bridges run (ECS publishes no task count without Insights).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import botocore.exceptions
+
+from pcls.aws import is_not_found, tag_drift, tags_of
+from pcls.config import Config
+from pcls.engine import Context, Resource, Step
+from pcls.sidecar_container import (
+    METRIC_CONFERENCES,
+    METRIC_DIMENSION,
+    METRIC_NAMESPACE,
+    METRIC_PARTICIPANTS,
+    METRIC_STRESS_LEVEL,
+    guard_container,
+)
+from pcls.steps.scaling import SCALING_METRICS, short_name
+
+ALB_NS = "AWS/ApplicationELB"
+ECS_NS = "AWS/ECS"
+# Seconds between the guard's metric lines: the bridge count estimate divides by it.
+GUARD_INTERVAL = int(inspect.signature(guard_container).parameters["interval"].default)
+POOL_PERIOD = 900  # 60 guard lines per bridge: one line more or less moves the estimate < 2%
+LOAD_ALARM_FACTOR = 1.5  # bridge load this far above target for 10 min: scaling cannot keep up
+CPU_ALARM_MARGIN = 15.0  # percent above the CPU guard's target
+FIVE_XX_THRESHOLD = 10.0  # 5xx responses in 5 minutes
+
+TOPIC_STEP = "alarm-topic"
+SOURCE_STEPS = ("alb", "target-group", "service-signal", "service-jvb")
+PENDING = "PendingConfirmation"
+
+
+@dataclass(frozen=True)
+class Refs:
+    """What the alarms and the dashboard point at."""
+
+    topic_arn: str
+    alb: str  # app/<name>/<id>, the LoadBalancer dimension
+    target_group: str  # targetgroup/<name>/<id>, the TargetGroup dimension
+    cluster: str
+    signal_service: str
+    jvb_service: str
+    region: str
+
+    @classmethod
+    def placeholder(cls) -> Refs:
+        """Stand-ins for counting alarms and metrics without AWS (the cost model)."""
+        return cls("arn:aws:sns:-:0:-", "app/-/-", "targetgroup/-/-", "-", "-", "-", "-")
+
+    @classmethod
+    def of(cls, ctx: Context) -> Refs:
+        signal, jvb = ctx.out("service-signal"), ctx.out("service-jvb")
+        return cls(
+            topic_arn=ctx.out(TOPIC_STEP).id,
+            alb=str(ctx.out("alb").attrs["arn_suffix"]),
+            target_group=str(ctx.out("target-group").attrs["arn_suffix"]),
+            cluster=short_name(str(jvb.attrs["cluster"])),
+            signal_service=short_name(str(signal.attrs["name"])),
+            jvb_service=short_name(str(jvb.attrs["name"])),
+            region=ctx.aws.region,
+        )
+
+    def alarm_arn(self, name: str) -> str:
+        # Partition and account from the topic's ARN: no extra call.
+        _, partition, _, _, account, _ = self.topic_arn.split(":", 5)
+        return f"arn:{partition}:cloudwatch:{self.region}:{account}:alarm:{name}"
+
+
+# -- alarms ----------------------------------------------------------------------------------
+
+ALARM_KINDS = ("alb-5xx", "alb-unhealthy", "signal-down", "jvb-load-high", "jvb-cpu-high")
+POOL_ALARM = "jvb-at-max"
+
+
+def alarm_name(stack: str, what: str) -> str:
+    return f"{stack}-{what}"
+
+
+def known_alarm_names(stack: str) -> set[str]:
+    """Every alarm name pcls may have made for this stack (wanted now or by an earlier config)."""
+    return {alarm_name(stack, w) for w in (*ALARM_KINDS, POOL_ALARM)}
+
+
+def _metric(ns: str, name: str, dims: dict[str, str]) -> dict[str, Any]:
+    return {
+        "Namespace": ns,
+        "MetricName": name,
+        "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],
+    }
+
+
+def alarm_specs(cfg: Config, refs: Refs) -> dict[str, dict[str, Any]]:
+    """PutMetricAlarm requests by alarm name: exactly what `up` creates and keeps."""
+    stack = cfg.stack.name
+    actions = [refs.topic_arn]
+    lb = {"LoadBalancer": refs.alb}
+    signal = {"ClusterName": refs.cluster, "ServiceName": refs.signal_service}
+    jvb = {"ClusterName": refs.cluster, "ServiceName": refs.jvb_service}
+    bridge = {METRIC_DIMENSION: stack}
+    load_metric = SCALING_METRICS[cfg.scaling.metric]
+    cpu_threshold = min(cfg.scaling.cpu_target + CPU_ALARM_MARGIN, 95.0)
+
+    def spec(what: str, description: str, **params: Any) -> tuple[str, dict[str, Any]]:
+        name = alarm_name(stack, what)
+        evaluation = params.pop("EvaluationPeriods")
+        return name, {
+            "AlarmName": name,
+            "AlarmDescription": f"pcls {stack}: {description}",
+            "ActionsEnabled": True,
+            "AlarmActions": actions,
+            "OKActions": actions,
+            "InsufficientDataActions": [],
+            "EvaluationPeriods": evaluation,
+            "DatapointsToAlarm": evaluation,
+            **params,
+        }
+
+    def single(ns: str, metric: str, dims: dict[str, str], stat: str, period: int) -> dict:
+        return {**_metric(ns, metric, dims), "Statistic": stat, "Period": period}
+
+    specs = [
+        spec(
+            "alb-5xx",
+            f"at least {FIVE_XX_THRESHOLD:g} HTTP 5xx responses (load balancer + targets) "
+            "in 5 minutes",
+            Metrics=[
+                {
+                    "Id": "elb",
+                    "MetricStat": {
+                        "Metric": _metric(ALB_NS, "HTTPCode_ELB_5XX_Count", lb),
+                        "Period": 300,
+                        "Stat": "Sum",
+                    },
+                    "ReturnData": False,
+                },
+                {
+                    "Id": "target",
+                    "MetricStat": {
+                        "Metric": _metric(ALB_NS, "HTTPCode_Target_5XX_Count", lb),
+                        "Period": 300,
+                        "Stat": "Sum",
+                    },
+                    "ReturnData": False,
+                },
+                {
+                    # Both counts exist only in minutes with errors; FILL keeps one of them
+                    # from hiding the other.
+                    "Id": "errors",
+                    "Expression": "FILL(elb, 0) + FILL(target, 0)",
+                    "Label": "5xx responses",
+                    "ReturnData": True,
+                },
+            ],
+            EvaluationPeriods=1,
+            Threshold=FIVE_XX_THRESHOLD,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+            TreatMissingData="notBreaching",
+        ),
+        spec(
+            "alb-unhealthy",
+            "a signal target has been unhealthy for 5 minutes",
+            **single(
+                ALB_NS,
+                "UnHealthyHostCount",
+                {"TargetGroup": refs.target_group, **lb},
+                "Maximum",
+                60,
+            ),
+            EvaluationPeriods=5,
+            Threshold=0.0,
+            ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching",
+        ),
+        spec(
+            "signal-down",
+            "no running signal task for 5 minutes (ECS reports CPU only for running tasks)",
+            **single(ECS_NS, "CPUUtilization", signal, "SampleCount", 60),
+            EvaluationPeriods=5,
+            Threshold=1.0,
+            ComparisonOperator="LessThanThreshold",
+            TreatMissingData="breaching",
+        ),
+        spec(
+            "jvb-load-high",
+            f"bridge {load_metric} per bridge above {LOAD_ALARM_FACTOR:g} x the scaling target "
+            "for 10 minutes",
+            **single(METRIC_NAMESPACE, load_metric, bridge, "Average", 60),
+            EvaluationPeriods=10,
+            Threshold=round(cfg.scaling.target * LOAD_ALARM_FACTOR, 4),
+            ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching",
+        ),
+        spec(
+            "jvb-cpu-high",
+            f"bridge CPU above {cpu_threshold:g}% for 10 minutes",
+            **single(ECS_NS, "CPUUtilization", jvb, "Average", 60),
+            EvaluationPeriods=10,
+            Threshold=cpu_threshold,
+            ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching",
+        ),
+    ]
+    if cfg.jvb.max_count > cfg.jvb.min_count:
+        # A pool with min = max is always at its maximum: no alarm for that.
+        specs.append(
+            spec(
+                POOL_ALARM,
+                f"about {cfg.jvb.max_count} bridges (jvb.max_count) reporting for 15 minutes",
+                Metrics=[
+                    {
+                        "Id": "lines",
+                        "MetricStat": {
+                            "Metric": _metric(METRIC_NAMESPACE, METRIC_CONFERENCES, bridge),
+                            "Period": POOL_PERIOD,
+                            "Stat": "SampleCount",
+                        },
+                        "ReturnData": False,
+                    },
+                    {
+                        # Each bridge's guard prints one line every GUARD_INTERVAL seconds.
+                        "Id": "bridges",
+                        "Expression": f"lines * {GUARD_INTERVAL} / {POOL_PERIOD}",
+                        "Label": "bridges reporting (estimate)",
+                        "ReturnData": True,
+                    },
+                ],
+                EvaluationPeriods=1,
+                Threshold=cfg.jvb.max_count - 0.5,
+                ComparisonOperator="GreaterThanOrEqualToThreshold",
+                TreatMissingData="notBreaching",
+            )
+        )
+    return dict(specs)
+
+
+def alarm_names(cfg: Config) -> list[str]:
+    return sorted(alarm_specs(cfg, Refs.placeholder()))
+
+
+def billed_alarm_metrics(cfg: Config) -> int:
+    """Alarm metrics CloudWatch bills: one per plain alarm, one per metric in a math alarm."""
+    total = 0
+    for spec in alarm_specs(cfg, Refs.placeholder()).values():
+        queries = spec.get("Metrics")
+        total += sum(1 for q in queries if "MetricStat" in q) if queries else 1
+    return total
+
+
+def _dims(dims: list[dict[str, str]] | None) -> list[tuple[str, str]]:
+    return sorted((d["Name"], d["Value"]) for d in dims or ())
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _norm_query(q: dict[str, Any]) -> dict[str, Any]:
+    stat = q.get("MetricStat")
+    out: dict[str, Any] = {
+        "Id": q.get("Id"),
+        "Expression": q.get("Expression"),
+        "Label": q.get("Label"),
+        "ReturnData": q.get("ReturnData", True),
+        "Period": q.get("Period"),
+    }
+    if stat:
+        metric = stat.get("Metric", {})
+        out["MetricStat"] = (
+            metric.get("Namespace"),
+            metric.get("MetricName"),
+            tuple(_dims(metric.get("Dimensions"))),
+            stat.get("Period"),
+            stat.get("Stat"),
+            stat.get("Unit"),
+        )
+    return out
+
+
+def _norm_alarm(a: dict[str, Any]) -> dict[str, Any]:
+    """The fields pcls sets, in one shape for a request and a DescribeAlarms item (AWS defaults
+    filled in), so a comparison shows only real differences."""
+    return {
+        "AlarmDescription": a.get("AlarmDescription", ""),
+        "ActionsEnabled": a.get("ActionsEnabled", True),
+        "AlarmActions": sorted(a.get("AlarmActions") or []),
+        "OKActions": sorted(a.get("OKActions") or []),
+        "InsufficientDataActions": sorted(a.get("InsufficientDataActions") or []),
+        "Namespace": a.get("Namespace"),
+        "MetricName": a.get("MetricName"),
+        "Dimensions": _dims(a.get("Dimensions")),
+        "Statistic": a.get("Statistic"),
+        "ExtendedStatistic": a.get("ExtendedStatistic"),
+        "Period": a.get("Period"),
+        "Unit": a.get("Unit"),
+        "EvaluationPeriods": a.get("EvaluationPeriods"),
+        "DatapointsToAlarm": a.get("DatapointsToAlarm") or a.get("EvaluationPeriods"),
+        "Threshold": _num(a.get("Threshold")),
+        "ComparisonOperator": a.get("ComparisonOperator"),
+        "TreatMissingData": a.get("TreatMissingData") or "missing",
+        "Metrics": sorted(
+            (_norm_query(q) for q in a.get("Metrics") or []), key=lambda q: str(q["Id"])
+        ),
+    }
+
+
+def alarm_diff(want: dict[str, Any], have: dict[str, Any]) -> list[str]:
+    """Short lines naming each field pcls sets that differs."""
+    w, h = _norm_alarm(want), _norm_alarm(have)
+    out = []
+    for key, value in w.items():
+        if h[key] == value:
+            continue
+        if key == "Metrics":
+            out.append("metric math differs")
+        elif key.endswith("Actions"):
+            out.append(f"{key} {h[key]} (want {value})")
+        else:
+            out.append(f"{key} {h[key]!r} (want {value!r})")
+    return out
+
+
+# -- dashboard -------------------------------------------------------------------------------
+
+
+def dashboard_name(stack: str) -> str:
+    return stack
+
+
+def dashboard_body(cfg: Config, refs: Refs) -> dict[str, Any]:
+    """The dashboard: bridge load and count, CPU, signal presence, ALB health, alarm states."""
+    stack = cfg.stack.name
+    lb = ["LoadBalancer", refs.alb]
+    tg = ["TargetGroup", refs.target_group, *lb]
+    signal = ["ClusterName", refs.cluster, "ServiceName", refs.signal_service]
+    jvb = ["ClusterName", refs.cluster, "ServiceName", refs.jvb_service]
+    bridge = [METRIC_DIMENSION, stack]
+    specs = alarm_specs(cfg, refs)
+    cpu_alarm = specs[alarm_name(stack, "jvb-cpu-high")]["Threshold"]
+    load_alarm = specs[alarm_name(stack, "jvb-load-high")]["Threshold"]
+    load_metric = SCALING_METRICS[cfg.scaling.metric]
+
+    def graph(title: str, metrics: list[list[Any]], **extra: Any) -> dict[str, Any]:
+        props: dict[str, Any] = {
+            "title": title,
+            "region": refs.region,
+            "view": "timeSeries",
+            "stacked": False,
+            "period": 60,
+            "metrics": metrics,
+            "yAxis": {"left": {"min": 0}},
+        }
+        props.update(extra)
+        return {"type": "metric", "properties": props}
+
+    def lines(*marks: tuple[str, float]) -> dict[str, Any]:
+        return {"horizontal": [{"label": label, "value": value} for label, value in marks]}
+
+    widgets = [
+        graph(
+            "Bridge participants",
+            [
+                [METRIC_NAMESPACE, METRIC_PARTICIPANTS, *bridge, {"stat": "Sum", "label": "all"}],
+                ["...", {"stat": "Average", "label": "per bridge"}],
+            ],
+        ),
+        graph(
+            f"Bridge load: {load_metric} per bridge (scaling metric)",
+            [
+                [METRIC_NAMESPACE, load_metric, *bridge, {"stat": "Average", "label": "average"}],
+                ["...", {"stat": "Maximum", "label": "busiest bridge"}],
+            ],
+            annotations=lines(("target", cfg.scaling.target), ("alarm", load_alarm)),
+        ),
+        graph(
+            "Bridges reporting (estimate) and conferences",
+            [
+                [
+                    {
+                        "expression": f"lines * {GUARD_INTERVAL} / 60",
+                        "label": "bridges (estimate)",
+                        "id": "bridges",
+                    }
+                ],
+                [
+                    METRIC_NAMESPACE,
+                    METRIC_CONFERENCES,
+                    *bridge,
+                    {"stat": "SampleCount", "id": "lines", "visible": False},
+                ],
+                ["...", {"stat": "Sum", "label": "conferences", "id": "conferences"}],
+            ],
+            annotations=lines(("jvb.max_count", cfg.jvb.max_count)),
+        ),
+        graph(
+            "Bridge CPU %",
+            [
+                [ECS_NS, "CPUUtilization", *jvb, {"stat": "Average", "label": "average"}],
+                ["...", {"stat": "Maximum", "label": "busiest task"}],
+            ],
+            annotations=lines(("scaling target", cfg.scaling.cpu_target), ("alarm", cpu_alarm)),
+        ),
+        graph(
+            "Bridge stress level",
+            [[METRIC_NAMESPACE, METRIC_STRESS_LEVEL, *bridge, {"stat": "Maximum"}]],
+        ),
+        graph(
+            "Signal task: CPU % and samples (no samples = no running task)",
+            [
+                [ECS_NS, "CPUUtilization", *signal, {"stat": "Average", "label": "CPU %"}],
+                ["...", {"stat": "SampleCount", "label": "samples"}],
+            ],
+        ),
+        graph(
+            "Load balancer: 5xx responses",
+            [
+                [ALB_NS, "HTTPCode_ELB_5XX_Count", *lb, {"stat": "Sum"}],
+                [ALB_NS, "HTTPCode_Target_5XX_Count", *lb, {"stat": "Sum"}],
+                [ALB_NS, "RequestCount", *lb, {"stat": "Sum", "yAxis": "right"}],
+            ],
+            period=300,
+        ),
+        graph(
+            "Load balancer: signal targets",
+            [
+                [ALB_NS, "HealthyHostCount", *tg, {"stat": "Minimum"}],
+                [ALB_NS, "UnHealthyHostCount", *tg, {"stat": "Maximum"}],
+            ],
+        ),
+        {
+            "type": "alarm",
+            "properties": {
+                "title": "Alarms",
+                "alarms": [refs.alarm_arn(name) for name in sorted(specs)],
+            },
+        },
+    ]
+    width, height = 12, 6
+    for i, widget in enumerate(widgets):
+        widget.update(x=(i % 2) * width, y=(i // 2) * height, width=width, height=height)
+    return {"widgets": widgets}
+
+
+# -- steps -----------------------------------------------------------------------------------
+
+
+def _sns(ctx: Context) -> Any:
+    return ctx.aws.client("sns")
+
+
+def _cloudwatch(ctx: Context) -> Any:
+    return ctx.aws.client("cloudwatch")
+
+
+def _ignore_missing(fn: Any) -> None:
+    """Deletes treat not-found as done."""
+    try:
+        fn()
+    except botocore.exceptions.ClientError as exc:
+        if not is_not_found(exc):
+            raise
+
+
+def topic_name(stack: str) -> str:
+    return f"{stack}-alarms"
+
+
+class AlarmTopic(Step):
+    """The SNS topic every alarm notifies; an e-mail subscription when alerts.email is set."""
+
+    name = TOPIC_STEP
+    kind = "sns topic"
+
+    def find(self, ctx: Context) -> Resource | None:
+        suffix = ":" + topic_name(ctx.stack)
+        arns = [t["TopicArn"] for t in ctx.aws.all("sns", "list_topics", "Topics")]
+        matches = [{"TopicArn": a} for a in arns if a.endswith(suffix)]
+        topic = ctx.unique(self.name, matches, "TopicArn")
+        return Resource(topic["TopicArn"]) if topic else None
+
+    def create(self, ctx: Context) -> Resource:
+        arn = _sns(ctx).create_topic(Name=topic_name(ctx.stack), Tags=ctx.tags(self.name))
+        return Resource(arn["TopicArn"], attrs={"tags": ctx.tag_dict(self.name), "subs": []})
+
+    def _tags(self, ctx: Context, res: Resource) -> dict[str, str]:
+        if "tags" not in res.attrs:
+            reply = ctx.aws.cached("sns", "list_tags_for_resource", ResourceArn=res.id)
+            res.attrs["tags"] = tags_of(reply.get("Tags"))
+        return dict(res.attrs["tags"])
+
+    def _subs(self, ctx: Context, res: Resource) -> list[dict[str, Any]]:
+        if "subs" not in res.attrs:
+            res.attrs["subs"] = ctx.aws.all(
+                "sns", "list_subscriptions_by_topic", "Subscriptions", TopicArn=res.id
+            )
+        return [s for s in res.attrs["subs"] if s.get("Protocol") == "email"]
+
+    def _email_state(self, ctx: Context, res: Resource) -> tuple[bool, list[dict[str, Any]]]:
+        """(configured address subscribed or pending, confirmed subscriptions to drop)."""
+        want = ctx.cfg.alerts.email.lower()
+        subs = self._subs(ctx, res)
+        present = bool(want) and any(s.get("Endpoint", "").lower() == want for s in subs)
+        # A pending subscription has no ARN to unsubscribe; AWS drops it if nobody confirms.
+        extra = [
+            s
+            for s in subs
+            if s.get("Endpoint", "").lower() != want and s.get("SubscriptionArn") != PENDING
+        ]
+        return present, extra
+
+    def drift(self, ctx: Context, res: Resource) -> list[str]:
+        out = tag_drift(ctx.tag_dict(self.name), self._tags(ctx, res))
+        present, extra = self._email_state(ctx, res)
+        if ctx.cfg.alerts.email and not present:
+            out.append(f"e-mail {ctx.cfg.alerts.email} not subscribed")
+        out += [f"e-mail {s.get('Endpoint')} subscribed but not in config" for s in extra]
+        return out
+
+    def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
+        sns = _sns(ctx)
+        if any(d.startswith("tag ") for d in drift):
+            sns.tag_resource(ResourceArn=res.id, Tags=ctx.tags(self.name))
+        present, extra = self._email_state(ctx, res)
+        if ctx.cfg.alerts.email and not present:
+            sns.subscribe(TopicArn=res.id, Protocol="email", Endpoint=ctx.cfg.alerts.email)
+        for sub in extra:
+            _ignore_missing(lambda sub=sub: sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"]))
+
+    def delete(self, ctx: Context, res: Resource) -> None:
+        # Deleting the topic removes its subscriptions too.
+        _ignore_missing(lambda: _sns(ctx).delete_topic(TopicArn=res.id))
+
+    def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
+        want = ctx.cfg.alerts.email.lower()
+        if not want:
+            return {"email": "none"}
+        for sub in self._subs(ctx, res):
+            if sub.get("Endpoint", "").lower() == want:
+                pending = sub.get("SubscriptionArn") == PENDING
+                return {"email": "pending confirmation" if pending else "confirmed"}
+        return {"email": "not subscribed"}
+
+
+class Alarms(Step):
+    """The stack's alarms (<stack>-<what>), each kept at exactly its desired parameters."""
+
+    name = "alarms"
+    kind = "cloudwatch alarms"
+    depends_on = (TOPIC_STEP, *SOURCE_STEPS)
+
+    def find(self, ctx: Context) -> Resource | None:
+        known = known_alarm_names(ctx.stack)
+        # One call for the family; MaxRecords keeps it one page for any plausible prefix match.
+        alarms = ctx.aws.all(
+            "cloudwatch",
+            "describe_alarms",
+            "MetricAlarms",
+            AlarmNamePrefix=f"{ctx.stack}-",
+            AlarmTypes=["MetricAlarm"],
+            MaxRecords=100,
+        )
+        ours = {a["AlarmName"]: a for a in alarms if a["AlarmName"] in known}
+        if not ours:
+            return None
+        return Resource(f"{ctx.stack}-*", attrs={"alarms": ours})
+
+    def create(self, ctx: Context) -> Resource:
+        specs = alarm_specs(ctx.cfg, Refs.of(ctx))
+        for spec in specs.values():
+            self._put(ctx, spec)
+        return Resource(f"{ctx.stack}-*", attrs={"alarms": specs})
+
+    def _put(self, ctx: Context, spec: dict[str, Any]) -> None:
+        # Tags apply when PutMetricAlarm creates the alarm; an update leaves them as they are.
+        _cloudwatch(ctx).put_metric_alarm(**spec, Tags=ctx.tags(self.name))
+
+    def _plan(self, ctx: Context, res: Resource) -> tuple[list[str], list[str], list[str]]:
+        """(drift lines, alarm names to put, alarm names to delete)."""
+        specs = alarm_specs(ctx.cfg, Refs.of(ctx))
+        have = res.attrs["alarms"]
+        lines, put = [], []
+        for name, spec in specs.items():
+            if name not in have:
+                lines.append(f"{name} missing")
+                put.append(name)
+                continue
+            diffs = alarm_diff(spec, have[name])
+            if diffs:
+                lines += [f"{name}: {d}" for d in diffs]
+                put.append(name)
+        extra = sorted(set(have) - set(specs))
+        lines += [f"{name} not in config" for name in extra]
+        return lines, put, extra
+
+    def drift(self, ctx: Context, res: Resource) -> list[str]:
+        return self._plan(ctx, res)[0]
+
+    def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
+        _, put, extra = self._plan(ctx, res)
+        specs = alarm_specs(ctx.cfg, Refs.of(ctx))
+        for name in put:
+            self._put(ctx, specs[name])
+        if extra:
+            _cloudwatch(ctx).delete_alarms(AlarmNames=extra)
+
+    def delete(self, ctx: Context, res: Resource) -> None:
+        names = sorted(res.attrs["alarms"])
+        _ignore_missing(lambda: _cloudwatch(ctx).delete_alarms(AlarmNames=names))
+
+    def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
+        alarms = res.attrs["alarms"]
+        firing = sorted(n for n, a in alarms.items() if a.get("StateValue") == "ALARM")
+        return {"alarms": len(alarms), "in_alarm": ", ".join(firing) or "none"}
+
+
+class Dashboard(Step):
+    """One CloudWatch dashboard named after the stack; drift = the parsed body differs."""
+
+    name = "dashboard"
+    kind = "cloudwatch dashboard"
+    depends_on = (TOPIC_STEP, *SOURCE_STEPS)
+
+    def find(self, ctx: Context) -> Resource | None:
+        name = dashboard_name(ctx.stack)
+        entries = ctx.aws.all(
+            "cloudwatch", "list_dashboards", "DashboardEntries", DashboardNamePrefix=name
+        )
+        if not any(e.get("DashboardName") == name for e in entries):
+            return None
+        return Resource(name)
+
+    def create(self, ctx: Context) -> Resource:
+        body = dashboard_body(ctx.cfg, Refs.of(ctx))
+        self._put(ctx, body)
+        return Resource(dashboard_name(ctx.stack), attrs={"body": body})
+
+    def _put(self, ctx: Context, body: dict[str, Any]) -> None:
+        _cloudwatch(ctx).put_dashboard(
+            DashboardName=dashboard_name(ctx.stack), DashboardBody=json.dumps(body)
+        )
+
+    def _body(self, ctx: Context, res: Resource) -> Any:
+        if "body" not in res.attrs:
+            reply = ctx.aws.cached("cloudwatch", "get_dashboard", DashboardName=res.id)
+            try:
+                res.attrs["body"] = json.loads(reply.get("DashboardBody") or "{}")
+            except ValueError:
+                res.attrs["body"] = None  # unreadable: drift, and up rewrites it
+        return res.attrs["body"]
+
+    def drift(self, ctx: Context, res: Resource) -> list[str]:
+        want = dashboard_body(ctx.cfg, Refs.of(ctx))
+        have = self._body(ctx, res)
+        if have == want:
+            return []
+        count = len(have.get("widgets", [])) if isinstance(have, dict) else 0
+        return [f"body differs from config ({count} widgets, want {len(want['widgets'])})"]
+
+    def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
+        self._put(ctx, dashboard_body(ctx.cfg, Refs.of(ctx)))
+
+    def delete(self, ctx: Context, res: Resource) -> None:
+        _ignore_missing(lambda: _cloudwatch(ctx).delete_dashboards(DashboardNames=[res.id]))
+
+    def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
+        region = ctx.aws.region
+        return {
+            "url": f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+            f"#dashboards/dashboard/{res.id}"
+        }
+
+
+def steps(cfg: Config) -> list[Step]:
+    return [AlarmTopic(), Alarms(), Dashboard()]
