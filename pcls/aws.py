@@ -144,6 +144,27 @@ class Aws:
                 self._clients[service] = client
             return self._clients[service]
 
+    def probe_client(self, service: str) -> Any:
+        """A client that tries once with short timeouts, for optional status details.
+
+        The shared clients retry up to ten times; a call an endpoint cannot serve would hold a
+        read-only run for a minute. Calls are still counted and still write-guarded.
+        """
+        key = f"probe:{service}"
+        with self._lock:
+            if key not in self._clients:
+                config = self.config.merge(
+                    botocore.config.Config(
+                        retries={"mode": "standard", "max_attempts": 1},
+                        connect_timeout=3,
+                        read_timeout=5,
+                    )
+                )
+                client = self.session.client(service, config=config, endpoint_url=self.endpoint_url)
+                client.meta.events.register("before-call", self._before_call)
+                self._clients[key] = client
+            return self._clients[key]
+
     def _before_call(self, model: Any, **_: Any) -> None:
         service = model.service_model.service_name
         op = model.name

@@ -17,6 +17,7 @@ JVB_CONTAINER_NAME = "jvb"
 DEFAULT_STATS_URL = "http://127.0.0.1:8080/colibri/stats"
 
 # What the guard publishes; the scaling and alarm code refers to these names.
+GUARD_INTERVAL = 15  # seconds between the guard's reads of the bridge stats
 METRIC_NAMESPACE = "pcls/Jitsi"
 METRIC_DIMENSION = "Stack"
 METRIC_PARTICIPANTS = "Participants"
@@ -49,7 +50,7 @@ def guard_container(
     log_group: str,
     region: str,
     *,
-    interval: int = 15,
+    interval: int = GUARD_INTERVAL,
     protection_minutes: int = 60,
     idle_reads: int = 2,
     stats_url: str = DEFAULT_STATS_URL,

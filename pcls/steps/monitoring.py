@@ -11,7 +11,6 @@ Every metric here exists without Container Insights (which costs extra and is of
 
 from __future__ import annotations
 
-import inspect
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -22,19 +21,18 @@ from pcls.aws import is_not_found, tag_drift, tags_of
 from pcls.config import Config
 from pcls.engine import Context, Resource, Step
 from pcls.sidecar_container import (
+    GUARD_INTERVAL,
     METRIC_CONFERENCES,
     METRIC_DIMENSION,
     METRIC_NAMESPACE,
     METRIC_PARTICIPANTS,
     METRIC_STRESS_LEVEL,
-    guard_container,
 )
 from pcls.steps.scaling import SCALING_METRICS, short_name
 
 ALB_NS = "AWS/ApplicationELB"
 ECS_NS = "AWS/ECS"
 # Seconds between the guard's metric lines: the bridge count estimate divides by it.
-GUARD_INTERVAL = int(inspect.signature(guard_container).parameters["interval"].default)
 POOL_PERIOD = 900  # 60 guard lines per bridge: one line more or less moves the estimate < 2%
 LOAD_ALARM_FACTOR = 1.5  # bridge load this far above target for 10 min: scaling cannot keep up
 CPU_ALARM_MARGIN = 15.0  # percent above the CPU guard's target

@@ -198,23 +198,6 @@ def _num(value: Any) -> float | None:
 # -- status helpers --------------------------------------------------------------------------
 
 
-def quick_client(ctx: Context, service: str) -> Any:
-    """A client that tries once with short timeouts, for optional status details.
-
-    The shared clients retry up to ten times; a call the endpoint cannot serve (moto answers
-    GetTaskProtection with HTTP 500) would hold `status` for a minute. Calls are still counted
-    and still refused in a read-only run's write check.
-    """
-    config = ctx.aws.config.merge(
-        botocore.config.Config(
-            retries={"mode": "standard", "max_attempts": 1}, connect_timeout=3, read_timeout=5
-        )
-    )
-    client = ctx.aws.session.client(service, config=config, endpoint_url=ctx.aws.endpoint_url)
-    client.meta.events.register("before-call", ctx.aws._before_call)
-    return client
-
-
 def protected_tasks(ctx: Context, cluster: str, service: str) -> str:
     """'<protected> of <running>' bridges with scale-in protection, or 'unknown'."""
     try:
@@ -230,7 +213,7 @@ def protected_tasks(ctx: Context, cluster: str, service: str) -> str:
         return "unknown"
     if not arns:
         return "0 of 0"
-    ecs = quick_client(ctx, "ecs")
+    ecs = ctx.aws.probe_client("ecs")
     protected = 0
     try:
         for chunk in _chunks(arns, 10):  # GetTaskProtection takes at most 10 tasks
