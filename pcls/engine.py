@@ -55,6 +55,7 @@ class Patience:
     service_stable: float = 900.0
     resource_gone: float = 600.0
     sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
 
 
 class Step:
@@ -161,7 +162,8 @@ class Context:
         hint: str = "",
     ) -> None:
         """Poll the AWS state `probe` reads, backing off, showing what it waits for."""
-        start = time.monotonic()
+        clock = self.patience.clock
+        start = clock()
         delay = self.patience.poll_min
         while True:
             if self.cancel.is_set():
@@ -169,7 +171,7 @@ class Context:
             done, state = probe()
             if done:
                 return
-            elapsed = time.monotonic() - start
+            elapsed = clock() - start
             if elapsed >= timeout:
                 raise WaitTimeout(
                     f"{step}: gave up waiting for {what} after {timeout:.0f}s"
@@ -380,7 +382,7 @@ class Engine:
         if res is None:
             return StepResult(step.name, step.kind, Outcome.MISSING, "", "not found")
         details = step.details(self.ctx, res)
-        if res.state:
+        if res.state and res.state not in details.values():
             details.setdefault("state", res.state)
         outcome = Outcome.DRIFTED if drift else Outcome.IN_SYNC
         detail = f"{res.id}: " + "; ".join(drift) if drift else res.id

@@ -11,6 +11,8 @@ import pytest
 os.environ.setdefault("MOTO_ACM_VALIDATION_WAIT", "0")
 # Services report their one task running, as in the sandbox (moto runs no containers).
 os.environ.setdefault("MOTO_ECS_SERVICE_RUNNING", "1")
+# pcls never launches instances: skip moto's default AMI catalogue (about half its start time).
+os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 for _key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_DEFAULT_PROFILE"):
     os.environ.pop(_key, None)
 os.environ["AWS_ACCESS_KEY_ID"] = "testing"

@@ -8,7 +8,6 @@ layer with event hooks on the run's own clients.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -483,16 +482,21 @@ def test_validation_record_published_late_is_waited_for(harness: Harness) -> Non
 
 
 @pytest.fixture
-def fake_clock(monkeypatch: pytest.MonkeyPatch) -> Patience:
-    """Waits take no real time: the patience's sleep moves time.monotonic forward."""
-    real = time.monotonic
-    offset = [0.0]
-    monkeypatch.setattr(time, "monotonic", lambda: real() + offset[0])
+def fake_clock() -> Patience:
+    """Waits take no real time: the patience's sleep moves its own clock forward."""
+    now = [0.0]
 
     def sleep(seconds: float) -> None:
-        offset[0] += seconds
+        now[0] += seconds
 
-    return Patience(poll_min=2.0, poll_max=20.0, resource_gone=60, service_stable=60, sleep=sleep)
+    return Patience(
+        poll_min=2.0,
+        poll_max=20.0,
+        resource_gone=60,
+        service_stable=60,
+        sleep=sleep,
+        clock=lambda: now[0],
+    )
 
 
 def test_certificate_stuck_pending_times_out_with_a_hint_and_is_reused(
