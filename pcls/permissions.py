@@ -97,6 +97,8 @@ WRITE = {
     ],
     "ec2": [
         "AssociateRouteTable",
+        "AssociateSubnetCidrBlock",
+        "AssociateVpcCidrBlock",
         "AttachInternetGateway",
         "AuthorizeSecurityGroupEgress",
         "AuthorizeSecurityGroupIngress",

@@ -180,3 +180,23 @@ def test_more_azs_than_region_has_is_refused_before_any_write(harness: Harness, 
     assert res.code == 2
     assert "network.azs" in res.err and "offers 3" in res.err
     assert _stack_count(harness, "describe_vpcs", "Vpcs") == 0
+
+
+def test_dual_stack_gives_vpc_subnets_and_routes_ipv6(harness: Harness) -> None:
+    harness.write_config("[network]\ndual_stack = true\n")
+    result = harness.up()
+    assert result.ok, [r.detail for r in result.failures]
+    ec2 = harness.client("ec2")
+    vpc = ec2.describe_vpcs(VpcIds=[result.results["vpc"].id])["Vpcs"][0]
+    block = vpc["Ipv6CidrBlockAssociationSet"][0]["Ipv6CidrBlock"]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])
+    v6 = sorted(s["Ipv6CidrBlockAssociationSet"][0]["Ipv6CidrBlock"] for s in subnets["Subnets"])
+    assert len(v6) == 2 and all(b.endswith("/64") for b in v6)
+    assert block.split("::")[0][:9] == v6[0][:9]
+    rt = ec2.describe_route_tables(RouteTableIds=[result.results["route-table"].id])
+    routes = rt["RouteTables"][0]["Routes"]
+    assert any(r.get("DestinationIpv6CidrBlock") == "::/0" for r in routes)
+    alb_sg = ec2.describe_security_groups(GroupIds=[result.results["sg-alb"].id])
+    v6_rules = [r for p in alb_sg["SecurityGroups"][0]["IpPermissions"] for r in p["Ipv6Ranges"]]
+    assert len(v6_rules) == 2
+    assert harness.up().ok and harness.writes() == {}

@@ -40,6 +40,15 @@ def _retag(ctx: Context, step: str, res: Resource) -> None:
     _ec2(ctx).create_tags(Resources=[res.id], Tags=ctx.tags(step))
 
 
+def ipv6_block(item: dict[str, Any]) -> str:
+    """The associated IPv6 range of a VPC or subnet description, or ''."""
+    for assoc in item.get("Ipv6CidrBlockAssociationSet", []):
+        state = assoc.get("Ipv6CidrBlockState", {}).get("State", "")
+        if "associated" in str(state) and "disassociat" not in str(state):
+            return str(assoc["Ipv6CidrBlock"])
+    return ""
+
+
 def availability_zones(ctx: Context) -> list[str]:
     zones = ctx.aws.all(
         "ec2",
@@ -95,11 +104,22 @@ class Vpc(Step):
                 value = value[attr[0].upper() + attr[1:]]["Value"]
             if not value:
                 out.append(f"{attr} off")
+        if ctx.cfg.network.dual_stack and not ipv6_block(vpc):
+            out.append("no IPv6 range (network.dual_stack)")
         out += tag_drift(ctx.tag_dict(self.name), tags_of(vpc.get("Tags")))
         return out
 
     def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
         ec2 = _ec2(ctx)
+        if "no IPv6 range (network.dual_stack)" in drift:
+            ec2.associate_vpc_cidr_block(VpcId=res.id, AmazonProvidedIpv6CidrBlock=True)
+
+            def associated() -> tuple[bool, str]:
+                vpc = ec2.describe_vpcs(VpcIds=[res.id])["Vpcs"][0]
+                res.attrs["vpc"] = vpc
+                return bool(ipv6_block(vpc)), "IPv6 range associating"
+
+            ctx.wait_for(self.name, "the IPv6 range", associated, ctx.patience.resource_gone)
         for attr in ("enableDnsSupport", "enableDnsHostnames"):
             if f"{attr} off" in drift:
                 key = attr[0].upper() + attr[1:]
@@ -158,12 +178,18 @@ class Subnet(Step):
             out.append(f"in {sub.get('VpcId')}, not the stack's VPC (delete it to recreate)")
         if not sub.get("MapPublicIpOnLaunch"):
             out.append("MapPublicIpOnLaunch off")
+        if ctx.cfg.network.dual_stack and not ipv6_block(sub):
+            out.append("no IPv6 range (network.dual_stack)")
         out += tag_drift(ctx.tag_dict(self.name), tags_of(sub.get("Tags")))
         return out
 
     def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
         if "MapPublicIpOnLaunch off" in drift:
             _ec2(ctx).modify_subnet_attribute(SubnetId=res.id, MapPublicIpOnLaunch={"Value": True})
+        if "no IPv6 range (network.dual_stack)" in drift:
+            block = ipv6_block(ctx.out("vpc").attrs["vpc"])
+            net = list(ipaddress.IPv6Network(block).subnets(new_prefix=64))[self.index]
+            _ec2(ctx).associate_subnet_cidr_block(SubnetId=res.id, Ipv6CidrBlock=str(net))
         if any(d.startswith("tag ") for d in drift):
             _retag(ctx, self.name, res)
 
@@ -277,12 +303,19 @@ class RouteTable(Step):
                         elsewhere[a["SubnetId"]] = a["RouteTableAssociationId"]
         return target, missing, elsewhere
 
+    def _ipv6_target(self, res: Resource) -> str | None:
+        routes = res.attrs["rt"].get("Routes", [])
+        route = next((r for r in routes if r.get("DestinationIpv6CidrBlock") == ANYWHERE6), None)
+        return route.get("GatewayId") if route else None
+
     def drift(self, ctx: Context, res: Resource) -> list[str]:
         igw = ctx.out("internet-gateway").id
         target, missing, _ = self._state(ctx, res)
         out = []
         if target != igw:
             out.append(f"default route to {target or 'nothing'}, not {igw}")
+        if ctx.cfg.network.dual_stack and self._ipv6_target(res) != igw:
+            out.append(f"IPv6 default route to {self._ipv6_target(res) or 'nothing'}, not {igw}")
         out += [f"subnet {s} not associated" for s in missing]
         return out + tag_drift(ctx.tag_dict(self.name), tags_of(res.attrs["rt"].get("Tags")))
 
@@ -294,6 +327,16 @@ class RouteTable(Step):
             ec2.create_route(RouteTableId=res.id, DestinationCidrBlock=ANYWHERE, GatewayId=igw)
         elif target != igw:
             ec2.replace_route(RouteTableId=res.id, DestinationCidrBlock=ANYWHERE, GatewayId=igw)
+        if ctx.cfg.network.dual_stack:
+            v6 = self._ipv6_target(res)
+            if v6 is None:
+                ec2.create_route(
+                    RouteTableId=res.id, DestinationIpv6CidrBlock=ANYWHERE6, GatewayId=igw
+                )
+            elif v6 != igw:
+                ec2.replace_route(
+                    RouteTableId=res.id, DestinationIpv6CidrBlock=ANYWHERE6, GatewayId=igw
+                )
         for subnet in missing:
             if subnet in elsewhere:
                 ec2.replace_route_table_association(
