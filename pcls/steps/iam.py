@@ -1,0 +1,341 @@
+"""IAM: the task execution role and one task role per task, each with explicit inline policies.
+
+Every document pcls writes is built by a function in `POLICIES`, so a linter (or a reader) can
+render all of them for any scope with `documents(scope)`. Decisions:
+
+- Execution role: `logs:CreateLogStream`/`logs:PutLogEvents` on the stack's log group only, and
+  `ssm:GetParameters` on exactly the stack's parameter ARNs. No ECR actions: the images come from
+  ghcr.io and public.ecr.aws, which need no AWS credentials. No `kms:Decrypt`: the parameters use
+  the AWS managed key `aws/ssm`, whose key policy lets any principal of the account decrypt
+  through SSM; ECS documents kms:Decrypt as needed only for a customer managed key.
+- Signal task role: no permissions at all; nothing in web, prosody or jicofo calls AWS.
+- Bridge task role: `ecs:UpdateTaskProtection` on the tasks of the stack's cluster only
+  (`task/<cluster>/*`, the narrowest resource the action accepts). The bridge guard reaches it
+  through the ECS agent endpoint, which signs with this role.
+- Trust: `ecs-tasks.amazonaws.com`; the task roles also carry the confused-deputy conditions
+  ECS documents for task roles (aws:SourceAccount, aws:SourceArn within this account's ECS).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import botocore.exceptions
+
+from pcls.aws import eventually, tag_drift, tags_of
+from pcls.config import Config
+from pcls.engine import Context, Resource, Step
+from pcls.errors import PclsError
+from pcls.steps.platform import cluster_name, ignore_missing, log_group_name, owned
+
+VERSION = "2012-10-17"
+TASKS_PRINCIPAL = "ecs-tasks.amazonaws.com"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Everything the documents depend on."""
+
+    partition: str
+    region: str
+    account: str
+    stack: str
+    log_group: str
+    cluster: str
+    parameter_arns: tuple[str, ...]
+
+
+def _trust(scope: Scope, *, source_conditions: bool) -> dict[str, Any]:
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"Service": TASKS_PRINCIPAL},
+        "Action": "sts:AssumeRole",
+    }
+    if source_conditions:
+        statement["Condition"] = {
+            "StringEquals": {"aws:SourceAccount": scope.account},
+            "ArnLike": {
+                "aws:SourceArn": f"arn:{scope.partition}:ecs:{scope.region}:{scope.account}:*"
+            },
+        }
+    return {"Version": VERSION, "Statement": [statement]}
+
+
+def execution_trust(scope: Scope) -> dict[str, Any]:
+    # ECS documents the confused-deputy conditions for task roles, not for the execution role,
+    # which the Fargate agent assumes; a condition it does not send would stop every task.
+    return _trust(scope, source_conditions=False)
+
+
+def task_trust(scope: Scope) -> dict[str, Any]:
+    return _trust(scope, source_conditions=True)
+
+
+def execution_policy(scope: Scope) -> dict[str, Any]:
+    group = f"arn:{scope.partition}:logs:{scope.region}:{scope.account}:log-group:{scope.log_group}"
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "WriteTaskLogs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": [group, f"{group}:log-stream:*"],
+            },
+            {
+                "Sid": "ReadStackSecrets",
+                "Effect": "Allow",
+                "Action": "ssm:GetParameters",
+                "Resource": sorted(scope.parameter_arns),
+            },
+        ],
+    }
+
+
+def jvb_task_policy(scope: Scope) -> dict[str, Any]:
+    tasks = f"arn:{scope.partition}:ecs:{scope.region}:{scope.account}:task/{scope.cluster}/*"
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "OwnScaleInProtection",
+                "Effect": "Allow",
+                "Action": "ecs:UpdateTaskProtection",
+                "Resource": tasks,
+            }
+        ],
+    }
+
+
+Document = Callable[[Scope], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    step: str
+    suffix: str  # role name = f"{stack}-{suffix}"
+    description: str
+    trust: Document
+    inline: dict[str, Document] = field(default_factory=dict)
+
+
+POLICIES: dict[str, RoleSpec] = {
+    "execution": RoleSpec(
+        "role-execution",
+        "execution",
+        "ECS pulls, logs and reads the stack's parameters for its tasks",
+        execution_trust,
+        {"logs-and-secrets": execution_policy},
+    ),
+    "signal-task": RoleSpec(
+        "role-signal",
+        "signal-task",
+        "signal task (web, prosody, jicofo): no AWS permissions",
+        task_trust,
+    ),
+    "jvb-task": RoleSpec(
+        "role-jvb",
+        "jvb-task",
+        "bridge task: the bridge guard sets scale-in protection on its own task",
+        task_trust,
+        {"task-protection": jvb_task_policy},
+    ),
+}
+
+
+def documents(scope: Scope) -> dict[str, dict[str, Any]]:
+    """Role name -> {"trust": document, "inline": {policy name: document}}, as pcls writes them."""
+    return {
+        f"{scope.stack}-{spec.suffix}": {
+            "trust": spec.trust(scope),
+            "inline": {name: doc(scope) for name, doc in spec.inline.items()},
+        }
+        for spec in POLICIES.values()
+    }
+
+
+def scope_of(ctx: Context, parameter_arns: tuple[str, ...] = ()) -> Scope:
+    ident = ctx.aws.identity()
+    return Scope(
+        partition=ident["arn"].split(":")[1],
+        region=ctx.aws.region,
+        account=ident["account"],
+        stack=ctx.stack,
+        log_group=log_group_name(ctx),
+        cluster=cluster_name(ctx),
+        parameter_arns=parameter_arns,
+    )
+
+
+_LISTY = {"Statement", "Action", "NotAction", "Resource", "NotResource"}
+
+
+def canonical(doc: Any) -> Any:
+    """Order-free form of a policy document; "x" and ["x"] compare equal where IAM allows both."""
+    return _canon(json.loads(doc) if isinstance(doc, str) else doc)
+
+
+def _canon(doc: Any) -> Any:
+    if isinstance(doc, dict):
+        return {
+            k: _canon([v] if k in _LISTY and not isinstance(v, list) else v) for k, v in doc.items()
+        }
+    if isinstance(doc, list):
+        return sorted((_canon(v) for v in doc), key=lambda v: json.dumps(v, sort_keys=True))
+    return doc
+
+
+def _same(a: Any, b: Any) -> bool:
+    return canonical(a) == canonical(b)
+
+
+class Role(Step):
+    kind = "iam role"
+
+    def __init__(self, key: str, depends_on: tuple[str, ...]) -> None:
+        self.spec = POLICIES[key]
+        self.name = self.spec.step
+        # Every role follows `secrets`: the execution policy names their ARNs, and teardown
+        # then removes the roles before the parameters.
+        self.depends_on = depends_on
+
+    def role_name(self, ctx: Context) -> str:
+        return f"{ctx.stack}-{self.spec.suffix}"
+
+    def _scope(self, ctx: Context) -> Scope:
+        arns = ctx.out("secrets").attrs["arns"] if "secrets" in self.depends_on else {}
+        return scope_of(ctx, tuple(sorted(arns.values())))
+
+    def find(self, ctx: Context) -> Resource | None:
+        try:
+            role = ctx.aws.cached("iam", "get_role", RoleName=self.role_name(ctx))["Role"]
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
+                return None
+            raise
+        if role["RoleName"] != ctx.ledger.id(self.name) and not owned(
+            ctx, self.name, role.get("Tags")
+        ):
+            return None  # someone else's role with this name; create() says so
+        return Resource(role["RoleName"], attrs={"arn": role["Arn"], "role": role})
+
+    def create(self, ctx: Context) -> Resource:
+        name = self.role_name(ctx)
+        try:
+            role = ctx.aws.client("iam").create_role(
+                RoleName=name,
+                AssumeRolePolicyDocument=json.dumps(self.spec.trust(self._scope(ctx))),
+                Description=f"pcls {ctx.stack}: {self.spec.description}",
+                Tags=ctx.tags(self.name),
+            )["Role"]
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "EntityAlreadyExists":
+                raise PclsError(
+                    f"{self.name}: IAM role {name} exists without this stack's tags; "
+                    "choose another stack name or delete that role"
+                ) from None
+            raise
+        # A new role has no policies: drift() need not list them.
+        return Resource(name, attrs={"arn": role["Arn"], "role": role, "fresh": True})
+
+    def _inline(self, ctx: Context, res: Resource) -> tuple[dict[str, Any], list[str]]:
+        """(inline policies pcls owns, as AWS has them; names of all inline policies)."""
+        if res.attrs.get("fresh"):
+            return {}, []
+        iam = ctx.aws.client("iam")
+        listed = iam.list_role_policies(RoleName=res.id)["PolicyNames"]
+        have = {
+            n: iam.get_role_policy(RoleName=res.id, PolicyName=n)["PolicyDocument"]
+            for n in listed
+            if n in self.spec.inline
+        }
+        return have, listed
+
+    def _attached(self, ctx: Context, res: Resource) -> list[str]:
+        if res.attrs.get("fresh"):
+            return []
+        out = ctx.aws.client("iam").list_attached_role_policies(RoleName=res.id)
+        return [p["PolicyArn"] for p in out["AttachedPolicies"]]
+
+    def drift(self, ctx: Context, res: Resource) -> list[str]:
+        scope = self._scope(ctx)
+        role = res.attrs["role"]
+        out = []
+        if not _same(role.get("AssumeRolePolicyDocument"), self.spec.trust(scope)):
+            out.append("trust policy differs")
+        have, listed = self._inline(ctx, res)
+        for name, doc in self.spec.inline.items():
+            if name not in have:
+                out.append(f"inline policy {name} missing")
+            elif not _same(have[name], doc(scope)):
+                out.append(f"inline policy {name} differs")
+        out += [f"inline policy {n} not in pcls" for n in listed if n not in self.spec.inline]
+        out += [f"managed policy {a} attached" for a in self._attached(ctx, res)]
+        return out + tag_drift(ctx.tag_dict(self.name), tags_of(role.get("Tags")))
+
+    def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
+        iam = ctx.aws.client("iam")
+        scope = self._scope(ctx)
+        if "trust policy differs" in drift:
+            iam.update_assume_role_policy(
+                RoleName=res.id, PolicyDocument=json.dumps(self.spec.trust(scope))
+            )
+        for name, doc in self.spec.inline.items():
+            if f"inline policy {name} missing" in drift or f"inline policy {name} differs" in drift:
+                # Right after create_role, IAM may not know the role yet.
+                eventually(
+                    lambda name=name, doc=doc: iam.put_role_policy(
+                        RoleName=res.id, PolicyName=name, PolicyDocument=json.dumps(doc(scope))
+                    ),
+                    codes=("NoSuchEntity",),
+                    timeout=ctx.patience.iam_propagation,
+                    sleep=ctx.patience.sleep,
+                )
+        for d in drift:
+            if d.startswith("inline policy ") and d.endswith(" not in pcls"):
+                extra = d[len("inline policy ") : -len(" not in pcls")]
+                ignore_missing(
+                    lambda n=extra: iam.delete_role_policy(RoleName=res.id, PolicyName=n)
+                )
+            elif d.startswith("managed policy ") and d.endswith(" attached"):
+                policy = d[len("managed policy ") : -len(" attached")]
+                ignore_missing(
+                    lambda p=policy: iam.detach_role_policy(RoleName=res.id, PolicyArn=p)
+                )
+        if any(d.startswith("tag ") for d in drift):
+            iam.tag_role(RoleName=res.id, Tags=ctx.tags(self.name))
+
+    def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
+        return {"policies": len(self.spec.inline)}
+
+    def delete(self, ctx: Context, res: Resource) -> None:
+        iam = ctx.aws.client("iam")
+        try:
+            for name in iam.list_role_policies(RoleName=res.id)["PolicyNames"]:
+                ignore_missing(lambda n=name: iam.delete_role_policy(RoleName=res.id, PolicyName=n))
+            for p in iam.list_attached_role_policies(RoleName=res.id)["AttachedPolicies"]:
+                ignore_missing(
+                    lambda a=p["PolicyArn"]: iam.detach_role_policy(RoleName=res.id, PolicyArn=a)
+                )
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
+                return
+            raise
+        ctx.retry_while(
+            self.name,
+            lambda: ignore_missing(lambda: iam.delete_role(RoleName=res.id)),
+            codes=("DeleteConflict",),
+            timeout=ctx.patience.iam_propagation,
+            why="waiting for the role's policies to be released",
+        )
+
+
+def steps(cfg: Config) -> list[Step]:
+    return [
+        Role("execution", ("secrets", "log-group", "cluster")),
+        Role("signal-task", ("secrets",)),
+        Role("jvb-task", ("secrets", "cluster")),
+    ]

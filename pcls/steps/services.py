@@ -1,0 +1,458 @@
+"""Services: `signal` (one task, behind the load balancer, registered as xmpp) and `jvb` (bridges).
+
+Both run in the public subnets with a public IP (no NAT gateway: the bridges need public
+addresses for media anyway), with the deployment circuit breaker rolling back a failed rollout.
+
+- signal: regular FARGATE, desired 1, minimumHealthyPercent 0 / maximumPercent 100. A shard has
+  exactly one prosody; two at once during a rollout would split the bridges between two
+  brewery rooms, so the old task stops before the new one starts.
+- jvb: FARGATE base `jvb.ondemand_base`, then FARGATE_SPOT at `jvb.spot_weight` against FARGATE
+  weight 1. The desired count is set once at create (`jvb.min_count`); after that autoscaling
+  owns it and no re-run touches it.
+
+After a create or an update the step waits (bounded by `patience.service_stable`) until the
+service is steady, showing `signal 1/1 running · jvb 0/1 (1 pending) · <latest event>`. On
+timeout the error carries the last service events and the stopped tasks' reasons, as AWS Copilot
+shows them. A secret recreated after the current deployment started forces a new deployment.
+
+moto keeps no capacity provider strategy, deployment configuration or grace period from
+create_service, so each of those is compared only when DescribeServices returns it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import botocore.exceptions
+
+from pcls import jitsi
+from pcls.aws import error_code, error_message, tag_drift, tags_of
+from pcls.config import Config
+from pcls.engine import Context, Resource, Step
+from pcls.errors import StepError, WaitTimeout
+from pcls.steps.platform import cluster_name, owned
+
+SERVICES = ("signal", "jvb")
+IAM_MESSAGES = ("unable to assume the role", "Unable to assume the service linked role")
+DRAINING_MESSAGES = ("still Draining",)
+SCALED_MESSAGES = ("scaled above 0",)
+SIGNAL_GRACE_SECONDS = 180  # prosody healthy, then web; ALB checks start after this
+AWAIT = "waiting for the rollout"
+EVENTS_SHOWN = 3
+STOPPED_SHOWN = 5
+
+
+def describe_all(ctx: Context) -> dict[str, dict[str, Any]]:
+    """Both services of the stack, from one DescribeServices call shared by both steps."""
+    try:
+        out = ctx.aws.cached(
+            "ecs",
+            "describe_services",
+            cluster=cluster_name(ctx),
+            services=list(SERVICES),
+            include=["TAGS"],
+        )
+    except botocore.exceptions.ClientError as exc:
+        if error_code(exc) == "ClusterNotFoundException":
+            return {}
+        raise
+    return {s["serviceName"]: s for s in out.get("services", [])}
+
+
+def _counts(svc: dict[str, Any]) -> str:
+    text = f"{svc['serviceName']} {svc.get('runningCount', 0)}/{svc.get('desiredCount', 0)} running"
+    pending = svc.get("pendingCount", 0)
+    return text + (f" ({pending} pending)" if pending else "")
+
+
+def steady(svc: dict[str, Any]) -> bool:
+    """One deployment, finished, with as many tasks running as desired.
+
+    A service scaled to 0 is steady once its rollout is done: tasks still stopping there (or
+    moto's fixed running count) are nothing an `up` needs to wait for.
+    """
+    deployments = svc.get("deployments") or []
+    if len(deployments) != 1:
+        return False
+    rollout = deployments[0].get("rolloutState")
+    if svc.get("desiredCount") == 0:
+        return rollout in (None, "COMPLETED")
+    return rollout in (None, "COMPLETED") and svc.get("runningCount") == svc.get("desiredCount")
+
+
+def _short(task_definition_arn: str) -> str:
+    return task_definition_arn.rsplit("/", 1)[-1]
+
+
+class Service(Step):
+    kind = "ecs service"
+
+    def __init__(self, task: str, subnets: list[str]) -> None:
+        self.task = task
+        self.name = f"service-{task}"
+        self.subnets = subnets
+        deps = ["cluster", f"taskdef-{task}", f"sg-{task}", *subnets, "secrets"]
+        if task == "signal":
+            deps += ["target-group", "listener-https", "discovery-xmpp"]
+        self.depends_on = tuple(deps)
+
+    # -- desired state -----------------------------------------------------------------------
+
+    def _network(self, ctx: Context) -> dict[str, Any]:
+        return {
+            "awsvpcConfiguration": {
+                "subnets": [ctx.out(s).id for s in self.subnets],
+                "securityGroups": [ctx.out(f"sg-{self.task}").id],
+                "assignPublicIp": "ENABLED",  # public subnets, no NAT: pulls go out directly
+            }
+        }
+
+    def _strategy(self, ctx: Context) -> list[dict[str, Any]]:
+        jvb = ctx.cfg.jvb
+        out = [{"capacityProvider": "FARGATE", "base": jvb.ondemand_base, "weight": 1}]
+        if jvb.spot_weight:
+            out.append({"capacityProvider": "FARGATE_SPOT", "base": 0, "weight": jvb.spot_weight})
+        return out
+
+    def _deployment(self) -> dict[str, Any]:
+        low, high = (0, 100) if self.task == "signal" else (100, 200)
+        return {
+            "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+            "minimumHealthyPercent": low,
+            "maximumPercent": high,
+        }
+
+    def spec(self, ctx: Context) -> dict[str, Any]:
+        """create_service arguments other than name, cluster, count and tags."""
+        spec: dict[str, Any] = {
+            "taskDefinition": ctx.out(f"taskdef-{self.task}").id,
+            "platformVersion": "LATEST",
+            "networkConfiguration": self._network(ctx),
+            "deploymentConfiguration": self._deployment(),
+            "propagateTags": "SERVICE",
+            "enableECSManagedTags": True,
+            "schedulingStrategy": "REPLICA",
+            "deploymentController": {"type": "ECS"},
+        }
+        if self.task == "signal":
+            spec["launchType"] = "FARGATE"
+            spec["loadBalancers"] = [
+                {
+                    "targetGroupArn": ctx.out("target-group").id,
+                    "containerName": "web",
+                    "containerPort": jitsi.SIGNAL_CONTAINER_PORT,
+                }
+            ]
+            spec["serviceRegistries"] = [{"registryArn": ctx.out("discovery-xmpp").attrs["arn"]}]
+            spec["healthCheckGracePeriodSeconds"] = SIGNAL_GRACE_SECONDS
+        else:
+            spec["capacityProviderStrategy"] = self._strategy(ctx)
+        return spec
+
+    # -- find / create -----------------------------------------------------------------------
+
+    def find(self, ctx: Context) -> Resource | None:
+        svc = describe_all(ctx).get(self.task)
+        if svc is None or svc.get("status") != "ACTIVE":
+            return None  # DRAINING and INACTIVE services are on their way out
+        # In the stack's own cluster the name identifies the service; tags are repaired.
+        if not (
+            svc["serviceArn"] == ctx.ledger.id(self.name) or owned(ctx, self.name, svc.get("tags"))
+        ):
+            ctx.progress(self.name, f"adopting untagged service {self.task}")
+        return self._resource(ctx, svc)
+
+    def _resource(self, ctx: Context, svc: dict[str, Any]) -> Resource:
+        return Resource(
+            svc["serviceArn"],
+            attrs={"name": self.task, "cluster": cluster_name(ctx), "service": svc},
+            state=svc.get("status", ""),
+        )
+
+    def create(self, ctx: Context) -> Resource:
+        ecs = ctx.aws.client("ecs")
+        desired = 1 if self.task == "signal" else ctx.cfg.jvb.min_count
+        kwargs = {
+            "cluster": cluster_name(ctx),
+            "serviceName": self.task,
+            "desiredCount": desired,
+            "tags": [{"key": t["Key"], "value": t["Value"]} for t in ctx.tags(self.name)],
+            **self.spec(ctx),
+        }
+        svc = self._retrying(ctx, lambda: ecs.create_service(**kwargs))["service"]
+        res = self._resource(ctx, svc)
+        res.attrs["await"] = True  # drift() asks update() to wait for the first rollout
+        return res
+
+    def _retrying(self, ctx: Context, call: Any) -> Any:
+        """A create or update that may meet new roles and a draining predecessor."""
+
+        def iam_ready() -> Any:
+            return ctx.retry_while(
+                self.name,
+                call,
+                messages=IAM_MESSAGES,
+                timeout=ctx.patience.iam_propagation,
+                why="waiting for IAM to propagate the task roles",
+            )
+
+        return ctx.retry_while(
+            self.name,
+            iam_ready,
+            messages=DRAINING_MESSAGES,
+            timeout=ctx.patience.resource_gone,
+            why=f"waiting for the previous {self.task} service to finish draining",
+        )
+
+    # -- drift / update ----------------------------------------------------------------------
+
+    def _changes(self, ctx: Context, svc: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+        """(drift lines, update_service arguments that repair them)."""
+        spec = self.spec(ctx)
+        lines: list[str] = []
+        fix: dict[str, Any] = {}
+        if svc.get("taskDefinition") != spec["taskDefinition"]:
+            lines.append(
+                f"task definition {_short(svc.get('taskDefinition', '-'))} -> "
+                f"{_short(spec['taskDefinition'])}"
+            )
+            fix["taskDefinition"] = spec["taskDefinition"]
+        net = (svc.get("networkConfiguration") or {}).get("awsvpcConfiguration")
+        want_net = spec["networkConfiguration"]["awsvpcConfiguration"]
+        if net is not None and (
+            sorted(net.get("subnets", [])) != sorted(want_net["subnets"])
+            or sorted(net.get("securityGroups", [])) != sorted(want_net["securityGroups"])
+            or net.get("assignPublicIp") != want_net["assignPublicIp"]
+        ):
+            lines.append("network configuration differs")
+            fix["networkConfiguration"] = spec["networkConfiguration"]
+        if "capacityProviderStrategy" in spec and svc.get("capacityProviderStrategy"):
+            have = _strategy_key(svc["capacityProviderStrategy"])
+            if have != _strategy_key(spec["capacityProviderStrategy"]):
+                lines.append("capacity provider strategy differs")
+                fix["capacityProviderStrategy"] = spec["capacityProviderStrategy"]
+                fix["forceNewDeployment"] = True  # a new strategy applies to new tasks only
+        dc = svc.get("deploymentConfiguration")
+        if dc is not None and not _deployment_ok(dc, spec["deploymentConfiguration"]):
+            lines.append("deployment configuration differs (circuit breaker, percentages)")
+            fix["deploymentConfiguration"] = spec["deploymentConfiguration"]
+        if "loadBalancers" in spec and _lb_key(svc.get("loadBalancers")) != _lb_key(
+            spec["loadBalancers"]
+        ):
+            lines.append("load balancer target differs")
+            fix["loadBalancers"] = spec["loadBalancers"]
+        if "serviceRegistries" in spec and sorted(
+            r.get("registryArn") for r in svc.get("serviceRegistries") or []
+        ) != [r["registryArn"] for r in spec["serviceRegistries"]]:
+            lines.append("service registry differs")
+            fix["serviceRegistries"] = spec["serviceRegistries"]
+        for key in ("healthCheckGracePeriodSeconds", "propagateTags", "enableECSManagedTags"):
+            if key in spec and key in svc and svc[key] != spec[key]:
+                lines.append(f"{key} {svc[key]} -> {spec[key]}")
+                fix[key] = spec[key]
+        if self.task == "signal" and svc.get("desiredCount") != 1:
+            lines.append(f"desired count {svc.get('desiredCount')} -> 1")
+            fix["desiredCount"] = 1
+        # jvb: desiredCount belongs to autoscaling after create; never compared.
+        stale = self._stale_secrets(ctx, svc)
+        if stale:
+            lines.append(f"{', '.join(stale)} changed after the current deployment started")
+            fix["forceNewDeployment"] = True
+        return lines, fix
+
+    def _stale_secrets(self, ctx: Context, svc: dict[str, Any]) -> list[str]:
+        """Secrets this task reads that were (re)written after its deployment began."""
+        deployments = svc.get("deployments") or []
+        primary = next((d for d in deployments if d.get("status") == "PRIMARY"), None)
+        started = (primary or {}).get("createdAt")
+        if not isinstance(started, dt.datetime):
+            return []
+        readers = {n for n, r in jitsi.SECRET_READERS.items() if set(r) & self._containers()}
+        modified = ctx.out("secrets").attrs.get("modified", {})
+        return sorted(
+            n
+            for n, when in modified.items()
+            if n in readers and isinstance(when, dt.datetime) and when > started
+        )
+
+    def _containers(self) -> set[str]:
+        return set(jitsi.SIGNAL_CONTAINER_NAMES) if self.task == "signal" else {"jvb"}
+
+    def drift(self, ctx: Context, res: Resource) -> list[str]:
+        svc = res.attrs["service"]
+        lines, _ = self._changes(ctx, svc)
+        want_tags = ctx.tag_dict(self.name)
+        lines += tag_drift(want_tags, tags_of(svc.get("tags")))
+        if res.attrs.get("await"):
+            lines.append(AWAIT)
+        return lines
+
+    def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
+        ecs = ctx.aws.client("ecs")
+        _, fix = self._changes(ctx, res.attrs["service"])
+        wait = bool(res.attrs.pop("await", False))
+        if fix:
+            out = self._retrying(
+                ctx,
+                lambda: ecs.update_service(cluster=cluster_name(ctx), service=self.task, **fix),
+            )
+            res.attrs["service"] = out["service"]
+            wait = True
+        if any(d.startswith("tag ") for d in drift):
+            tags = [{"key": t["Key"], "value": t["Value"]} for t in ctx.tags(self.name)]
+            ecs.tag_resource(resourceArn=res.id, tags=tags)
+        if wait:
+            self.wait_steady(ctx)
+
+    # -- waiting -----------------------------------------------------------------------------
+
+    def wait_steady(self, ctx: Context) -> None:
+        ecs = ctx.aws.client("ecs")
+        last: dict[str, Any] = {}
+
+        def probe() -> tuple[bool, str]:
+            out = ecs.describe_services(cluster=cluster_name(ctx), services=list(SERVICES))
+            by_name = {s["serviceName"]: s for s in out["services"] if s["status"] == "ACTIVE"}
+            svc = by_name.get(self.task)
+            if svc is None:
+                raise StepError(self.name, "wait", f"service {self.task} is no longer ACTIVE")
+            last["svc"] = svc
+            failed = [d for d in svc.get("deployments") or [] if d.get("rolloutState") == "FAILED"]
+            if failed:
+                reason = failed[0].get("rolloutStateReason") or "rollout failed"
+                raise StepError(self.name, "deployment", f"{reason}; {self._evidence(ctx, svc)}")
+            parts = [_counts(by_name[n]) for n in SERVICES if n in by_name]
+            events = svc.get("events") or []
+            if events:
+                parts.append(events[0].get("message", ""))
+            return steady(svc), " · ".join(parts)
+
+        try:
+            ctx.wait_for(
+                self.name,
+                f"{self.task} to reach a steady state",
+                probe,
+                timeout=ctx.patience.service_stable,
+            )
+        except WaitTimeout as exc:
+            raise WaitTimeout(f"{exc}; {self._evidence(ctx, last.get('svc'))}") from None
+
+    def _evidence(self, ctx: Context, svc: dict[str, Any] | None) -> str:
+        """The last service events and why recent tasks stopped (what to look at next)."""
+        events = [e.get("message", "") for e in (svc or {}).get("events", [])[:EVENTS_SHOWN]]
+        reasons: list[str] = []
+        ecs = ctx.aws.client("ecs")
+        try:
+            arns = ecs.list_tasks(
+                cluster=cluster_name(ctx), serviceName=self.task, desiredStatus="STOPPED"
+            )["taskArns"][:STOPPED_SHOWN]
+            if arns:
+                for task in ecs.describe_tasks(cluster=cluster_name(ctx), tasks=arns)["tasks"]:
+                    why = task.get("stoppedReason") or task.get("stopCode") or "unknown"
+                    containers = [
+                        f"{c['name']}: {c['reason']}"
+                        for c in task.get("containers", [])
+                        if c.get("reason")
+                    ]
+                    detail = f" ({'; '.join(containers)})" if containers else ""
+                    reasons.append(f"{task['taskArn'].rsplit('/', 1)[-1]}: {why}{detail}")
+        except botocore.exceptions.ClientError as exc:
+            reasons.append(f"(could not list stopped tasks: {error_message(exc)})")
+        return (
+            f"last events: {' | '.join(events) or 'none'}; "
+            f"stopped tasks: {' | '.join(reasons) or 'none'}"
+        )
+
+    # -- status / teardown -------------------------------------------------------------------
+
+    def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
+        svc = res.attrs["service"]
+        deployments = svc.get("deployments") or []
+        primary = next((d for d in deployments if d.get("status") == "PRIMARY"), {})
+        events = svc.get("events") or []
+        return {
+            "running": svc.get("runningCount", 0),
+            "desired": svc.get("desiredCount", 0),
+            "pending": svc.get("pendingCount", 0),
+            "rollout": primary.get("rolloutState", "-"),
+            "deployments": len(deployments),
+            "last_event": (events[0].get("message", "")[:120] if events else "-"),
+        }
+
+    def delete(self, ctx: Context, res: Resource) -> None:
+        ecs = ctx.aws.client("ecs")
+        cluster = cluster_name(ctx)
+
+        def scale_to_zero() -> None:
+            try:
+                ecs.update_service(cluster=cluster, service=self.task, desiredCount=0)
+            except botocore.exceptions.ClientError as exc:
+                if error_code(exc) not in (
+                    "ServiceNotFoundException",
+                    "ServiceNotActiveException",
+                    "ClusterNotFoundException",
+                ):
+                    raise
+
+        def delete_once() -> None:
+            try:
+                ecs.delete_service(cluster=cluster, service=self.task, force=True)
+            except botocore.exceptions.ClientError as exc:
+                if error_code(exc) in ("ServiceNotFoundException", "ClusterNotFoundException"):
+                    return
+                if any(m in error_message(exc) for m in SCALED_MESSAGES):
+                    scale_to_zero()  # autoscaling may have raised it again meanwhile
+                raise
+
+        if res.attrs["service"].get("desiredCount", 0) > 0:
+            scale_to_zero()
+        ctx.retry_while(
+            self.name,
+            delete_once,
+            messages=SCALED_MESSAGES,
+            timeout=ctx.patience.resource_gone,
+            why="scaling the service to 0 before deleting it",
+        )
+
+        def gone() -> tuple[bool, str]:
+            try:
+                out = ecs.describe_services(cluster=cluster, services=[self.task])
+            except botocore.exceptions.ClientError as exc:
+                if error_code(exc) == "ClusterNotFoundException":
+                    return True, ""
+                raise
+            live = [s for s in out["services"] if s.get("status") != "INACTIVE"]
+            if not live:
+                return True, ""
+            return False, f"{live[0].get('status')}, {live[0].get('runningCount', 0)} running"
+
+        # The task definitions, the xmpp service and the cluster wait on this.
+        ctx.wait_for(
+            self.name, f"{self.task} to become INACTIVE", gone, timeout=ctx.patience.resource_gone
+        )
+
+
+def _strategy_key(items: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
+    return sorted(
+        (i["capacityProvider"], int(i.get("base", 0)), int(i.get("weight", 0))) for i in items
+    )
+
+
+def _lb_key(items: Any) -> list[tuple[str, str, int]]:
+    return sorted(
+        (i.get("targetGroupArn", ""), i.get("containerName", ""), int(i.get("containerPort", 0)))
+        for i in items or []
+    )
+
+
+def _deployment_ok(have: dict[str, Any], want: dict[str, Any]) -> bool:
+    breaker = have.get("deploymentCircuitBreaker")
+    if breaker is not None and breaker != want["deploymentCircuitBreaker"]:
+        return False
+    return all(have[k] == want[k] for k in ("minimumHealthyPercent", "maximumPercent") if k in have)
+
+
+def steps(cfg: Config) -> list[Step]:
+    subnets = [f"subnet-{i + 1}" for i in range(cfg.network.azs)]
+    return [Service("signal", subnets), Service("jvb", subnets)]
