@@ -92,7 +92,8 @@ class Service(Step):
         self.task = task
         self.name = f"service-{task}"
         self.subnets = subnets
-        deps = ["cluster", f"taskdef-{task}", f"sg-{task}", *subnets, "secrets"]
+        # route-table: tasks in public subnets pull images only once the default route exists.
+        deps = ["cluster", f"taskdef-{task}", f"sg-{task}", *subnets, "route-table", "secrets"]
         if task == "signal":
             deps += ["target-group", "listener-https", "discovery-xmpp"]
         self.depends_on = tuple(deps)
