@@ -91,13 +91,15 @@ class WriteCounter:
             self.writes.append(f"{model.service_model.service_name}:{model.name}")
             return len(self.writes)
 
-    def _before(self, model: Any, **_: Any) -> None:
+    def _before(self, model: Any, context: dict[str, Any] | None = None, **_: Any) -> None:
         n = self._nth(model)
+        if context is not None:
+            context["pcls_write_n"] = n  # concurrent calls: each remembers its own number
         if n and n == self.k and self.action == "error":
             raise client_error("InternalFailure", f"injected failure at write {n}", model.name)
 
-    def _after(self, model: Any, **_: Any) -> None:
-        if is_read(model.name) or len(self.writes) != self.k:
+    def _after(self, model: Any, context: dict[str, Any] | None = None, **_: Any) -> None:
+        if (context or {}).get("pcls_write_n") != self.k:
             return
         # The call reached AWS; the process now dies before pcls can record anything.
         if self.action == "kill":
