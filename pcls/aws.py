@@ -58,6 +58,20 @@ def is_not_found(exc: BaseException) -> bool:
     )
 
 
+def ignore_missing(
+    fn: Callable[[], Any], *, also: Sequence[str] = (), messages: Sequence[str] = ()
+) -> Any:
+    """Run a delete; not-found (or a code in `also`, a message start in `messages`) is done."""
+    try:
+        return fn()
+    except botocore.exceptions.ClientError as exc:
+        if is_not_found(exc) or error_code(exc) in also:
+            return None
+        if messages and error_message(exc).startswith(tuple(messages)):
+            return None
+        raise
+
+
 def describe_error(exc: BaseException) -> str:
     """'Code: message' for a ClientError, the text otherwise."""
     code = error_code(exc)

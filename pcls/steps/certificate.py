@@ -13,11 +13,11 @@ from typing import Any
 
 import botocore.exceptions
 
-from pcls.aws import STACK_TAG, STEP_TAG, is_not_found, tag_drift, tags_of
+from pcls.aws import STACK_TAG, STEP_TAG, ignore_missing, is_not_found, tag_drift, tags_of
 from pcls.config import Config
 from pcls.engine import Context, Resource, Step
 from pcls.errors import ConfigError, PclsError
-from pcls.steps.dns import bare, change_records, fqdn, ignore_missing, record_set, zone_for
+from pcls.steps.dns import bare, change_records, fqdn, record_set, zone_for
 
 BAD_STATES = ("FAILED", "VALIDATION_TIMED_OUT", "REVOKED", "EXPIRED", "INACTIVE")
 # Marks the certificate whose step wrote the validation CNAME (records cannot be tagged). A

@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import botocore.exceptions
 
-from pcls.aws import STACK_TAG, STEP_TAG, describe_error, error_code, error_message, tag_drift
-from pcls.aws import is_not_found as _is_not_found
+from pcls.aws import (
+    STACK_TAG,
+    STEP_TAG,
+    describe_error,
+    error_code,
+    error_message,
+    ignore_missing,
+    tag_drift,
+)
 from pcls.config import Config
 from pcls.engine import Context, Resource, Step
 from pcls.errors import ConfigError, PclsError, StepError
@@ -44,16 +50,6 @@ def zone_id_of(zone: dict[str, Any]) -> str:
 
 def holds(zone_name: str, domain: str) -> bool:
     return domain == zone_name or domain.endswith("." + zone_name)
-
-
-def ignore_missing(fn: Callable[[], Any]) -> Any:
-    """Deletes treat not-found as done."""
-    try:
-        return fn()
-    except botocore.exceptions.ClientError as exc:
-        if _is_not_found(exc):
-            return None
-        raise
 
 
 # -- zones -------------------------------------------------------------------------------------

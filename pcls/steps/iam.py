@@ -25,11 +25,11 @@ from typing import Any
 
 import botocore.exceptions
 
-from pcls.aws import eventually, tag_drift, tags_of
+from pcls.aws import eventually, ignore_missing, tag_drift, tags_of
 from pcls.config import Config
 from pcls.engine import Context, Resource, Step
 from pcls.errors import PclsError
-from pcls.steps.platform import cluster_name, ignore_missing, log_group_name, owned
+from pcls.steps.platform import cluster_name, log_group_name, owned
 
 VERSION = "2012-10-17"
 TASKS_PRINCIPAL = "ecs-tasks.amazonaws.com"

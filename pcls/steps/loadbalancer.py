@@ -11,11 +11,10 @@ from typing import Any
 
 import botocore.exceptions
 
-from pcls.aws import is_not_found, tag_drift, tags_of
+from pcls.aws import ignore_missing, is_not_found, tag_drift, tags_of
 from pcls.config import Config
 from pcls.engine import Context, Resource, Step
 from pcls.errors import PclsError
-from pcls.steps.dns import ignore_missing
 
 WEB_PORT = 8000
 TAGS_PER_CALL = 20  # elbv2 DescribeTags takes at most 20 ARNs

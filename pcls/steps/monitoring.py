@@ -15,9 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import botocore.exceptions
-
-from pcls.aws import is_not_found, tag_drift, tags_of
+from pcls.aws import ignore_missing, tag_drift, tags_of
 from pcls.config import Config
 from pcls.engine import Context, Resource, Step
 from pcls.sidecar_container import (
@@ -464,15 +462,6 @@ def _cloudwatch(ctx: Context) -> Any:
     return ctx.aws.client("cloudwatch")
 
 
-def _ignore_missing(fn: Any) -> None:
-    """Deletes treat not-found as done."""
-    try:
-        fn()
-    except botocore.exceptions.ClientError as exc:
-        if not is_not_found(exc):
-            raise
-
-
 def topic_name(stack: str) -> str:
     return f"{stack}-alarms"
 
@@ -536,11 +525,11 @@ class AlarmTopic(Step):
         if ctx.cfg.alerts.email and not present:
             sns.subscribe(TopicArn=res.id, Protocol="email", Endpoint=ctx.cfg.alerts.email)
         for sub in extra:
-            _ignore_missing(lambda sub=sub: sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"]))
+            ignore_missing(lambda sub=sub: sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"]))
 
     def delete(self, ctx: Context, res: Resource) -> None:
         # Deleting the topic removes its subscriptions too.
-        _ignore_missing(lambda: _sns(ctx).delete_topic(TopicArn=res.id))
+        ignore_missing(lambda: _sns(ctx).delete_topic(TopicArn=res.id))
 
     def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
         want = ctx.cfg.alerts.email.lower()
@@ -617,7 +606,7 @@ class Alarms(Step):
 
     def delete(self, ctx: Context, res: Resource) -> None:
         names = sorted(res.attrs["alarms"])
-        _ignore_missing(lambda: _cloudwatch(ctx).delete_alarms(AlarmNames=names))
+        ignore_missing(lambda: _cloudwatch(ctx).delete_alarms(AlarmNames=names))
 
     def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
         alarms = res.attrs["alarms"]
@@ -672,7 +661,7 @@ class Dashboard(Step):
         self._put(ctx, dashboard_body(ctx.cfg, Refs.of(ctx)))
 
     def delete(self, ctx: Context, res: Resource) -> None:
-        _ignore_missing(lambda: _cloudwatch(ctx).delete_dashboards(DashboardNames=[res.id]))
+        ignore_missing(lambda: _cloudwatch(ctx).delete_dashboards(DashboardNames=[res.id]))
 
     def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
         region = ctx.aws.region

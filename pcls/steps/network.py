@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from pcls.aws import error_code, stack_filter, tag_drift, tags_of
+from pcls.aws import ignore_missing, stack_filter, tag_drift, tags_of
 from pcls.config import Config
 from pcls.engine import Context, Resource, Step
 from pcls.errors import ConfigError
@@ -130,7 +130,7 @@ class Vpc(Step):
     def delete(self, ctx: Context, res: Resource) -> None:
         ctx.retry_while(
             self.name,
-            lambda: _ignore_missing(lambda: _ec2(ctx).delete_vpc(VpcId=res.id)),
+            lambda: ignore_missing(lambda: _ec2(ctx).delete_vpc(VpcId=res.id)),
             codes=("DependencyViolation",),
             timeout=ctx.patience.dependency_release,
             why="waiting for the VPC's dependents to go",
@@ -196,7 +196,7 @@ class Subnet(Step):
     def delete(self, ctx: Context, res: Resource) -> None:
         ctx.retry_while(
             self.name,
-            lambda: _ignore_missing(lambda: _ec2(ctx).delete_subnet(SubnetId=res.id)),
+            lambda: ignore_missing(lambda: _ec2(ctx).delete_subnet(SubnetId=res.id)),
             codes=("DependencyViolation",),
             timeout=ctx.patience.dependency_release,
             why="waiting for network interfaces in the subnet to be released",
@@ -245,7 +245,7 @@ class InternetGateway(Step):
             # Mapped public addresses of lingering ENIs block the detach for minutes.
             ctx.retry_while(
                 self.name,
-                lambda a=a: _ignore_missing(
+                lambda a=a: ignore_missing(
                     lambda: ec2.detach_internet_gateway(InternetGatewayId=res.id, VpcId=a["VpcId"]),
                     also=("Gateway.NotAttached",),
                 ),
@@ -254,7 +254,7 @@ class InternetGateway(Step):
                 why="waiting for public addresses in the VPC to be released",
                 blocker=lambda a=a: _enis(ctx, [{"Name": "vpc-id", "Values": [a["VpcId"]]}]),
             )
-        _ignore_missing(lambda: ec2.delete_internet_gateway(InternetGatewayId=res.id))
+        ignore_missing(lambda: ec2.delete_internet_gateway(InternetGatewayId=res.id))
 
 
 class RouteTable(Step):
@@ -351,12 +351,12 @@ class RouteTable(Step):
         ec2 = _ec2(ctx)
         for a in res.attrs["rt"].get("Associations", []):
             if not a.get("Main"):
-                _ignore_missing(
+                ignore_missing(
                     lambda a=a: ec2.disassociate_route_table(
                         AssociationId=a["RouteTableAssociationId"]
                     )
                 )
-        _ignore_missing(lambda: ec2.delete_route_table(RouteTableId=res.id))
+        ignore_missing(lambda: ec2.delete_route_table(RouteTableId=res.id))
 
 
 Rule = tuple[str, int, int, str]  # protocol, from, to, "cidr:..." | "cidr6:..." | "sg:<step>"
@@ -483,25 +483,12 @@ class SecurityGroup(Step):
     def delete(self, ctx: Context, res: Resource) -> None:
         ctx.retry_while(
             self.name,
-            lambda: _ignore_missing(lambda: _ec2(ctx).delete_security_group(GroupId=res.id)),
+            lambda: ignore_missing(lambda: _ec2(ctx).delete_security_group(GroupId=res.id)),
             codes=("DependencyViolation",),
             timeout=ctx.patience.dependency_release,
             why="waiting for network interfaces using the group to be released",
             blocker=lambda: _enis(ctx, [{"Name": "group-id", "Values": [res.id]}]),
         )
-
-
-def _ignore_missing(fn: Any, also: tuple[str, ...] = ()) -> Any:
-    """Deletes treat not-found as done."""
-    import botocore.exceptions
-
-    try:
-        return fn()
-    except botocore.exceptions.ClientError as exc:
-        code = error_code(exc)
-        if code.endswith(".NotFound") or code.endswith("NotFound") or code in also:
-            return None
-        raise
 
 
 def _enis(ctx: Context, filters: list[dict[str, Any]]) -> str:

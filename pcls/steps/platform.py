@@ -21,7 +21,7 @@ from pcls.aws import (
     STEP_TAG,
     describe_error,
     error_code,
-    is_not_found,
+    ignore_missing,
     tag_drift,
     tags_of,
 )
@@ -53,16 +53,6 @@ def owned(ctx: Context, step: str, tags: Any) -> bool:
     """True when the tags say this stack's `step` made the resource."""
     have = tags_of(tags)
     return have.get(STACK_TAG) == ctx.stack and have.get(STEP_TAG) == step
-
-
-def ignore_missing(fn: Any, *, also: tuple[str, ...] = ()) -> Any:
-    """Deletes treat not-found as done."""
-    try:
-        return fn()
-    except botocore.exceptions.ClientError as exc:
-        if is_not_found(exc) or error_code(exc) in also:
-            return None
-        raise
 
 
 def cluster_name(ctx: Context) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import botocore.config
 import botocore.exceptions
 
-from pcls.aws import error_code, error_message, is_not_found
+from pcls.aws import ignore_missing
 from pcls.config import Config
 from pcls.engine import Context, Resource, Step
 from pcls.sidecar_container import (
@@ -173,22 +173,13 @@ def find_target(ctx: Context) -> dict[str, Any] | None:
     return None
 
 
+def _gone_ok(fn: Any) -> None:
+    """Deletes treat not-found as done; moto says ValidationException "No ... found"."""
+    ignore_missing(fn, messages=("No scalable target found", "No scaling policy found"))
+
+
 def _ns() -> dict[str, str]:
     return {"ServiceNamespace": NAMESPACE}
-
-
-def _ignore_missing(fn: Any) -> None:
-    """Deletes treat not-found as done; moto says ValidationException "No ... found"."""
-    try:
-        fn()
-    except botocore.exceptions.ClientError as exc:
-        if is_not_found(exc):
-            return
-        if error_code(exc) == "ValidationException" and error_message(exc).startswith(
-            ("No scalable target found", "No scaling policy found")
-        ):
-            return
-        raise
 
 
 def _num(value: Any) -> float | None:
@@ -277,7 +268,7 @@ class ScalingTarget(Step):
 
     def delete(self, ctx: Context, res: Resource) -> None:
         # Deleting the ECS service removes its target too; then this is a not-found.
-        _ignore_missing(
+        _gone_ok(
             lambda: _client(ctx).deregister_scalable_target(
                 ServiceNamespace=NAMESPACE, ResourceId=res.id, ScalableDimension=DIMENSION
             )
@@ -350,7 +341,7 @@ class ScalingPolicies(Step):
     def delete(self, ctx: Context, res: Resource) -> None:
         client = _client(ctx)
         for name in res.attrs["policies"]:
-            _ignore_missing(
+            _gone_ok(
                 lambda name=name: client.delete_scaling_policy(
                     PolicyName=name,
                     ServiceNamespace=NAMESPACE,
@@ -510,7 +501,7 @@ def _action_diff(want: dict[str, Any], have: dict[str, Any]) -> list[str]:
 
 
 def _delete_action(client: Any, rid: str, name: str) -> None:
-    _ignore_missing(
+    _gone_ok(
         lambda: client.delete_scheduled_action(
             ServiceNamespace=NAMESPACE,
             ScheduledActionName=name,

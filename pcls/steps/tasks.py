@@ -12,11 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from pcls import jitsi
-from pcls.aws import tag_drift, tags_of
+from pcls.aws import ignore_missing, tag_drift, tags_of
 from pcls.config import Config
 from pcls.engine import Context, Resource, Step
 from pcls.sidecar_container import guard_container
-from pcls.steps.platform import ignore_missing
 
 MAX_DIFFS_SHOWN = 3
 
