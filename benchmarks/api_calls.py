@@ -15,11 +15,23 @@ from rich.table import Table
 from pcls.aws import is_read
 
 PHASES = ("plan", "up", "up (no-op)", "status", "teardown")
+# Reads a no-op up repeats, and why AWS offers no batched form that fits.
+REPEATED = {
+    "ec2:DescribeVpcAttribute": "one attribute per call (DNS support, DNS hostnames)",
+    "ecs:ListTaskDefinitions": "familyPrefix is one exact family on AWS: one call per family",
+    "ecs:DescribeTaskDefinition": "takes one task definition",
+    "iam:GetRole": "IAM reads one role per call",
+    "iam:ListRolePolicies": "per role",
+    "iam:ListAttachedRolePolicies": "per role",
+    "iam:GetRolePolicy": "one inline policy per call",
+    "servicediscovery:ListTagsForResource": "one ARN per call (namespace, service)",
+}
 
 
 def main() -> None:
     data: dict[str, dict] = {}
     with project() as p:
+        p.warm_up()  # moto's backends load now, not inside the first timed phase
         for phase in PHASES:
             command = phase.split()[0]
             result, s, elapsed = p.run(command)
@@ -49,6 +61,13 @@ def main() -> None:
     for op, n in sorted(data["up (no-op)"]["calls"].items()):
         ops.add_row(op, "read" if is_read(op.split(":")[1]) else "write", str(n))
     console.print(ops)
+    repeated = Table(title="reads a no-op up makes more than once (per resource, not per type)")
+    for col in ("operation", "calls", "why"):
+        repeated.add_column(col, justify="right" if col == "calls" else "left")
+    for op, n in sorted(data["up (no-op)"]["calls"].items()):
+        if n > 1:
+            repeated.add_row(op, str(n), REPEATED.get(op, "[red]unexplained: batch it"))
+    console.print(repeated)
     print(f"wrote {write_json('api_calls', data)}")
 
 

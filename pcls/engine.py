@@ -49,7 +49,7 @@ class Patience:
     """How long to wait for AWS, and how often to look. Tests and the sandbox shrink these."""
 
     poll_min: float = 2.0
-    poll_max: float = 20.0
+    poll_max: float = 10.0  # overshoot past a state change stays a small share of the wait
     dependency_release: float = 1200.0  # ENIs linger 5-20 min after Fargate/ALB owners go
     iam_propagation: float = 120.0
     service_stable: float = 900.0

@@ -46,6 +46,7 @@ def _values(rr: dict[str, Any]) -> list[str]:
 class Certificate(Step):
     name = "certificate"
     kind = "acm certificate"
+    typical_seconds = 310  # ACM DNS validation: minutes
     depends_on = ("zone",)
 
     def preflight(self, ctx: Context) -> None:

@@ -223,6 +223,7 @@ class TargetGroup(Step):
 class LoadBalancer(Step):
     name = "alb"
     kind = "elbv2 load-balancer"
+    typical_seconds = 180  # ALB provisioning: a few minutes
 
     def __init__(self, subnets: list[str]) -> None:
         self.subnets = subnets

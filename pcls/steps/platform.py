@@ -238,6 +238,7 @@ def _wait_operation(ctx: Context, step: str, operation_id: str, what: str) -> di
 class Namespace(Step):
     name = "namespace"
     kind = "cloudmap namespace"
+    typical_seconds = 60  # Cloud Map creates a private zone
     # The roles edges are for the teardown order only (namespace goes before the roles).
     depends_on = ("vpc", "role-execution", "role-signal", "role-jvb")
 

@@ -92,6 +92,8 @@ class Service(Step):
         self.task = task
         self.name = f"service-{task}"
         self.subnets = subnets
+        # First tasks pulling images and passing health checks.
+        self.typical_seconds = 180 if task == "signal" else 120
         # route-table: tasks in public subnets pull images only once the default route exists.
         deps = ["cluster", f"taskdef-{task}", f"sg-{task}", *subnets, "route-table", "secrets"]
         if task == "signal":
