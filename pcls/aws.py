@@ -120,6 +120,7 @@ class Aws:
         try:
             core = botocore.session.Session(profile=profile)
             core.register_component("data_loader", _LOADER)
+            core.get_scoped_config()  # an unknown AWS_PROFILE fails here, as a config error
             self.session = boto3.session.Session(
                 region_name=region or None, botocore_session=core, **kwargs
             )

@@ -42,6 +42,11 @@ class Ledger:
             return self._empty()
         try:
             data = json.loads(text)
+            schema = data.get("schema") if isinstance(data, dict) else None
+            if isinstance(schema, int) and schema != SCHEMA:
+                raise ConfigError(
+                    f"{self.path}: ledger schema {schema}; this pcls reads schema {SCHEMA}"
+                )
             if not isinstance(data, dict) or not isinstance(data.get("steps"), dict):
                 raise ValueError("not a pcls ledger")
         except ValueError as exc:
@@ -82,7 +87,10 @@ class Ledger:
         if (self.data["account"], self.data["region"]) != (account, region):
             with self._lock:
                 self.data["account"], self.data["region"] = account, region
-                self._save()
+                # A run refused before its first create leaves no ledger behind; the first
+                # record() writes the target along with the id.
+                if self.data["steps"]:
+                    self._save()
 
     # -- entries -----------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pcls import config as config_mod
@@ -178,12 +179,14 @@ def status_table(result: RunResult) -> Table:
             r.id or "-",
             state or "-",
             f"[{style.get(r.outcome, 'red')}]{r.outcome.value}[/]",
-            "; ".join(r.drift) or (str(r.error) if r.error else ""),
+            escape("; ".join(r.drift) or (str(r.error) if r.error else "")),
         )
     return table
 
 
 def cmd_status(s: Session, as_json: bool) -> int:
+    ident = s.aws.identity()
+    s.ledger.check_target(ident["account"], s.aws.region)
     result = s.engine.status()
     s.ui.close()
     ok = all(r.outcome is Outcome.IN_SYNC for r in result.results.values())
@@ -210,7 +213,10 @@ def confirm_teardown(s: Session, yes: bool) -> None:
     if not sys.stdin.isatty():
         raise ConfigError("teardown: not a terminal; pass --yes to confirm deleting the stack")
     name = s.cfg.stack.name
-    answer = input(f"Delete every resource of stack {name!r}? Type the stack name to confirm: ")
+    try:
+        answer = input(f"Delete every resource of stack {name!r}? Type the stack name to confirm: ")
+    except EOFError:
+        answer = ""
     if answer.strip() != name:
         raise ConfigError("teardown: confirmation did not match; nothing was deleted")
 

@@ -227,7 +227,9 @@ class LoadBalancer(Step):
 
     def __init__(self, subnets: list[str]) -> None:
         self.subnets = subnets
-        self.depends_on = (*subnets, "sg-alb")
+        # route-table: an internet-facing ALB needs the route out; on teardown the gateway is
+        # detached only after the ALB's addresses are gone.
+        self.depends_on = (*subnets, "sg-alb", "route-table")
 
     def lb_name(self, ctx: Context) -> str:
         return f"{ctx.stack}-alb"

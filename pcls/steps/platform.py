@@ -231,7 +231,14 @@ def _wait_operation(ctx: Context, step: str, operation_id: str, what: str) -> di
             )
         return op["Status"] == "SUCCESS", op["Status"].lower()
 
-    ctx.wait_for(step, what, probe, timeout=ctx.patience.resource_gone)
+    ctx.wait_for(
+        step,
+        what,
+        probe,
+        timeout=ctx.patience.resource_gone,
+        hint=f"Cloud Map operation {operation_id} is still running (aws servicediscovery "
+        f"get-operation --operation-id {operation_id}); run again to resume",
+    )
     return seen
 
 
@@ -298,9 +305,21 @@ class Namespace(Step):
             codes=("ResourceInUse",),
             timeout=ctx.patience.resource_gone,
             why="waiting for the namespace's services to go",
+            blocker=lambda: _services_in(ctx, res.id),
         )
         if op:
             _wait_operation(ctx, self.name, op["OperationId"], "the namespace to be deleted")
+
+
+def _services_in(ctx: Context, namespace_id: str) -> str:
+    """The Cloud Map services still in a namespace (for the progress line)."""
+    try:
+        services = _sd(ctx).list_services(
+            Filters=[{"Name": "NAMESPACE_ID", "Values": [namespace_id], "Condition": "EQ"}]
+        )["Services"]
+    except Exception:  # the blocker text is a hint; never fail the retry over it
+        return ""
+    return ", ".join(f"{s['Name']} ({s['Id']})" for s in services)
 
 
 class DiscoveryService(Step):
@@ -407,6 +426,11 @@ class LogGroup(Step):
         except botocore.exceptions.ClientError as exc:
             if error_code(exc) != "ResourceAlreadyExistsException":
                 raise
+            # Made by someone between find and create: adopt it, and let drift() see its tags.
+            logs = ctx.aws.client("logs")
+            groups = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+            group = next(g for g in groups if g["logGroupName"] == name)
+            return Resource(name, attrs={"group": group}, retained=self._retained(ctx))
         group = {"logGroupName": name, "fresh": True}
         return Resource(name, attrs={"group": group}, retained=self._retained(ctx))
 
