@@ -35,6 +35,8 @@ EVERY_K = os.environ.get("PCLS_CRASH_ALL") == "1"
 def spread(total: int, count: int) -> list[int]:
     if EVERY_K or total <= count:
         return list(range(1, total + 1))
+    if count == 1:
+        return [(total + 1) // 2]
     step = (total - 1) / (count - 1)
     return sorted({round(1 + i * step) for i in range(count)})
 
@@ -244,4 +246,48 @@ def test_up_every_k_hard_stop(server: tuple[Path, str]) -> None:
     root, url = server
     writes, ks, passed = run_hard_stop_cases(root, url, "kill", None, 10_000)
     print(f"\nup, hard stop, every k: {writes} writes; {len(ks)} cases; {len(passed)} passed")
+    assert passed == ks
+
+
+def run_teardown_hard_stop_cases(root: Path, url: str, count: int) -> tuple[int, list[int], list]:
+    def deploy() -> None:
+        _reset(root, url)
+        up = _pcls(root, "up", "--sandbox")
+        assert up.returncode == 0, up.stderr[-1000:]
+
+    deploy()
+    counted = root / "writes.txt"
+    os.environ["PCLS_FAULTS_COUNT_FILE"] = str(counted)
+    try:
+        clean = _pcls(root, "teardown", "--sandbox", "--yes", fault=("count", 0))
+    finally:
+        del os.environ["PCLS_FAULTS_COUNT_FILE"]
+    assert clean.returncode == 0, clean.stderr
+    writes = len(counted.read_text().splitlines())
+    ks = spread(writes, count)
+    passed = []
+    for k in ks:
+        deploy()
+        stopped = _pcls(root, "teardown", "--sandbox", "--yes", fault=("kill", k))
+        assert stopped.returncode == 137, (k, stopped.returncode, stopped.stderr[-500:])
+        json.loads((root / ".pcls" / "meet.json").read_text())
+        again = _pcls(root, "teardown", "--sandbox", "--yes")
+        assert again.returncode == 0, (k, again.stdout[-2000:], again.stderr[-1000:])
+        assert stack_only(inventory(REGION, url)) == Counter(), (k, inventory(REGION, url))
+        passed.append(k)
+    return writes, ks, passed
+
+
+def test_teardown_converges_after_a_hard_stop(server: tuple[Path, str]) -> None:
+    root, url = server
+    writes, ks, passed = run_teardown_hard_stop_cases(root, url, 1)
+    print(f"\nteardown, hard stop after write k: {writes} writes; {len(ks)}; {len(passed)} passed")
+    assert passed == ks
+
+
+@pytest.mark.slow
+def test_teardown_every_k_hard_stop(server: tuple[Path, str]) -> None:
+    root, url = server
+    writes, ks, passed = run_teardown_hard_stop_cases(root, url, 10_000)
+    print(f"\nteardown, hard stop, every k: {writes} writes; {len(ks)}; {len(passed)} passed")
     assert passed == ks
