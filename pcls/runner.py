@@ -6,7 +6,6 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -22,7 +21,6 @@ from pcls.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     ConfigError,
-    PclsError,
 )
 from pcls.ledger import Ledger
 from pcls.ui import ConsoleReporter, Outcome, Reporter, stderr_console
@@ -228,10 +226,3 @@ def cmd_teardown(s: Session, yes: bool) -> int:
     if code == EXIT_OK:
         s.console.print("verified: AWS reports no resource of the stack")
     return code
-
-
-def api_calls_report(aws: Aws) -> dict[str, Any]:
-    return aws.call_summary()
-
-
-__all__ = ["Options", "PclsError", "open_session"]
