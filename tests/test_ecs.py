@@ -579,7 +579,11 @@ def test_teardown_runs_in_dependency_order_and_leaves_nothing(deployed: Harness)
 
     # services -> task definitions -> Cloud Map -> roles -> parameters -> log group -> cluster
     assert first(("ecs", "UpdateService")) < first(("ecs", "DeleteService"))  # scaled to 0
-    assert last(("ecs", "DeleteService")) < first(("ecs", "DeregisterTaskDefinition"))
+    events = [e[:2] for e in s.ui.events]  # type: ignore[attr-defined]
+    for task in ("signal", "jvb"):  # each family goes once its service is INACTIVE
+        assert events.index(("finish", f"service-{task}")) < events.index(
+            ("start", f"taskdef-{task}")
+        )
     assert last(("ecs", "DeregisterTaskDefinition")) < first(("servicediscovery", "DeleteService"))
     assert first(("servicediscovery", "DeleteService")) < first(
         ("servicediscovery", "DeleteNamespace")

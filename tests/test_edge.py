@@ -68,7 +68,8 @@ def session(h: Harness, patience: Patience = FAST) -> runner.Session:
     needed = [
         st
         for st in network.steps(cfg)
-        if st.name in ("vpc", "sg-alb") or st.name.startswith("subnet-")
+        if st.name in ("vpc", "sg-alb", "internet-gateway", "route-table")
+        or st.name.startswith("subnet-")
     ]
     edge = [*needed, *dns.steps(cfg), *certificate.steps(cfg), *loadbalancer.steps(cfg)]
     s.engine = Engine(s.ctx, edge, parallel=4)

@@ -313,7 +313,8 @@ class PublicName(Step):
 
     name = "dns-record"
     kind = "route53 alias-record"
-    depends_on = ("zone", "alb")
+    # The name goes public once the listeners serve it, and is withdrawn before they go.
+    depends_on = ("zone", "alb", "listener-https", "listener-http")
 
     def _types(self, ctx: Context) -> tuple[str, ...]:
         return ("A", "AAAA") if ctx.cfg.network.dual_stack else ("A",)
