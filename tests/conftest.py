@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import botocore.loaders
 import pytest
 
 os.environ.setdefault("MOTO_ACM_VALIDATION_WAIT", "0")
@@ -26,6 +28,26 @@ from tests.harness import Harness  # noqa: E402
 
 REGION = "eu-central-1"
 DOMAIN = "meet.example.com"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def parsed_models_once() -> Iterator[None]:
+    """Test-side clients each open a session; share one parse of each botocore model file.
+
+    pcls itself parses once per process (pcls.aws shares one loader); the tests open dozens of
+    plain boto3 sessions besides, and the models are read-only data.
+    """
+    original = botocore.loaders.JSONFileLoader.load_file
+    parsed: dict[str, Any] = {}
+
+    def load_file(self: Any, file_path: str) -> Any:
+        if file_path not in parsed:
+            parsed[file_path] = original(self, file_path)
+        return parsed[file_path]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(botocore.loaders.JSONFileLoader, "load_file", load_file)
+        yield
 
 
 @pytest.fixture

@@ -48,22 +48,6 @@ FARGATE_ENI = f"arn:aws:ecs:{REGION}:{ACCOUNT}:attachment/3f2a9c1d-5b7e-4c21-9d0
 # -- helpers -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True, scope="module")
-def parsed_models_once() -> Iterator[None]:
-    """Each side client and inventory opens a session; share one parse of each service model."""
-    original = botocore.loaders.JSONFileLoader.load_file
-    parsed: dict[str, Any] = {}
-
-    def load_file(self: Any, file_path: str) -> Any:
-        if file_path not in parsed:
-            parsed[file_path] = original(self, file_path)
-        return parsed[file_path]
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(botocore.loaders.JSONFileLoader, "load_file", load_file)
-        yield
-
-
 def other(h: Harness, service: str) -> Any:
     """A client outside pcls's run (someone else, or AWS itself), one per service and test."""
     clients: dict[str, Any] = h.__dict__.setdefault("_other_clients", {})

@@ -8,10 +8,9 @@ layer with event hooks on the run's own clients.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import botocore.loaders
 import pytest
 from botocore.exceptions import ClientError
 
@@ -35,30 +34,6 @@ DEFAULT_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True, scope="module")
-def lean_emulation() -> Iterator[None]:
-    """Cut the emulation's fixed costs, which otherwise dominate these tests.
-
-    moto loads its catalogue of default AMIs (and creates a volume and snapshot for each) in
-    every region's EC2 backend of every test; pcls runs on Fargate and never asks for an AMI.
-    botocore parses each service's JSON model again for every new session (about half a
-    second for EC2); a pcls run opens one session, these tests open dozens, so they share one
-    parse per file (the models are read-only data).
-    """
-    original = botocore.loaders.JSONFileLoader.load_file
-    parsed: dict[str, Any] = {}
-
-    def load_file(self: Any, file_path: str) -> Any:
-        if file_path not in parsed:
-            parsed[file_path] = original(self, file_path)
-        return parsed[file_path]
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-        mp.setattr(botocore.loaders.JSONFileLoader, "load_file", load_file)
-        yield
 
 
 def session(h: Harness, patience: Patience = FAST) -> runner.Session:
