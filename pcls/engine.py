@@ -91,6 +91,14 @@ class Step:
         """Live health for `status` (read-only)."""
         return {}
 
+    def strays(self, ctx: Context) -> dict[str, str]:
+        """id -> description of every resource of this step's kind that carries the stack's tag.
+
+        Asked only after a teardown, when nothing should remain: catches what no step of the
+        current config owns any more (e.g. a subnet of an AZ since dropped from the config).
+        """
+        return {}
+
 
 class Context:
     """What steps see: config, AWS, ledger, reporter, and the outputs of finished steps."""
@@ -313,12 +321,15 @@ class Engine:
     def leftovers(self) -> list[str]:
         """Every resource of the stack AWS still reports, by fresh per-service describes."""
         self.ctx.aws.forget_cache()
-        left = []
+        left: dict[str, str] = {}
         for step in self.steps.values():
             res = step.find(self.ctx)
             if res is not None and not res.retained:
-                left.append(f"{step.name} ({step.kind} {res.id})")
-        return left
+                left[res.id] = f"{step.name} ({step.kind} {res.id})"
+        for step in self.steps.values():
+            for rid, text in step.strays(self.ctx).items():
+                left.setdefault(rid, text)
+        return list(left.values())
 
     # -- per-step actions --------------------------------------------------------------------
 

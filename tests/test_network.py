@@ -200,3 +200,39 @@ def test_dual_stack_gives_vpc_subnets_and_routes_ipv6(harness: Harness) -> None:
     v6_rules = [r for p in alb_sg["SecurityGroups"][0]["IpPermissions"] for r in p["Ipv6Ranges"]]
     assert len(v6_rules) == 2
     assert harness.up().ok and harness.writes() == {}
+
+
+def test_teardown_names_a_stack_resource_no_step_owns_any_more(harness: Harness) -> None:
+    assert harness.up().ok
+    ec2 = harness.client("ec2")
+    default_vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])
+    stray = ec2.create_security_group(
+        GroupName="meet-old",
+        Description="left from an older config",
+        VpcId=default_vpc["Vpcs"][0]["VpcId"],
+        TagSpecifications=[
+            {
+                "ResourceType": "security-group",
+                "Tags": [
+                    {"Key": "pcls:stack", "Value": "meet"},
+                    {"Key": "pcls:step", "Value": "sg-old"},
+                ],
+            }
+        ],
+    )["GroupId"]
+    result = harness.teardown()
+    assert not result.failures
+    assert result.remaining == [f"sg-old (ec2 security-group {stray})"]
+
+
+def test_vpc_delete_blocked_by_a_dropped_subnet_names_it(harness: Harness) -> None:
+    harness.write_config("[network]\nazs = 3\n")
+    assert harness.up().ok
+    harness.write_config("[network]\nazs = 2\n")  # subnet-3 is no longer in the config
+    sub3 = harness.client("ec2").describe_subnets(
+        Filters=[{"Name": "tag:pcls:step", "Values": ["subnet-3"]}]
+    )["Subnets"][0]["SubnetId"]
+    result = harness.teardown()
+    vpc = result.results["vpc"]
+    assert vpc.outcome is Outcome.FAILED
+    assert sub3 in vpc.detail and "run again" in vpc.detail

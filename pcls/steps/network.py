@@ -40,6 +40,16 @@ def _retag(ctx: Context, step: str, res: Resource) -> None:
     _ec2(ctx).create_tags(Resources=[res.id], Tags=ctx.tags(step))
 
 
+# Every EC2 type the network layer tags: listed whole after a teardown to prove none remains.
+STACK_TYPES = (
+    ("describe_vpcs", "Vpcs", "VpcId", "vpc"),
+    ("describe_subnets", "Subnets", "SubnetId", "subnet"),
+    ("describe_internet_gateways", "InternetGateways", "InternetGatewayId", "internet-gateway"),
+    ("describe_route_tables", "RouteTables", "RouteTableId", "route-table"),
+    ("describe_security_groups", "SecurityGroups", "GroupId", "security-group"),
+)
+
+
 def ipv6_block(item: dict[str, Any]) -> str:
     """The associated IPv6 range of a VPC or subnet description, or ''."""
     for assoc in item.get("Ipv6CidrBlockAssociationSet", []):
@@ -88,6 +98,14 @@ class Vpc(Step):
         )["Vpc"]
         return Resource(vpc["VpcId"], attrs={"vpc": vpc, "fresh": True})
 
+    def strays(self, ctx: Context) -> dict[str, str]:
+        out = {}
+        for op, key, id_key, kind in STACK_TYPES:
+            for item in _listing(ctx, op, key):
+                step = tags_of(item.get("Tags")).get("pcls:step", "?")
+                out[item[id_key]] = f"{step} (ec2 {kind} {item[id_key]})"
+        return out
+
     def drift(self, ctx: Context, res: Resource) -> list[str]:
         vpc = res.attrs["vpc"]
         out = []
@@ -134,7 +152,7 @@ class Vpc(Step):
             codes=("DependencyViolation",),
             timeout=ctx.patience.dependency_release,
             why="waiting for the VPC's dependents to go",
-            blocker=lambda: _enis(ctx, [{"Name": "vpc-id", "Values": [res.id]}]),
+            blocker=lambda: _vpc_dependents(ctx, res.id),
         )
 
 
@@ -501,6 +519,20 @@ def _enis(ctx: Context, filters: list[dict[str, Any]]) -> str:
         f"{e['NetworkInterfaceId']} ({e.get('Description') or e.get('InterfaceType', '')})"
         for e in enis[:5]
     )
+
+
+def _vpc_dependents(ctx: Context, vpc_id: str) -> str:
+    """What still holds a VPC: network interfaces, and subnets or groups no step deleted."""
+    in_vpc = [{"Name": "vpc-id", "Values": [vpc_id]}]
+    held = [_enis(ctx, in_vpc)]
+    try:
+        ec2 = _ec2(ctx)
+        held += [s["SubnetId"] for s in ec2.describe_subnets(Filters=in_vpc)["Subnets"]]
+        groups = ec2.describe_security_groups(Filters=in_vpc)["SecurityGroups"]
+        held += [g["GroupId"] for g in groups if g["GroupName"] != "default"]
+    except Exception:  # the blocker text is a hint; never fail the retry over it
+        pass
+    return ", ".join(h for h in held if h)
 
 
 def steps(cfg: Config) -> list[Step]:
