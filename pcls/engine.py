@@ -1,9 +1,12 @@
 """The step engine: one dependency graph, four walks (up, plan, status, teardown).
 
-A step finds its resource (ledger id confirmed by AWS, else the pcls:step tag), creates it when
-missing, and reconciles drift. `plan` and `status` walk the same graph with the AWS layer in
-read-only mode, so a write there is impossible rather than merely avoided. Independent steps
-run concurrently through graphlib's get_ready()/done() pair.
+A step finds its resource, creates it when missing, and reconciles drift. A resource is a
+step's only when AWS shows it tagged pcls:stack=<stack> and pcls:step=<step>: the ledger id says
+where to look first, never whose it is. A resource in the way (the name pcls would use, or the
+ledger's id, but not this stack's) is a collision, and `up`/`plan` stop before any write.
+`plan` and `status` walk the same graph with the AWS layer in read-only mode, so a write
+there is impossible rather than merely avoided. Independent steps run
+concurrently through graphlib's get_ready()/done() pair.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from typing import Any
 
 import botocore.exceptions
 
-from pcls.aws import STEP_TAG, Aws, describe_error, eventually, tag_list, tags_of
+from pcls.aws import STACK_TAG, STEP_TAG, Aws, describe_error, eventually, tag_list, tags_of
 from pcls.config import Config
-from pcls.errors import PclsError, StepError, WaitTimeout
+from pcls.errors import EXIT_USAGE, PclsError, StepError, WaitTimeout
 from pcls.ledger import Ledger
 from pcls.ui import Outcome, Reporter
 
@@ -31,6 +34,52 @@ DEFAULT_PARALLEL = 4
 
 class Cancelled(Exception):
     """The run was interrupted; the step stopped at a safe point."""
+
+
+class Collision(PclsError):
+    """A resource pcls would use is not this stack's own: nothing is written."""
+
+    exit_code = EXIT_USAGE
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A resource in a step's way: it has the step's name, or the ledger names it."""
+
+    step: str
+    id: str
+    what: str  # e.g. "sns topic meet-alarms"
+    owner: str  # "" untagged, else the pcls:stack it carries
+    owner_step: str  # the pcls:step it carries ("" when untagged)
+    from_ledger: bool
+
+    @property
+    def foreign(self) -> bool:
+        """Tagged for another stack: never ours, whatever the ledger says."""
+        return bool(self.owner)
+
+    def describe(self, stack: str) -> str:
+        if not self.owner:
+            tags = f"carries no {STACK_TAG} tag"
+        elif self.owner == stack:
+            tags = f"carries {STACK_TAG}={stack} but {STEP_TAG}={self.owner_step or '(none)'}"
+        else:
+            tags = f"belongs to stack {self.owner!r} ({STACK_TAG}={self.owner})"
+        return f"{self.what} ({self.id}) {tags}"
+
+    def message(self, stack: str) -> str:
+        why = "the ledger names it" if self.from_ledger else "it has the name pcls would use"
+        if self.foreign and self.owner != stack:
+            way_out = (
+                "refused; it is never adopted. Rename this stack (stack.name) or remove the "
+                "ledger entry"
+            )
+        else:
+            way_out = (
+                "rename the stack (stack.name), remove that resource, or claim it with "
+                f"`pcls adopt {self.step} {self.id}`"
+            )
+        return f"{self.step}: {self.describe(stack)}; {why}: {way_out}"
 
 
 @dataclass
@@ -66,6 +115,8 @@ class Step:
     depends_on: tuple[str, ...] = ()
     # Rough duration on real AWS: lets the engine start the longest chains first.
     typical_seconds: float = 1.0
+    # What a ledger id of this step looks like (fullmatch); anything else is a damaged ledger.
+    id_pattern: str = ""
 
     def preflight(self, ctx: Context) -> None:
         """Read-only checks that must pass before anything is written."""
@@ -90,6 +141,10 @@ class Step:
     def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
         """Live health for `status` (read-only)."""
         return {}
+
+    def tag(self, ctx: Context, res: Resource) -> None:
+        """Write this step's tags onto `res` (what `pcls adopt` does once confirmed)."""
+        raise PclsError(f"{self.name}: a {self.kind} cannot be adopted", EXIT_USAGE)
 
     def strays(self, ctx: Context) -> dict[str, str]:
         """id -> description of every resource of this step's kind that carries the stack's tag.
@@ -119,6 +174,10 @@ class Context:
         self.outputs: dict[str, Resource] = {}
         self.cancel = threading.Event()
         self.mode = ""
+        # step -> the id `pcls adopt` claims for it (tags not yet written)
+        self.adopting: dict[str, str] = {}
+        self.conflicts: dict[tuple[str, str], Conflict] = {}
+        self._conflict_lock = threading.Lock()
 
     @property
     def stack(self) -> str:
@@ -139,18 +198,68 @@ class Context:
     def progress(self, step: str, text: str) -> None:
         self.ui.progress(step, text)
 
+    def owns(self, step: str, tags: Any) -> bool:
+        """True when the tags (list or dict) say this stack's `step` made the resource."""
+        have = tags if isinstance(tags, dict) else tags_of(tags)
+        return have.get(STACK_TAG) == self.stack and have.get(STEP_TAG) == step
+
+    def claims(self, step: str, rid: str, tags: Any) -> bool:
+        """The ownership rule: tagged for this stack and step, or being adopted by the operator.
+
+        Anything else with the step's name, or the ledger's id, is recorded as a collision.
+        """
+        if self.owns(step, tags):
+            return True
+        have = tags if isinstance(tags, dict) else tags_of(tags)
+        other = have.get(STACK_TAG)
+        return self.adopting.get(step) == rid and other in (None, self.stack)
+
+    def collision(self, step: str, rid: str, what: str, tags: Any) -> None:
+        """Record that `rid` is in `step`'s way (a name pcls would use, or the ledger's id)."""
+        have = tags if isinstance(tags, dict) else tags_of(tags)
+        conflict = Conflict(
+            step,
+            str(rid),
+            what,
+            owner=have.get(STACK_TAG, ""),
+            owner_step=have.get(STEP_TAG, ""),
+            from_ledger=self.ledger.id(step) == rid,
+        )
+        with self._conflict_lock:
+            self.conflicts[(step, conflict.id)] = conflict
+
+    def conflicts_of(self, step: str) -> list[Conflict]:
+        with self._conflict_lock:
+            return [c for (s, _), c in sorted(self.conflicts.items()) if s == step]
+
     def pick(
-        self, step: str, items: Iterable[dict[str, Any]], id_key: str, tags_key: str = "Tags"
+        self,
+        step: str,
+        items: Iterable[dict[str, Any]],
+        id_key: str,
+        tags_key: str = "Tags",
+        *,
+        what: str = "",
+        name: Callable[[dict[str, Any]], str | None] | None = None,
+        want: str | None = None,
     ) -> dict[str, Any] | None:
-        """The item this step owns: the ledger's id if AWS still has it, else the tagged one."""
+        """The item this step owns, by tags; the ledger id only breaks a tie.
+
+        An untagged or foreign item the ledger names, or whose `name(item)` equals `want` (the
+        name pcls would create), is recorded as a collision and never returned.
+        """
         items = list(items)
         ledger_id = self.ledger.id(step)
-        if ledger_id:
-            for item in items:
-                if item.get(id_key) == ledger_id:
-                    return item
-        tagged = [i for i in items if tags_of(i.get(tags_key)).get(STEP_TAG) == step]
-        return self.unique(step, tagged, id_key)
+        mine = [i for i in items if self.claims(step, str(i.get(id_key)), i.get(tags_key))]
+        for item in items:
+            if item in mine:
+                continue
+            named = want is not None and name is not None and name(item) == want
+            if named or item.get(id_key) == ledger_id:
+                label = what or step
+                self.collision(step, str(item.get(id_key)), label, item.get(tags_key))
+        hinted = [i for i in mine if ledger_id and i.get(id_key) == ledger_id]
+        return hinted[0] if hinted else self.unique(step, mine, id_key)
 
     def unique(self, step: str, matches: Sequence[dict[str, Any]], id_key: str) -> Any:
         if len(matches) > 1:
@@ -264,6 +373,8 @@ class RunResult:
     results: dict[str, StepResult] = field(default_factory=dict)
     remaining: list[str] = field(default_factory=list)
     interrupted: bool = False
+    # Resources in the stack's way that teardown left alone (not this stack's).
+    left_alone: list[str] = field(default_factory=list)
 
     @property
     def failures(self) -> list[StepResult]:
@@ -298,25 +409,83 @@ class Engine:
     def up(self) -> RunResult:
         self.ctx.mode = "up"
         self._preflight()
+        self.survey()
         return self._walk("up", self._up_one)
 
     def plan(self) -> RunResult:
         self.ctx.mode = "plan"
         self.ctx.aws.read_only = True
         self._preflight()
+        self.survey()
         return self._walk("plan", self._plan_one)
 
     def status(self) -> RunResult:
         self.ctx.mode = "status"
         self.ctx.aws.read_only = True
+        self.survey(names_fatal=False)
         return self._walk("status", self._status_one)
 
     def teardown(self) -> RunResult:
         self.ctx.mode = "teardown"
+        conflicts = self.survey(names_fatal=False)
         result = self._walk("teardown", self._teardown_one, reverse=True)
+        result.left_alone = [c.message(self.ctx.stack) for c in conflicts]
         if result.ok:
             result.remaining = self.leftovers()
         return result
+
+    def survey(self, names_fatal: bool = True) -> list[Conflict]:
+        """Find every step's resource before anything is written; stop on what is in the way.
+
+        A damaged ledger id, or one naming another stack's resource, is refused in every
+        command. A resource with a name pcls would use that is not this stack's stops up and
+        plan (`names_fatal`); status shows it and teardown leaves it alone.
+        """
+        ctx = self.ctx
+        self._check_ledger_ids()
+        read_only = ctx.aws.read_only
+        ctx.aws.read_only = True  # finding never writes, whatever the mode
+        try:
+            with ThreadPoolExecutor(self.parallel, thread_name_prefix="pcls-find") as pool:
+                list(pool.map(self._find_quietly, self.steps.values()))
+        finally:
+            ctx.aws.read_only = read_only
+        found = list(ctx.conflicts.values())
+        foreign = [c for c in found if c.from_ledger and c.foreign and c.owner != ctx.stack]
+        if foreign:
+            c = foreign[0]
+            ctx.ledger.reject(c.step, f"{c.describe(ctx.stack)}, not this stack's: refused")
+        if names_fatal and found:
+            raise Collision("\n".join(c.message(ctx.stack) for c in found))
+        return found
+
+    def _find_quietly(self, step: Step) -> None:
+        ctx = self.ctx
+        ctx.aws.current_step = step.name
+        try:
+            step.find(ctx)
+        finally:
+            ctx.aws.current_step = ""
+
+    def _check_ledger_ids(self) -> None:
+        import re
+
+        for step in self.steps.values():
+            rid = self.ctx.ledger.id(step.name)
+            if rid is None or not step.id_pattern:
+                continue
+            if not isinstance(rid, str) or not re.fullmatch(step.id_pattern, rid):
+                self.ctx.ledger.reject(
+                    step.name, f"id {rid!r} is not a {step.kind} id ({step.id_pattern})"
+                )
+
+    def _found(self, step: Step) -> Resource | None:
+        """step.find, then stop if what it met on the way is not this stack's."""
+        res = step.find(self.ctx)
+        conflicts = self.ctx.conflicts_of(step.name)
+        if conflicts and self.ctx.mode in ("up", "plan"):
+            raise Collision(conflicts[0].message(self.ctx.stack))
+        return res
 
     def leftovers(self) -> list[str]:
         """Every resource of the stack AWS still reports, by fresh per-service describes."""
@@ -343,7 +512,7 @@ class Engine:
     def _up_one(self, step: Step) -> StepResult:
         ctx = self.ctx
         ctx.ui.start(step.name, "checking")
-        res = step.find(ctx)
+        res = self._found(step)
         created = res is None
         if res is None:
             ctx.progress(step.name, "creating")
@@ -369,7 +538,7 @@ class Engine:
         """(resource, drift, missing dependencies) without writing anything."""
         ctx = self.ctx
         ctx.ui.start(step.name, "checking")
-        res = step.find(ctx)
+        res = self._found(step)
         missing = [d for d in step.depends_on if d not in ctx.outputs]
         if res is None:
             return None, [], missing
@@ -391,7 +560,9 @@ class Engine:
     def _status_one(self, step: Step) -> StepResult:
         res, drift, _ = self._read_one(step)
         if res is None:
-            return StepResult(step.name, step.kind, Outcome.MISSING, "", "not found")
+            conflicts = self.ctx.conflicts_of(step.name)
+            detail = conflicts[0].message(self.ctx.stack) if conflicts else "not found"
+            return StepResult(step.name, step.kind, Outcome.MISSING, "", detail)
         details = step.details(self.ctx, res)
         if res.state and res.state not in details.values():
             details.setdefault("state", res.state)
