@@ -70,10 +70,7 @@ class Conflict:
     def message(self, stack: str) -> str:
         why = "the ledger names it" if self.from_ledger else "it has the name pcls would use"
         if self.foreign and self.owner != stack:
-            way_out = (
-                "refused; it is never adopted. Rename this stack (stack.name) or remove the "
-                "ledger entry"
-            )
+            way_out = "another stack's resource is never adopted: rename the stack (stack.name)"
         else:
             way_out = (
                 "rename the stack (stack.name), remove that resource, or claim it with "

@@ -222,7 +222,10 @@ def confirm_teardown(s: Session, yes: bool) -> None:
 def cmd_teardown(s: Session, yes: bool) -> int:
     bind(s)
     confirm_teardown(s, yes)
-    code = finish(s, do_teardown(s), "teardown")
+    result = do_teardown(s)
+    code = finish(s, result, "teardown")
+    for line in result.left_alone:
+        s.console.print(f"left alone (not this stack's): {escape(line)}")
     if code == EXIT_OK:
         s.console.print("verified: AWS reports no resource of the stack")
     return code

@@ -25,6 +25,7 @@ from rich.console import Console
 
 from pcls import runner
 from pcls.engine import RunResult, StepResult
+from pcls.steps.monitoring import marker_widget
 from pcls.ui import Outcome
 from tests.conftest import DOMAIN, REGION
 from tests.harness import Harness
@@ -236,15 +237,9 @@ def alarm_threshold_changed(h: Harness) -> None:
 
 
 def dashboard_changed(h: Harness) -> None:
-    h.client("cloudwatch").put_dashboard(
-        DashboardName="meet", DashboardBody=json.dumps({"widgets": []})
-    )
-
-
-def subscription_added(h: Harness) -> None:
-    h.client("sns").subscribe(
-        TopicArn=ledger_id(h, "alarm-topic"), Protocol="email", Endpoint="intruder@example.org"
-    )
+    # Edited by hand, the marker kept: still the stack's dashboard (see tfstate-free.md).
+    body = {"widgets": [marker_widget("meet")]}
+    h.client("cloudwatch").put_dashboard(DashboardName="meet", DashboardBody=json.dumps(body))
 
 
 def retention_changed(h: Harness) -> None:
@@ -332,11 +327,6 @@ def jvb_service_recreated(h: Harness) -> None:
     assert svc["taskDefinition"] == latest_jvb_revision(h)
 
 
-def subscription_removed(h: Harness) -> None:
-    subs = h.client("sns").list_subscriptions_by_topic(TopicArn=ledger_id(h, "alarm-topic"))
-    assert [s["Endpoint"] for s in subs["Subscriptions"]] == []
-
-
 # -- the catalogue -----------------------------------------------------------------------------
 
 
@@ -408,15 +398,8 @@ CATALOGUE = [
     Drift(
         "dashboard-body-changed",
         "dashboard",
-        "body differs from config (0 widgets, want 9)",
+        "body differs from config (1 widgets, want 10)",
         dashboard_changed,
-    ),
-    Drift(
-        "alarm-topic-subscription-added",
-        "alarm-topic",
-        "e-mail intruder@example.org subscribed but not in config",
-        subscription_added,
-        proof=subscription_removed,
     ),
     Drift("log-retention-changed", "log-group", "retention 30 -> 14 days", retention_changed),
     Drift("ssm-parameter-deleted", "secrets", "JVB_AUTH_PASSWORD missing", parameter_deleted),

@@ -11,6 +11,7 @@ Every metric here exists without Container Insights (which costs extra and is of
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from pcls.sidecar_container import (
     METRIC_PARTICIPANTS,
     METRIC_STRESS_LEVEL,
 )
+from pcls.steps.loadbalancer import find_alb
 from pcls.steps.scaling import SCALING_METRICS, short_name
 
 ALB_NS = "AWS/ApplicationELB"
@@ -39,6 +41,23 @@ FIVE_XX_THRESHOLD = 10.0  # 5xx responses in 5 minutes
 TOPIC_STEP = "alarm-topic"
 SOURCE_STEPS = ("alb", "target-group", "service-signal", "service-jvb")
 PENDING = "PendingConfirmation"
+# On the topic: a digest of the one address pcls subscribed, so a changed alerts.email drops
+# pcls's old subscription and never one somebody else added.
+EMAIL_TAG = "pcls:email"
+
+
+def marker(stack: str) -> str:
+    """The dashboard's claim: dashboards carry no tags, so the body names its stack."""
+    return f"pcls:stack={stack}"
+
+
+def marker_widget(stack: str) -> dict[str, Any]:
+    text = f"Managed by pcls ({marker(stack)}); `pcls up` rewrites edits here."
+    return {"type": "text", "properties": {"markdown": text}}
+
+
+def email_digest(address: str) -> str:
+    return hashlib.sha256(address.strip().lower().encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -444,6 +463,7 @@ def dashboard_body(cfg: Config, refs: Refs) -> dict[str, Any]:
                 "alarms": [refs.alarm_arn(name) for name in sorted(specs)],
             },
         },
+        marker_widget(stack),
     ]
     width, height = 12, 6
     for i, widget in enumerate(widgets):
@@ -471,22 +491,45 @@ class AlarmTopic(Step):
 
     name = TOPIC_STEP
     kind = "sns topic"
+    id_pattern = r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[a-z0-9-]+-alarms"
 
     def find(self, ctx: Context) -> Resource | None:
         suffix = ":" + topic_name(ctx.stack)
         arns = [t["TopicArn"] for t in ctx.aws.all("sns", "list_topics", "Topics")]
-        matches = [{"TopicArn": a} for a in arns if a.endswith(suffix)]
-        topic = ctx.unique(self.name, matches, "TopicArn")
-        return Resource(topic["TopicArn"]) if topic else None
+        ledger_id = ctx.ledger.id(self.name)
+        items = [
+            {"TopicArn": a, "Tags": self._listed_tags(ctx, a)}
+            for a in arns
+            if a.endswith(suffix) or a == ledger_id
+        ]
+        topic = ctx.pick(
+            self.name,
+            items,
+            "TopicArn",
+            what="sns topic",
+            name=lambda i: str(i["TopicArn"]).rsplit(":", 1)[-1],
+            want=topic_name(ctx.stack),
+        )
+        if topic is None:
+            return None
+        return Resource(topic["TopicArn"], attrs={"tags": tags_of(topic["Tags"])})
+
+    @staticmethod
+    def _listed_tags(ctx: Context, arn: str) -> list[dict[str, str]]:
+        reply = ctx.aws.cached("sns", "list_tags_for_resource", ResourceArn=arn)
+        return list(reply.get("Tags", []))
 
     def create(self, ctx: Context) -> Resource:
+        # CreateTopic returns an existing topic of that name: find() has made sure there is none.
         arn = _sns(ctx).create_topic(Name=topic_name(ctx.stack), Tags=ctx.tags(self.name))
         return Resource(arn["TopicArn"], attrs={"tags": ctx.tag_dict(self.name), "subs": []})
 
+    def tag(self, ctx: Context, res: Resource) -> None:
+        _sns(ctx).tag_resource(ResourceArn=res.id, Tags=ctx.tags(self.name))
+
     def _tags(self, ctx: Context, res: Resource) -> dict[str, str]:
         if "tags" not in res.attrs:
-            reply = ctx.aws.cached("sns", "list_tags_for_resource", ResourceArn=res.id)
-            res.attrs["tags"] = tags_of(reply.get("Tags"))
+            res.attrs["tags"] = tags_of(self._listed_tags(ctx, res.id))
         return dict(res.attrs["tags"])
 
     def _subs(self, ctx: Context, res: Resource) -> list[dict[str, Any]]:
@@ -497,15 +540,23 @@ class AlarmTopic(Step):
         return [s for s in res.attrs["subs"] if s.get("Protocol") == "email"]
 
     def _email_state(self, ctx: Context, res: Resource) -> tuple[bool, list[dict[str, Any]]]:
-        """(configured address subscribed or pending, confirmed subscriptions to drop)."""
+        """(configured address subscribed or pending, pcls's old subscriptions to drop).
+
+        Only the address pcls subscribed (its digest is on the topic) is ever dropped: other
+        subscriptions on the topic are somebody else's.
+        """
         want = ctx.cfg.alerts.email.lower()
         subs = self._subs(ctx, res)
         present = bool(want) and any(s.get("Endpoint", "").lower() == want for s in subs)
+        ours = self._tags(ctx, res).get(EMAIL_TAG, "")
         # A pending subscription has no ARN to unsubscribe; AWS drops it if nobody confirms.
         extra = [
             s
             for s in subs
-            if s.get("Endpoint", "").lower() != want and s.get("SubscriptionArn") != PENDING
+            if s.get("Endpoint", "").lower() != want
+            and s.get("SubscriptionArn") != PENDING
+            and ours
+            and email_digest(s.get("Endpoint", "")) == ours
         ]
         return present, extra
 
@@ -520,9 +571,13 @@ class AlarmTopic(Step):
     def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
         sns = _sns(ctx)
         if any(d.startswith("tag ") for d in drift):
-            sns.tag_resource(ResourceArn=res.id, Tags=ctx.tags(self.name))
+            self.tag(ctx, res)
         present, extra = self._email_state(ctx, res)
         if ctx.cfg.alerts.email and not present:
+            # The digest first: a crash after it still lets the next run drop this address.
+            digest = email_digest(ctx.cfg.alerts.email)
+            sns.tag_resource(ResourceArn=res.id, Tags=[{"Key": EMAIL_TAG, "Value": digest}])
+            res.attrs.setdefault("tags", {})[EMAIL_TAG] = digest
             sns.subscribe(TopicArn=res.id, Protocol="email", Endpoint=ctx.cfg.alerts.email)
         for sub in extra:
             ignore_missing(lambda sub=sub: sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"]))
@@ -547,6 +602,7 @@ class Alarms(Step):
 
     name = "alarms"
     kind = "cloudwatch alarms"
+    id_pattern = r"[a-z0-9-]+-\*"
     depends_on = (TOPIC_STEP, *SOURCE_STEPS)
 
     def find(self, ctx: Context) -> Resource | None:
@@ -560,10 +616,26 @@ class Alarms(Step):
             AlarmTypes=["MetricAlarm"],
             MaxRecords=100,
         )
-        ours = {a["AlarmName"]: a for a in alarms if a["AlarmName"] in known}
+        ours = {}
+        for alarm in alarms:
+            name = alarm["AlarmName"]
+            if name not in known:
+                continue
+            reply = ctx.aws.cached(
+                "cloudwatch", "list_tags_for_resource", ResourceARN=alarm["AlarmArn"]
+            )
+            tags = reply.get("Tags", [])
+            if ctx.claims(self.name, name, tags):
+                ours[name] = alarm
+            else:  # PutMetricAlarm would overwrite it
+                ctx.collision(self.name, name, "cloudwatch alarm", tags)
         if not ours:
             return None
         return Resource(f"{ctx.stack}-*", attrs={"alarms": ours})
+
+    def tag(self, ctx: Context, res: Resource) -> None:
+        alarm = res.attrs["alarms"][ctx.adopting[self.name]]
+        _cloudwatch(ctx).tag_resource(ResourceARN=alarm["AlarmArn"], Tags=ctx.tags(self.name))
 
     def create(self, ctx: Context) -> Resource:
         specs = alarm_specs(ctx.cfg, Refs.of(ctx))
@@ -621,6 +693,8 @@ class Dashboard(Step):
     kind = "cloudwatch dashboard"
     depends_on = (TOPIC_STEP, *SOURCE_STEPS)
 
+    id_pattern = r"[a-z0-9-]+"
+
     def find(self, ctx: Context) -> Resource | None:
         name = dashboard_name(ctx.stack)
         entries = ctx.aws.all(
@@ -628,7 +702,32 @@ class Dashboard(Step):
         )
         if not any(e.get("DashboardName") == name for e in entries):
             return None
-        return Resource(name)
+        res = Resource(name)
+        if not self._claimed(ctx, res):
+            ctx.collision(self.name, name, "cloudwatch dashboard (no pcls marker)", {})
+            return None
+        return res
+
+    def _claimed(self, ctx: Context, res: Resource) -> bool:
+        """Dashboards carry no tags: ours when the body names this stack (the marker widget)
+        or this stack's own tagged load balancer (a body written before the marker)."""
+        if ctx.adopting.get(self.name) == res.id:
+            return True
+        text = json.dumps(self._body(ctx, res))
+        if json.dumps(marker(ctx.stack))[1:-1] in text:
+            return True
+        alb = find_alb(ctx)
+        suffix = alb["LoadBalancerArn"].split(":loadbalancer/", 1)[1] if alb else ""
+        return bool(suffix) and json.dumps(suffix) in text
+
+    def tag(self, ctx: Context, res: Resource) -> None:
+        """The marker is the claim: adopting adds it to the body as it is; `up` does the rest."""
+        body = self._body(ctx, res)
+        body = dict(body) if isinstance(body, dict) else {}
+        widgets = list(body.get("widgets") or [])
+        widgets.append(marker_widget(ctx.stack))
+        body["widgets"] = widgets
+        _cloudwatch(ctx).put_dashboard(DashboardName=res.id, DashboardBody=json.dumps(body))
 
     def create(self, ctx: Context) -> Resource:
         body = dashboard_body(ctx.cfg, Refs.of(ctx))

@@ -26,7 +26,7 @@ from pcls.aws import (
     tags_of,
 )
 from pcls.config import Config
-from pcls.engine import Context, Resource, Step
+from pcls.engine import Collision, Context, Resource, Step
 from pcls.errors import PclsError, StepError
 
 CAPACITY_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
@@ -88,24 +88,31 @@ class Cluster(Step):
         # A deleted cluster stays describable as INACTIVE for a while.
         return [c for c in out.get("clusters", []) if c.get("status") != "INACTIVE"]
 
+    id_pattern = r"arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:cluster/[A-Za-z0-9_-]+"
+
     def find(self, ctx: Context) -> Resource | None:
         for c in self._described(ctx):
-            if c["clusterArn"] == ctx.ledger.id(self.name) or owned(ctx, self.name, c.get("tags")):
+            if ctx.claims(self.name, c["clusterArn"], c.get("tags")):
                 return Resource(
                     c["clusterArn"],
                     attrs={"name": c["clusterName"], "cluster": c},
                     state=c.get("status", ""),
                 )
+            what = f"ECS cluster {c['clusterName']}"
+            ctx.collision(self.name, c["clusterArn"], what, c.get("tags"))
         return None
+
+    def tag(self, ctx: Context, res: Resource) -> None:
+        ctx.aws.client("ecs").tag_resource(resourceArn=res.id, tags=_ecs_tags(ctx, self.name))
 
     def create(self, ctx: Context) -> Resource:
         name = cluster_name(ctx)
         if self._described(ctx):
             # CreateCluster on an existing name silently returns (or replaces) that cluster.
-            raise PclsError(
+            raise Collision(
                 f"{self.name}: an ECS cluster named {name!r} exists without the tags "
-                f"{STACK_TAG}={ctx.stack} {STEP_TAG}={self.name}; choose another stack name "
-                "or delete that cluster"
+                f"{STACK_TAG}={ctx.stack} {STEP_TAG}={self.name}; rename the stack "
+                f"(stack.name), remove that cluster, or `pcls adopt {self.name} <its ARN>`"
             )
         # Capacity providers are set by update(): on a fresh account this first call creates
         # the ECS service-linked role, which the providers call needs.
@@ -155,7 +162,7 @@ class Cluster(Step):
                 settings=[{"name": "containerInsights", "value": self._insights(ctx)}],
             )
         if any(d.startswith("tag ") for d in drift):
-            ecs.tag_resource(resourceArn=res.id, tags=_ecs_tags(ctx, self.name))
+            self.tag(ctx, res)
 
     def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
         c = res.attrs["cluster"]
@@ -202,20 +209,21 @@ def _sd_tags(ctx: Context, resource_arn: str) -> list[dict[str, str]]:
 
 
 def _pick_tagged(
-    ctx: Context, step: str, items: list[dict[str, Any]]
+    ctx: Context, step: str, items: list[dict[str, Any]], what: str
 ) -> tuple[dict[str, Any], list[dict[str, str]]] | None:
-    """The ledger's item if listed, else the one tagged for this stack and step."""
-    ledger_id = ctx.ledger.id(step)
-    for item in items:
-        if item["Id"] == ledger_id:
-            return item, _sd_tags(ctx, item["Arn"])
-    mine = []
-    for item in items:
-        tags = _sd_tags(ctx, item["Arn"])
-        if owned(ctx, step, tags):
-            mine.append((item, tags))
-    found = ctx.unique(step, [m[0] for m in mine], "Id")
-    return next((m for m in mine if m[0] is found), None) if found else None
+    """The item tagged for this stack and step; the others (same name) are collisions."""
+    tagged = [{**item, "Tags": _sd_tags(ctx, item["Arn"])} for item in items]
+    found = ctx.pick(step, tagged, "Id", what=what, name=lambda i: i.get("Name"), want=None)
+    for item in tagged:
+        if found is None or item["Id"] != found["Id"]:
+            ctx.collision(step, item["Id"], f"{what} {item['Name']}", item["Tags"])
+    if found is None:
+        return None
+    return {k: v for k, v in found.items() if k != "Tags"}, found["Tags"]
+
+
+def _sd_tag(ctx: Context, step: str, res: Resource) -> None:
+    _sd(ctx).tag_resource(ResourceARN=res.attrs["arn"], Tags=ctx.tags(step))
 
 
 def _wait_operation(ctx: Context, step: str, operation_id: str, what: str) -> dict[str, Any]:
@@ -255,12 +263,17 @@ class Namespace(Step):
             n for n in items if n["Name"] == namespace_name(ctx) and n.get("Type") == "DNS_PRIVATE"
         ]
 
+    id_pattern = r"ns-[a-z0-9]+"
+
     def find(self, ctx: Context) -> Resource | None:
-        found = _pick_tagged(ctx, self.name, self._listed(ctx))
+        found = _pick_tagged(ctx, self.name, self._listed(ctx), "Cloud Map namespace")
         if found is None:
             return None
         ns, tags = found
         return Resource(ns["Id"], attrs={"arn": ns["Arn"], "name": ns["Name"], "tags": tags})
+
+    def tag(self, ctx: Context, res: Resource) -> None:
+        _sd_tag(ctx, self.name, res)
 
     def create(self, ctx: Context) -> Resource:
         vpc = ctx.out("vpc").id
@@ -293,7 +306,7 @@ class Namespace(Step):
         return tag_drift(ctx.tag_dict(self.name), tags_of(res.attrs["tags"]))
 
     def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
-        _sd(ctx).tag_resource(ResourceARN=res.attrs["arn"], Tags=ctx.tags(self.name))
+        self.tag(ctx, res)
 
     def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
         return {"name": res.attrs["name"]}
@@ -333,13 +346,28 @@ class DiscoveryService(Step):
     def _dns_records() -> list[dict[str, Any]]:
         return [{"Type": "A", "TTL": XMPP_TTL}]
 
+    id_pattern = r"srv-[a-z0-9]+"
+
     def find(self, ctx: Context) -> Resource | None:
-        items = ctx.aws.all("servicediscovery", "list_services", "Services")
-        found = _pick_tagged(ctx, self.name, [s for s in items if s["Name"] == XMPP_SERVICE])
+        # Only in this stack's own namespace: every stack has a service named xmpp.
+        namespace = Namespace().find(ctx)
+        if namespace is None:
+            return None
+        items = ctx.aws.all(
+            "servicediscovery",
+            "list_services",
+            "Services",
+            Filters=[{"Name": "NAMESPACE_ID", "Values": [namespace.id], "Condition": "EQ"}],
+        )
+        named = [s for s in items if s["Name"] == XMPP_SERVICE]
+        found = _pick_tagged(ctx, self.name, named, "Cloud Map service")
         if found is None:
             return None
         svc, tags = found
         return self._resource(ctx, svc, tags)
+
+    def tag(self, ctx: Context, res: Resource) -> None:
+        _sd_tag(ctx, self.name, res)
 
     def _resource(self, ctx: Context, svc: dict[str, Any], tags: list[dict[str, str]]) -> Resource:
         fqdn = f"{XMPP_SERVICE}.{namespace_name(ctx)}"
@@ -377,7 +405,7 @@ class DiscoveryService(Step):
             )["OperationId"]
             _wait_operation(ctx, self.name, op, "the DNS records to change")
         if any(d.startswith("tag ") for d in drift):
-            _sd(ctx).tag_resource(ResourceARN=res.attrs["arn"], Tags=ctx.tags(self.name))
+            self.tag(ctx, res)
 
     def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
         out: dict[str, Any] = {"name": res.attrs["fqdn"]}
@@ -407,16 +435,32 @@ class LogGroup(Step):
     def _retained(self, ctx: Context) -> str:
         return "logs.keep_on_teardown" if ctx.cfg.logs.keep_on_teardown else ""
 
+    id_pattern = r"/pcls/[a-z0-9-]+"
+
     def find(self, ctx: Context) -> Resource | None:
         name = log_group_name(ctx)
         groups = ctx.aws.all("logs", "describe_log_groups", "logGroups", logGroupNamePrefix=name)
         group = next((g for g in groups if g["logGroupName"] == name), None)
         if group is None:
             return None
-        # The name is this stack's own; a group kept by an earlier teardown is adopted.
+        tags = self._tags(ctx, group)
+        # A group kept by an earlier teardown still carries the stack's tags: it is ours.
+        if not ctx.claims(self.name, name, tags):
+            ctx.collision(self.name, name, "log group", tags)
+            return None
+        group = {**group, "tags": tags}
         return Resource(name, attrs={"group": group}, retained=self._retained(ctx))
 
+    def _tags(self, ctx: Context, group: dict[str, Any]) -> dict[str, str]:
+        reply = ctx.aws.cached("logs", "list_tags_for_resource", resourceArn=self._arn(ctx, group))
+        return dict(reply.get("tags", {}))
+
+    def tag(self, ctx: Context, res: Resource) -> None:
+        group_arn = self._arn(ctx, res.attrs["group"])
+        ctx.aws.client("logs").tag_resource(resourceArn=group_arn, tags=ctx.tag_dict(self.name))
+
     def _arn(self, ctx: Context, group: dict[str, Any]) -> str:
+        # logGroupArn has no ":*"; the "arn" field (with it) is refused by the tagging calls.
         return group.get("logGroupArn") or arn(ctx, "logs", f"log-group:{group['logGroupName']}")
 
     def create(self, ctx: Context) -> Resource:
@@ -426,11 +470,11 @@ class LogGroup(Step):
         except botocore.exceptions.ClientError as exc:
             if error_code(exc) != "ResourceAlreadyExistsException":
                 raise
-            # Made by someone between find and create: adopt it, and let drift() see its tags.
-            logs = ctx.aws.client("logs")
-            groups = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
-            group = next(g for g in groups if g["logGroupName"] == name)
-            return Resource(name, attrs={"group": group}, retained=self._retained(ctx))
+            # Made by someone between find and create: theirs, never adopted.
+            raise Collision(
+                f"{self.name}: log group {name} was created by someone else meanwhile; rename "
+                f"the stack (stack.name), remove that group, or `pcls adopt {self.name} {name}`"
+            ) from None
         group = {"logGroupName": name, "fresh": True}
         return Resource(name, attrs={"group": group}, retained=self._retained(ctx))
 
@@ -442,10 +486,7 @@ class LogGroup(Step):
             have = group.get("retentionInDays")
             out.append(f"retention {have or 'never expires'} -> {want} days")
         if not group.get("fresh"):
-            tags = ctx.aws.client("logs").list_tags_for_resource(resourceArn=self._arn(ctx, group))[
-                "tags"
-            ]
-            out += tag_drift(ctx.tag_dict(self.name), tags)
+            out += tag_drift(ctx.tag_dict(self.name), group.get("tags", {}))
         return out
 
     def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
@@ -455,9 +496,7 @@ class LogGroup(Step):
                 logGroupName=res.id, retentionInDays=ctx.cfg.logs.retention_days
             )
         if any(d.startswith("tag ") for d in drift):
-            logs.tag_resource(
-                resourceArn=self._arn(ctx, res.attrs["group"]), tags=ctx.tag_dict(self.name)
-            )
+            self.tag(ctx, res)
 
     def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
         g = res.attrs["group"]

@@ -164,8 +164,12 @@ def find_target(ctx: Context) -> dict[str, Any] | None:
     """The bridge service's scalable target, by its resource id.
 
     DescribeScalableTargets shows no tags, but the id is fixed by the config: the stack's
-    cluster and its service named jvb. The ledger would hold the same id.
+    cluster and its service named jvb. The claim reaches no further than the stack's own
+    bridge service: without that (tagged) service there is no target of this stack.
     """
+    svc = describe_all(ctx).get(JVB_SERVICE)
+    if svc is None or not ctx.owns(JVB_SERVICE_STEP, svc.get("tags")):
+        return None
     rid = expected_resource_id(ctx)
     for target in ctx.aws.all(SERVICE, "describe_scalable_targets", "ScalableTargets", **_ns()):
         if target.get("ResourceId") == rid and target.get("ScalableDimension") == DIMENSION:
@@ -300,6 +304,8 @@ class ScalingPolicies(Step):
 
     def find(self, ctx: Context) -> Resource | None:
         # Only on this stack's target: a same-named policy elsewhere is none of pcls's business.
+        if find_target(ctx) is None:
+            return None
         rid = expected_resource_id(ctx)
         names = set(policy_names(ctx.stack))
         policies = {

@@ -18,9 +18,9 @@ from typing import Any
 
 import botocore.exceptions
 
-from pcls.aws import error_code
+from pcls.aws import STACK_TAG, STEP_TAG, error_code
 from pcls.config import Config
-from pcls.engine import Context, Resource, Step
+from pcls.engine import Collision, Context, Resource, Step
 from pcls.errors import StepError
 from pcls.steps.platform import arn
 
@@ -47,17 +47,46 @@ def _generate() -> str:
 class Secrets(Step):
     name = "secrets"
     kind = "ssm parameters"
+    id_pattern = r"/pcls/[a-z0-9-]+/"
     depends_on = ("log-group",)  # teardown order only: parameters go before the log group
 
-    def _listed(self, ctx: Context) -> dict[str, dict[str, Any]]:
+    def _described(self, ctx: Context, *tags: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """Parameter metadata under the stack's path, by env name. Never values."""
+        where = {"Key": "Path", "Option": "OneLevel", "Values": [path(ctx)[:-1]]}
         items = ctx.aws.all(
-            "ssm",
-            "describe_parameters",
-            "Parameters",
-            ParameterFilters=[{"Key": "Path", "Option": "OneLevel", "Values": [path(ctx)[:-1]]}],
+            "ssm", "describe_parameters", "Parameters", ParameterFilters=[where, *tags]
         )
         return {p["Name"][len(path(ctx)) :]: p for p in items if p["Name"].startswith(path(ctx))}
+
+    def _listed(self, ctx: Context) -> dict[str, dict[str, Any]]:
+        """This step's parameters: under the path and tagged; a name pcls would write that is
+        held by another parameter is a collision (PutParameter would keep its value)."""
+        mine = self._described(
+            ctx,
+            {"Key": f"tag:{STACK_TAG}", "Values": [ctx.stack]},
+            {"Key": f"tag:{STEP_TAG}", "Values": [self.name]},
+        )
+        adopting = ctx.adopting.get(self.name)
+        for env, p in self._described(ctx).items():
+            if env in mine:
+                continue
+            if p["Name"] == adopting:
+                mine[env] = p
+            elif env in names(ctx):
+                ctx.collision(self.name, p["Name"], "SSM parameter", self._tags(ctx, p["Name"]))
+        return mine
+
+    def _tags(self, ctx: Context, name: str) -> list[dict[str, str]]:
+        reply = ctx.aws.cached(
+            "ssm", "list_tags_for_resource", ResourceType="Parameter", ResourceId=name
+        )
+        return list(reply.get("TagList", []))
+
+    def tag(self, ctx: Context, res: Resource) -> None:
+        name = ctx.adopting.get(self.name, "")
+        ctx.aws.client("ssm").add_tags_to_resource(
+            ResourceType="Parameter", ResourceId=name, Tags=ctx.tags(self.name)
+        )
 
     def _arns(self, ctx: Context, listed: dict[str, dict[str, Any]]) -> dict[str, str]:
         return {
@@ -77,7 +106,6 @@ class Secrets(Step):
 
     def find(self, ctx: Context) -> Resource | None:
         listed = self._listed(ctx)
-        # The path is the stack's own: whatever lives under it is this step's.
         return self._resource(ctx, listed) if listed else None
 
     def create(self, ctx: Context) -> Resource:
@@ -100,7 +128,11 @@ class Secrets(Step):
             )
         except botocore.exceptions.ClientError as exc:
             if error_code(exc) == "ParameterAlreadyExists":
-                return {"Name": name, "Type": SECURE}
+                # Not found as ours a moment ago: someone else's, and its value is not pcls's.
+                raise Collision(
+                    f"{self.name}: SSM parameter {name} exists without this stack's tags; "
+                    f"rename the stack (stack.name), remove it, or `pcls adopt {self.name} {name}`"
+                ) from None
             # The request held the value; keep only the code in what is shown.
             raise StepError(self.name, "PutParameter", f"{error_code(exc)} for {name}") from None
         return {"Name": name, "Type": SECURE, "LastModifiedDate": dt.datetime.now(dt.UTC)}

@@ -31,7 +31,7 @@ from pcls.aws import error_code, error_message, tag_drift, tags_of
 from pcls.config import Config
 from pcls.engine import Context, Resource, Step
 from pcls.errors import StepError, WaitTimeout
-from pcls.steps.platform import cluster_name, owned
+from pcls.steps.platform import cluster_name
 
 SERVICES = ("signal", "jvb")
 IAM_MESSAGES = ("unable to assume the role", "Unable to assume the service linked role")
@@ -87,6 +87,7 @@ def _short(task_definition_arn: str) -> str:
 
 class Service(Step):
     kind = "ecs service"
+    id_pattern = r"arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:service/[A-Za-z0-9_-]+/[a-z]+"
 
     def __init__(self, task: str, subnets: list[str]) -> None:
         self.task = task
@@ -159,12 +160,15 @@ class Service(Step):
         svc = describe_all(ctx).get(self.task)
         if svc is None or svc.get("status") != "ACTIVE":
             return None  # DRAINING and INACTIVE services are on their way out
-        # In the stack's own cluster the name identifies the service; tags are repaired.
-        if not (
-            svc["serviceArn"] == ctx.ledger.id(self.name) or owned(ctx, self.name, svc.get("tags"))
-        ):
-            ctx.progress(self.name, f"adopting untagged service {self.task}")
+        if not ctx.claims(self.name, svc["serviceArn"], svc.get("tags")):
+            what = f"ECS service {self.task} in cluster {cluster_name(ctx)}"
+            ctx.collision(self.name, svc["serviceArn"], what, svc.get("tags"))
+            return None
         return self._resource(ctx, svc)
+
+    def tag(self, ctx: Context, res: Resource) -> None:
+        tags = [{"key": t["Key"], "value": t["Value"]} for t in ctx.tags(self.name)]
+        ctx.aws.client("ecs").tag_resource(resourceArn=res.id, tags=tags)
 
     def _resource(self, ctx: Context, svc: dict[str, Any]) -> Resource:
         return Resource(
@@ -303,8 +307,7 @@ class Service(Step):
             res.attrs["service"] = out["service"]
             wait = True
         if any(d.startswith("tag ") for d in drift):
-            tags = [{"key": t["Key"], "value": t["Value"]} for t in ctx.tags(self.name)]
-            ecs.tag_resource(resourceArn=res.id, tags=tags)
+            self.tag(ctx, res)
         if wait:
             self.wait_steady(ctx)
 

@@ -102,6 +102,7 @@ def _named_differences(want: list[Any], have: Any, where: str) -> list[str]:
 
 class TaskDefinition(Step):
     kind = "ecs task-definition"
+    id_pattern = r"arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:task-definition/[A-Za-z0-9_-]+:\d+"
 
     def __init__(self, task: str) -> None:
         self.task = task  # "signal" | "jvb"
@@ -135,14 +136,33 @@ class TaskDefinition(Step):
         mine = [a for a in arns if family_of(a)[0] == self.family(ctx)]
         return sorted(mine, key=lambda a: family_of(a)[1])
 
+    def _described(self, ctx: Context, revision: str) -> dict[str, Any]:
+        return dict(
+            ctx.aws.cached(
+                "ecs", "describe_task_definition", taskDefinition=revision, include=["TAGS"]
+            )
+        )
+
+    def _mine(self, ctx: Context, revisions: list[str]) -> list[str]:
+        """The revisions this step registered (tagged); a family may hold others' too."""
+        return [
+            r
+            for r in revisions
+            if ctx.owns(self.name, self._described(ctx, r).get("tags"))
+            or ctx.adopting.get(self.name) == r
+        ]
+
     def find(self, ctx: Context) -> Resource | None:
         active = self._revisions(ctx)
         if not active:
             return None
         latest = active[-1]
-        out = ctx.aws.cached(
-            "ecs", "describe_task_definition", taskDefinition=latest, include=["TAGS"]
-        )
+        out = self._described(ctx, latest)
+        if not ctx.claims(self.name, latest, out.get("tags")):
+            # Registering into a family whose newest revision is not ours would mix the two.
+            what = f"ECS task definition family {self.family(ctx)} (newest revision)"
+            ctx.collision(self.name, latest, what, out.get("tags"))
+            return None
         return Resource(
             latest,
             attrs={
@@ -181,8 +201,11 @@ class TaskDefinition(Step):
             res.id, res.attrs = new.id, {**new.attrs, "revisions": res.attrs["revisions"]}
             return  # registered with the current tags
         if any(d.startswith("tag ") for d in drift):
-            tags = [{"key": t["Key"], "value": t["Value"]} for t in ctx.tags(self.name)]
-            ctx.aws.client("ecs").tag_resource(resourceArn=res.id, tags=tags)
+            self.tag(ctx, res)
+
+    def tag(self, ctx: Context, res: Resource) -> None:
+        tags = [{"key": t["Key"], "value": t["Value"]} for t in ctx.tags(self.name)]
+        ctx.aws.client("ecs").tag_resource(resourceArn=res.id, tags=tags)
 
     def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
         return {
@@ -192,10 +215,11 @@ class TaskDefinition(Step):
 
     def delete(self, ctx: Context, res: Resource) -> None:
         ecs = ctx.aws.client("ecs")
-        for revision in self._revisions(ctx):
+        # Only the revisions this step registered: others in the family are left alone.
+        for revision in self._mine(ctx, self._revisions(ctx)):
             ignore_missing(lambda r=revision: ecs.deregister_task_definition(taskDefinition=r))
         # Deregistered revisions stay listed as INACTIVE for ever unless deleted.
-        inactive = self._revisions(ctx, "INACTIVE")
+        inactive = self._mine(ctx, self._revisions(ctx, "INACTIVE"))
         for i in range(0, len(inactive), 10):  # the API takes 10 per call
             ecs.delete_task_definitions(taskDefinitions=inactive[i : i + 10])
 
