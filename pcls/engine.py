@@ -403,10 +403,13 @@ class Engine:
 
     # -- public walks ------------------------------------------------------------------------
 
-    def up(self) -> RunResult:
+    def up(self, ready: Callable[[], None] | None = None) -> RunResult:
+        """`ready` runs once every check has passed, before the first write (the run lock)."""
         self.ctx.mode = "up"
         self._preflight()
         self.survey()
+        if ready:
+            ready()
         return self._walk("up", self._up_one)
 
     def plan(self) -> RunResult:
@@ -422,9 +425,11 @@ class Engine:
         self.survey(names_fatal=False)
         return self._walk("status", self._status_one)
 
-    def teardown(self) -> RunResult:
+    def teardown(self, ready: Callable[[], None] | None = None) -> RunResult:
         self.ctx.mode = "teardown"
         conflicts = self.survey(names_fatal=False)
+        if ready:
+            ready()
         result = self._walk("teardown", self._teardown_one, reverse=True)
         result.left_alone = [c.message(self.ctx.stack) for c in conflicts]
         if result.ok:
