@@ -412,10 +412,10 @@ CATALOGUE = [
     Drift(
         "task-definition-changed-by-hand",
         "taskdef-jvb",
-        "environment[JVB_STUN_SERVERS].value): new revision",
+        # Untagged, so not pcls's: pcls registers its own content on top, never removes it.
+        "newer revision meet-jvb:2 not pcls's: new revision",
         taskdef_registered_by_hand,
         proof=jvb_runs_pcls_revision,
-        also=(("service-jvb", "task definition meet-jvb:"),),
     ),
     Drift(
         "ecs-service-deleted",

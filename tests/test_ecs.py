@@ -563,9 +563,10 @@ def test_rollout_stopped_by_the_circuit_breaker_fails_at_once(harness: Harness) 
 def test_teardown_runs_in_dependency_order_and_leaves_nothing(deployed: Harness) -> None:
     ecs = deployed.client("ecs")
     for family in ("meet-signal", "meet-jvb"):  # an older revision left behind by a rollout
-        td = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
+        out = ecs.describe_task_definition(taskDefinition=family, include=["TAGS"])
         keep = ("family", "containerDefinitions", "cpu", "memory", "networkMode")
-        ecs.register_task_definition(**{k: td[k] for k in keep})
+        td = out["taskDefinition"]
+        ecs.register_task_definition(**{k: td[k] for k in keep}, tags=out["tags"])
     s = deployed.session()
     result = runner.do_teardown(s)
     assert result.ok, (result.remaining, [r.detail for r in result.failures])

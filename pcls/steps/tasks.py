@@ -154,14 +154,20 @@ class TaskDefinition(Step):
 
     def find(self, ctx: Context) -> Resource | None:
         active = self._revisions(ctx)
-        if not active:
-            return None
-        latest = active[-1]
-        out = self._described(ctx, latest)
-        if not ctx.claims(self.name, latest, out.get("tags")):
-            # Registering into a family whose newest revision is not ours would mix the two.
-            what = f"ECS task definition family {self.family(ctx)} (newest revision)"
-            ctx.collision(self.name, latest, what, out.get("tags"))
+        # The newest revision this step registered; revisions others put into the family
+        # (by hand, by another tool) are never ours, never deregistered.
+        latest, out = None, {}
+        for revision in reversed(active):
+            out = self._described(ctx, revision)
+            if ctx.claims(self.name, revision, out.get("tags")):
+                latest = revision
+                break
+        if latest is None:
+            if active:
+                # A family in someone else's use: registering into it would mix the two.
+                what = f"ECS task definition family {self.family(ctx)}"
+                newest = self._described(ctx, active[-1])
+                ctx.collision(self.name, active[-1], what, newest.get("tags"))
             return None
         return Resource(
             latest,
@@ -169,6 +175,7 @@ class TaskDefinition(Step):
                 "taskdef": out["taskDefinition"],
                 "tags": out.get("tags", []),
                 "revisions": active,
+                "newer": [r for r in active if family_of(r)[1] > family_of(latest)[1]],
             },
         )
 
@@ -187,6 +194,10 @@ class TaskDefinition(Step):
     def drift(self, ctx: Context, res: Resource) -> list[str]:
         diffs = differences(self.desired(ctx), res.attrs["taskdef"])
         out = []
+        newer = res.attrs.get("newer") or []
+        if newer and not diffs:
+            # Services would pick up the family's newest revision on a console redeploy.
+            out.append(f"newer revision {newer[-1].rsplit('/', 1)[-1]} not pcls's: new revision")
         if diffs:
             shown = ", ".join(diffs[:MAX_DIFFS_SHOWN])
             more = (
@@ -196,7 +207,7 @@ class TaskDefinition(Step):
         return out + tag_drift(ctx.tag_dict(self.name), tags_of(res.attrs["tags"]))
 
     def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
-        if any(d.startswith("content differs") for d in drift):
+        if any(d.startswith(("content differs", "newer revision")) for d in drift):
             new = self._register(ctx)
             res.id, res.attrs = new.id, {**new.attrs, "revisions": res.attrs["revisions"]}
             return  # registered with the current tags
