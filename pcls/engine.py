@@ -52,6 +52,7 @@ class Conflict:
     owner: str  # "" untagged, else the pcls:stack it carries
     owner_step: str  # the pcls:step it carries ("" when untagged)
     from_ledger: bool
+    tags: tuple[tuple[str, str], ...] = ()  # every tag it carries, as AWS showed them
 
     @property
     def foreign(self) -> bool:
@@ -221,6 +222,7 @@ class Context:
             owner=have.get(STACK_TAG, ""),
             owner_step=have.get(STEP_TAG, ""),
             from_ledger=self.ledger.id(step) == rid,
+            tags=tuple(sorted(have.items())),
         )
         with self._conflict_lock:
             self.conflicts[(step, conflict.id)] = conflict
