@@ -359,7 +359,17 @@ class DiscoveryService(Step):
             "Services",
             Filters=[{"Name": "NAMESPACE_ID", "Values": [namespace.id], "Condition": "EQ"}],
         )
-        named = [s for s in items if s["Name"] == XMPP_SERVICE]
+        # The filter is the request; GetService's NamespaceId is the proof (some endpoints
+        # ignore the filter).
+        named = [
+            s
+            for s in items
+            if s["Name"] == XMPP_SERVICE
+            and ctx.aws.cached("servicediscovery", "get_service", Id=s["Id"])["Service"].get(
+                "NamespaceId"
+            )
+            == namespace.id
+        ]
         found = _pick_tagged(ctx, self.name, named, "Cloud Map service")
         if found is None:
             return None
