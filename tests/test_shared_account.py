@@ -7,6 +7,7 @@ records, subscriptions), read with plain describe calls that rely on no pcls cod
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -191,3 +192,25 @@ def test_four_stacks_whose_names_prefix_each_other_never_touch_each_other(
         after = snapshot()
         assert others(after, stack) == others(before, stack), stack
         assert not [k for k in after if k[0] == stack], stack
+
+
+@pytest.mark.parametrize("command", ["teardown", "up", "status", "plan"])
+def test_another_stacks_ledger_copied_under_this_name_is_refused(
+    projects: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    assert pcls(projects, "meet-2", "up") == 0
+    before = snapshot()
+    theirs = json.loads((projects / "meet-2" / ".pcls" / "meet-2.json").read_text())
+    theirs["stack"] = "meet"  # a copy made to look like this stack's own
+    ledger = projects / "meet" / ".pcls" / "meet.json"
+    ledger.parent.mkdir()
+    ledger.write_text(json.dumps(theirs))
+    capsys.readouterr()
+
+    args = [command, "--yes"] if command == "teardown" else [command]
+    assert pcls(projects, "meet", *args) == 2
+    err = capsys.readouterr().err
+    assert "belongs to stack 'meet-2'" in err and "refused" in err, err
+    assert snapshot() == before
+    assert not ledger.exists()  # kept aside, not used again
+    assert list(ledger.parent.glob("meet.json.*"))
