@@ -7,11 +7,14 @@ validator, `pcls init`'s commented template and the README's reference come from
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import ipaddress
 import os
 import re
+import stat
 import tomllib
 import typing
+import unicodedata
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,11 +40,11 @@ def _f(default: Any, doc: str, check: Check | None = None) -> Any:
 _STACK_RE = re.compile(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$")
 _REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_TAG_RE = re.compile(r"^[\w .:/=+@-]*$")
 _HOSTPORT_RE = re.compile(r"^[a-z0-9.-]+:\d{1,5}$")
 _IMAGE_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_CRON_RE = re.compile(r"^(cron|at|rate)\(.+\)$")
+# Reaches the bridges and prosody as JWT_APP_ID (a quoted Lua string in prosody's config).
+_JWT_APP_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+JWT_APP_ID_ALLOWED = "1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit"
 
 TLS_POLICIES = (
     "ELBSecurityPolicy-TLS13-1-2-2021-06",
@@ -81,11 +84,40 @@ AUTH_MODES = ("open", "internal", "jwt")
 SCALING_METRICS = ("participants", "stress")
 
 
+def _punycode_error(label: str) -> str | None:
+    """Why an xn-- label is not the punycode of an internationalized label, or None."""
+    try:
+        decoded = label[4:].encode("ascii").decode("punycode")
+    except UnicodeError:
+        return "does not decode"
+    if decoded.isascii():
+        return "decodes to plain ASCII"
+    if "xn--" + decoded.encode("punycode").decode("ascii") != label:
+        return "does not encode back to itself"
+    if decoded != decoded.lower() or unicodedata.normalize("NFC", decoded) != decoded:
+        return "decodes to a name not in lowercase NFC form"
+    if any(unicodedata.category(c)[0] not in "LMN" and c != "-" for c in decoded):
+        return "decodes to characters that are not letters, marks, digits or '-'"
+    return None
+
+
 def domain_error(value: str) -> str | None:
+    try:
+        ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        return "a DNS name, not an IP address, e.g. meet.example.com"
     if len(value) > 253 or "." not in value or value != value.lower():
         return "a lowercase DNS name with at least two labels, e.g. meet.example.com"
-    if not all(_LABEL_RE.match(label) for label in value.split(".")):
+    labels = value.split(".")
+    if not all(_LABEL_RE.match(label) for label in labels):
         return "labels of a-z, 0-9 and '-' (1-63 characters, no leading or trailing '-')"
+    if labels[-1].isdigit():
+        return "a DNS name whose last label is not all digits, e.g. meet.example.com"
+    for label in labels:
+        if label.startswith("xn--") and (why := _punycode_error(label)):
+            return f"xn-- labels in valid punycode ({label} {why})"
     return None
 
 
@@ -113,13 +145,197 @@ def _timezone(value: str) -> str | None:
     return None
 
 
+# What AWS refuses for a VPC, whatever the prefix.
+VPC_REFUSED = (
+    (ipaddress.IPv4Network("0.0.0.0/8"), "'this network'"),
+    (ipaddress.IPv4Network("127.0.0.0/8"), "loopback"),
+    (ipaddress.IPv4Network("169.254.0.0/16"), "link-local"),
+    (ipaddress.IPv4Network("224.0.0.0/4"), "multicast"),
+    (ipaddress.IPv4Network("240.0.0.0/4"), "reserved (with the broadcast address)"),
+)
+VPC_PRIVATE = tuple(
+    ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+)
+# pcls/steps/network.py carves the VPC range into 2**4 = 16 equal slots, one per AZ (at most 6),
+# so every subnet is a /(prefix+4) whatever network.azs is.
+SUBNET_PREFIX_DIFF = 4
+# An ALB needs a /27 with at least 8 free addresses in each of its subnets; the subnets also
+# hold the tasks, twice over during a rollout. AWS itself allows VPCs from /16 to /28.
+SUBNET_PREFIX_MAX = 27
+VPC_PREFIX_MIN, VPC_PREFIX_MAX = 16, SUBNET_PREFIX_MAX - SUBNET_PREFIX_DIFF
+_VPC_RANGE = (
+    "a range inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16 "
+    f"with a prefix from /{VPC_PREFIX_MIN} to /{VPC_PREFIX_MAX}"
+)
+
+
 def _cidr(value: str) -> str | None:
     try:
         net = ipaddress.IPv4Network(value)
     except ValueError:
-        return "an IPv4 network such as 10.42.0.0/16"
-    if not 16 <= net.prefixlen <= 24 or not net.is_private:
-        return "a private IPv4 network with a prefix from /16 to /24"
+        return "an IPv4 network such as 10.42.0.0/16 (no host bits set)"
+    for refused, what in VPC_REFUSED:
+        if net.overlaps(refused):
+            return f"{_VPC_RANGE} ({refused} is {what}; AWS refuses it for a VPC)"
+    if not any(net.subnet_of(p) for p in VPC_PRIVATE):
+        return f"{_VPC_RANGE} ({net} is not a private RFC 1918 range)"
+    if net.prefixlen < VPC_PREFIX_MIN:
+        return f"{_VPC_RANGE} (AWS makes no VPC larger than a /{VPC_PREFIX_MIN})"
+    if net.prefixlen > VPC_PREFIX_MAX:
+        sub = net.prefixlen + SUBNET_PREFIX_DIFF
+        return (
+            f"{_VPC_RANGE} (a /{net.prefixlen} leaves each availability zone a /{sub} subnet; "
+            f"the load balancer needs at least a /{SUBNET_PREFIX_MAX} with 8 free addresses "
+            "in every subnet, beside the tasks)"
+        )
+    return None
+
+
+# -- schedule expressions (Application Auto Scaling PutScheduledAction) --------------------------
+
+SCHEDULE_MAX = 1600  # characters
+_SCHEDULE_FORMS = (
+    "at(yyyy-mm-ddThh:mm:ss), rate(value unit) or "
+    "cron(minutes hours day-of-month month day-of-week year)"
+)
+_AT_RE = re.compile(r"^at\((\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\)$")
+_RATE_RE = re.compile(r"^rate\(([1-9]\d{0,8}) (minutes?|hours?|days?)\)$")
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+
+
+@dataclass(frozen=True)
+class _CronField:
+    name: str
+    lo: int
+    hi: int
+    names: tuple[str, ...]  # names for lo, lo+1, ... (month and day-of-week)
+    step: bool  # "/" increments allowed
+    allowed: str  # for the message
+
+    def value(self, token: str) -> int | None:
+        if token.upper() in self.names:
+            return self.lo + self.names.index(token.upper())
+        if token.isdigit() and len(token) <= 4 and self.lo <= int(token) <= self.hi:
+            return int(token)
+        return None
+
+    def item_ok(self, item: str) -> bool:
+        """One comma-separated item: value, low-high, or (*|value|low-high)/increment."""
+        base, slash, incr = item.partition("/")
+        if slash:
+            top = self.hi - self.lo + 1 if self.name == "year" else self.hi
+            if not (self.step and incr.isdigit() and len(incr) <= 4 and 1 <= int(incr) <= top):
+                return False
+            if base == "*":
+                return True
+        low, dash, high = base.partition("-")
+        first = self.value(low)
+        if not dash:
+            return first is not None
+        last = self.value(high)
+        return first is not None and last is not None and first <= last
+
+
+_CRON_FIELDS = (
+    _CronField("minutes", 0, 59, (), True, "0-59 with , - * /"),
+    _CronField("hours", 0, 23, (), True, "0-23 with , - * /"),
+    _CronField("day-of-month", 1, 31, (), True, "1-31 with , - * /, or ?, L, LW, nW"),
+    _CronField("month", 1, 12, _MONTHS, True, "1-12 or JAN-DEC with , - * /"),
+    _CronField("day-of-week", 1, 7, _DAYS, False, "1-7 or SUN-SAT with , - *, or ?, L, nL, n#1-5"),
+    _CronField("year", 1970, 2199, (), True, "1970-2199 with , - * /"),
+)
+
+
+def _cron_field_ok(f: _CronField, token: str) -> bool:
+    if token in ("*", "?"):
+        return token == "*" or f.name in ("day-of-month", "day-of-week")
+    up = token.upper()
+    if f.name == "day-of-month" and up in ("L", "LW"):
+        return True
+    if f.name == "day-of-month" and up.endswith("W"):
+        return f.value(up[:-1]) is not None  # the weekday nearest day n
+    if f.name == "day-of-week":
+        if up == "L":
+            return True
+        if up.endswith("L"):
+            return f.value(up[:-1]) is not None  # the last day n of the month
+        day, hash_, nth = up.partition("#")
+        if hash_:
+            return f.value(day) is not None and nth in ("1", "2", "3", "4", "5")
+    return all(f.item_ok(item) for item in token.split(","))
+
+
+def schedule_error(value: str) -> str | None:
+    """None when Application Auto Scaling accepts the schedule expression, else what it takes.
+
+    The grammar of its PutScheduledAction: at(yyyy-mm-ddThh:mm:ss), rate(value unit) with a
+    singular unit for 1, and cron() with the six fields and wildcards of EventBridge's cron
+    expressions. Ranges must run low-high (no wrap-around past the end of a field).
+    """
+    if len(value) > SCHEDULE_MAX:
+        return f"at most {SCHEDULE_MAX} characters (got {len(value)})"
+    if value.startswith("at("):
+        m = _AT_RE.match(value)
+        try:
+            datetime.datetime(*map(int, m.groups())) if m else None  # type: ignore[misc]
+        except ValueError:
+            m = None
+        if m is None:
+            return "at(yyyy-mm-ddThh:mm:ss) with a real date and time, e.g. at(2026-12-24T18:00:00)"
+        return None
+    if value.startswith("rate("):
+        m = _RATE_RE.match(value)
+        if m is None or (m.group(1) == "1") == m.group(2).endswith("s"):
+            return (
+                "rate(value unit): a whole number from 1, then minute, hour or day for 1 and "
+                "minutes, hours or days above, e.g. rate(1 hour), rate(30 minutes)"
+            )
+        return None
+    if not (value.startswith("cron(") and value.endswith(")")):
+        return _SCHEDULE_FORMS
+    fields = value[5:-1].split(" ")
+    if len(fields) != len(_CRON_FIELDS) or "" in fields:
+        return (
+            "cron() with 6 fields separated by single spaces: minutes hours day-of-month "
+            f"month day-of-week year (got {len([f for f in fields if f])})"
+        )
+    for f, token in zip(_CRON_FIELDS, fields, strict=True):
+        if not _cron_field_ok(f, token):
+            return f"cron() {f.name} of {f.allowed} (got {token!r})"
+    dom, dow = fields[2], fields[4]
+    if (dom == "?") == (dow == "?"):
+        return (
+            "cron() with ? in exactly one of day-of-month and day-of-week "
+            f"(got {dom!r} and {dow!r})"
+        )
+    return None
+
+
+# -- e-mail (SNS subscription endpoint) ------------------------------------------------------
+
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LOCAL_RE = re.compile(rf"^{_ATOM}(\.{_ATOM})*$")
+
+
+def email_error(value: str) -> str | None:
+    """A pragmatic RFC 5321 check: dot-atom local part, a DNS domain, the length limits."""
+    if any(c.isspace() or unicodedata.category(c)[0] == "C" for c in value):
+        return "an e-mail address without spaces or control characters"
+    if value.count("@") != 1:
+        return "an e-mail address of the form local-part@domain, e.g. ops@example.com"
+    local, domain = value.split("@")
+    if len(value) > 254:
+        return f"an e-mail address of at most 254 characters (got {len(value)})"
+    if not 0 < len(local) <= 64:
+        return f"a local part (before the @) of 1-64 characters (got {len(local)})"
+    if not _LOCAL_RE.match(local):
+        return (
+            "a local part (before the @) of ASCII letters, digits and !#$%&'*+/=?^_`{|}~- "
+            "with single dots between them"
+        )
+    if (why := domain_error(domain.lower())) is not None:
+        return f"a domain after the @: {why}"
     return None
 
 
@@ -129,16 +345,57 @@ def _stun_servers(value: tuple[str, ...]) -> str | None:
     return None
 
 
+# A Route 53 hosted zone holds at most 10 tags (every other service pcls tags: 50; EC2 also
+# gets Name), and pcls adds pcls:stack and pcls:step to each resource.
+MAX_TAGS = 10 - 2
+_TAG_PUNCT = frozenset("_.:/=+-@")
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    """repr of a value, shortened when long so the message stays one readable line."""
+    if len(value) <= limit:
+        return repr(value)
+    return repr(value[:limit])[:-1] + f"…' ({len(value)} characters)"
+
+
+def _tag_char_error(text: str) -> str | None:
+    for c in text:
+        if unicodedata.category(c)[0] not in "LNZ" and c not in _TAG_PUNCT:
+            return c
+    return None
+
+
 def _tags(value: dict[str, Any]) -> str | None:
+    if len(value) > MAX_TAGS:
+        return (
+            f"at most {MAX_TAGS} tags (got {len(value)}): pcls adds pcls:stack and pcls:step, "
+            "and a Route 53 hosted zone holds at most 10"
+        )
+    seen: dict[str, str] = {}
     for k, v in value.items():
         if not isinstance(v, str):
             return f"string values (tag {k!r} is not a string)"
-        if k.lower().startswith(("aws:", "pcls:")):
-            return f"keys not starting with aws: or pcls: (got {k!r})"
-        if not (0 < len(k) <= 128 and len(v) <= 256 and _TAG_RE.match(k) and _TAG_RE.match(v)):
+        if k == "Name" or k.lower().startswith(("aws:", "pcls:")):
             return (
-                f"keys of 1-128 and values of up to 256 letters, digits, spaces or _.:/=+-@ ({k!r})"
+                f"keys other than Name and not starting with aws: or pcls: in any case "
+                f"(got {k!r}; AWS and pcls set those)"
             )
+        if not 0 < len(k) <= 128:
+            return f"keys of 1-128 characters (got {_shown(k)})"
+        if len(v) > 256:
+            return f"values of at most 256 characters (tag {_shown(k)} has {len(v)})"
+        for text in (k, v):
+            if (bad := _tag_char_error(text)) is not None:
+                return (
+                    "keys and values of letters, digits, spaces and _ . : / = + - @ "
+                    f"(tag {_shown(k)} has {bad!r})"
+                )
+        if k.lower() in seen:
+            return (
+                f"keys that differ in more than case (IAM takes {seen[k.lower()]!r} and {k!r} "
+                "as one key)"
+            )
+        seen[k.lower()] = k
     return None
 
 
@@ -153,7 +410,12 @@ class StackSection:
         "name and is the pcls:stack tag.",
         _pattern(_STACK_RE, "2-16 characters of a-z, 0-9 and '-', starting with a letter"),
     )
-    domain: str = _f("", "Public name of the service, e.g. meet.example.com.", domain_error)
+    domain: str = _f(
+        "",
+        "Public name of the service, e.g. meet.example.com (a DNS name, not an IP address; "
+        "xn-- labels must be valid punycode).",
+        domain_error,
+    )
     region: str = _f(
         "",
         "AWS region. Empty: taken from AWS_REGION or the profile, as botocore does.",
@@ -167,7 +429,12 @@ class NetworkSection:
     azs: int = _f(
         2, "Availability zones (one public subnet each); at least 2 for HA.", _between(2, 6)
     )
-    cidr: str = _f("10.42.0.0/16", "VPC IPv4 range; each AZ gets a /(prefix+4) subnet.", _cidr)
+    cidr: str = _f(
+        "10.42.0.0/16",
+        "VPC IPv4 range inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16, /16 to /23; each AZ "
+        "gets a /(prefix+4) subnet, at least the /27 the load balancer needs.",
+        _cidr,
+    )
     dual_stack: bool = _f(False, "Also publish an AAAA alias record for the load balancer.")
 
 
@@ -220,7 +487,11 @@ class JitsiSection:
         "Who may open rooms: open, internal (accounts, guests join), jwt.",
         _one_of(AUTH_MODES),
     )
-    jwt_app_id: str = _f("", 'JWT application id (auth = "jwt" only).')
+    jwt_app_id: str = _f(
+        "",
+        f'JWT application id (auth = "jwt" only): {JWT_APP_ID_ALLOWED}.',
+        _optional(_pattern(_JWT_APP_ID_RE, JWT_APP_ID_ALLOWED)),
+    )
     stun_servers: tuple[str, ...] = _f(
         ("meet-jit-si-turnrelay.jitsi.net:443",),
         "STUN servers the bridges use to learn their public IP.",
@@ -259,8 +530,10 @@ class ScheduleEntry:
     )
     cron: str = _f(
         "",
-        "Schedule expression, e.g. cron(0 19 ? * MON-FRI *).",
-        _pattern(_CRON_RE, "cron(...), at(...) or rate(...)"),
+        "Schedule expression as Application Auto Scaling takes it: at(yyyy-mm-ddThh:mm:ss), "
+        "rate(value unit) or cron(minutes hours day-of-month month day-of-week year), "
+        "e.g. cron(0 19 ? * MON-FRI *).",
+        schedule_error,
     )
     min_count: int = _f(0, "Bridge minimum from this time on.", _between(0, 100))
     max_count: int = _f(1, "Bridge maximum from this time on.", _between(0, 100))
@@ -288,8 +561,9 @@ class ScalingSection:
 class AlertsSection:
     email: str = _f(
         "",
-        "Address subscribed to the alarm topic (empty: no subscription).",
-        _optional(_pattern(_EMAIL_RE, "an e-mail address")),
+        "Address subscribed to the alarm topic (empty: no subscription); local part at most "
+        "64 characters, 254 in all.",
+        _optional(email_error),
     )
 
 
@@ -318,7 +592,11 @@ SECTIONS: dict[str, type] = {
     "logs": LogsSection,
     "ecs": EcsSection,
 }
-TAGS_DOC = "Extra tags on every resource ([tags] table of strings)."
+TAGS_DOC = (
+    "Extra tags on every resource ([tags] table of strings): at most 8 (pcls adds two, a Route "
+    "53 zone holds 10); keys 1-128 and values up to 256 letters, digits, spaces or _.:/=+-@; "
+    "not Name, aws:* or pcls:*."
+)
 
 
 @dataclass(frozen=True)
@@ -406,7 +684,8 @@ def _parse_section(cls: type, raw: Any, prefix: str) -> Any:
             value = float(value)
         check = fields[name].metadata.get("check")
         if check and (allowed := check(value)):
-            raise ConfigError(f"{key}: {value!r} is not allowed; expected {allowed}")
+            shown = _shown(value, 80) if isinstance(value, str) else repr(value)
+            raise ConfigError(f"{key}: {shown} is not allowed; expected {allowed}")
         values[name] = value
     if dataclasses.is_dataclass(cls) and cls is ScheduleEntry and not {"name", "cron"} <= set(raw):
         raise ConfigError(f"{prefix}: needs name and cron")
@@ -469,27 +748,96 @@ def _cross_checks(cfg: Config) -> None:
         raise ConfigError("scaling.schedule: names must be unique")
 
 
+MAX_DEPTH = 8  # tables and arrays inside one another; a pcls config needs 3
+MAX_BYTES = 1 << 20
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _too_deep(data: dict[str, Any]) -> str | None:
+    """The first key nested deeper than MAX_DEPTH tables or arrays, or None (no recursion)."""
+    todo: list[tuple[str, Any, int]] = [("", data, 0)]
+    while todo:
+        key, value, depth = todo.pop()
+        if isinstance(value, dict | list) and depth > MAX_DEPTH:
+            return key
+        if isinstance(value, dict):
+            todo += [(f"{key}.{k}" if key else k, v, depth + 1) for k, v in value.items()]
+        elif isinstance(value, list):
+            todo += [(f"{key}[{i}]", v, depth + 1) for i, v in enumerate(value)]
+    return None
+
+
+def _deep_error(path: Path, where: str) -> ConfigError:
+    return ConfigError(
+        f"{path}: {where} nested deeper than {MAX_DEPTH} tables or arrays; "
+        "expected the flat layout of README.md#configuration"
+    )
+
+
 def loads(text: str, path: Path = Path(DEFAULT_CONFIG)) -> Config:
     """Parse and validate TOML text."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per nested inline array or table
+        raise _deep_error(path, "a value") from None
+    except ValueError as exc:  # e.g. an integer beyond Python's 4300-digit conversion limit
+        raise ConfigError(f"{path}: not valid TOML: {str(exc).split(';')[0]}") from None
+    if (where := _too_deep(data)) is not None:
+        raise _deep_error(path, where)
     return parse(data, path)
+
+
+def _read(p: Path) -> str:
+    """The config's text; anything but a readable regular file of sane size is refused.
+
+    stat() first, so a FIFO or device is never opened (opening a FIFO blocks until a writer
+    comes); then open without blocking and check the opened file too, in case it was swapped.
+    """
+    try:
+        st = os.stat(p)
+        for is_kind, kind in _KINDS:
+            if is_kind(st.st_mode):
+                raise ConfigError(
+                    f"{p}: cannot read config ({kind}, not a regular file); "
+                    "pass --config PATH of a TOML file"
+                )
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise ConfigError(f"{p}: cannot read config (not a regular file)")
+            if st.st_size > MAX_BYTES:
+                raise ConfigError(
+                    f"{p}: cannot read config ({st.st_size} bytes); expected at most 1 MiB"
+                )
+            raw = fh.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{p}: no such config; create one with `pcls init DOMAIN` or pass --config PATH"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read config ({exc})") from None
+    if len(raw) > MAX_BYTES:
+        raise ConfigError(f"{p}: cannot read config (over 1 MiB); expected at most 1 MiB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: cannot read config ({exc})") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
 
 
 def load(path: str | os.PathLike[str] = DEFAULT_CONFIG) -> Config:
     """Read and validate pcls.toml; every failure is a ConfigError with a one-line message."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{p}: no such config; create one with `pcls init DOMAIN` or pass --config PATH"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read config ({exc})") from None
-    return loads(text, p)
+    return loads(_read(p), p)
 
 
 # -- init template ---------------------------------------------------------------------------

@@ -163,3 +163,78 @@ def test_schedule_and_tags_parse() -> None:
     )
     assert cfg.scaling.schedule[0].name == "night" and cfg.scaling.schedule[0].max_count == 1
     assert cfg.tags == {"owner": "video-team"}
+
+
+# -- what AWS accepts must still load (the refusals in tests/test_bad_input.py stop short of it)
+
+ACCEPTED_SCHEDULES = [
+    "cron(0 19 ? * MON-FRI *)",
+    "cron(0 20 * * ? *)",
+    "cron(0/15 * * * ? *)",
+    "cron(*/5 8-18 ? * 2-6 2025-2030)",
+    "cron(0 7 1,15 JAN-MAR ? *)",
+    "cron(30 6 ? jan,feb,dec mon *)",
+    "cron(0 0 L * ? *)",
+    "cron(0 0 LW * ? *)",
+    "cron(0 0 15W * ? *)",
+    "cron(0 9 ? * 6#3 *)",
+    "cron(0 9 ? * FRI#1 *)",
+    "cron(0 9 ? * 5L *)",
+    "cron(0 9 ? * L *)",
+    "cron(0 9 ? * * 2199)",
+    "cron(10-50/20 0-23/6 1-31/2 1-12/3 ? 1970/5)",
+    "at(2026-12-24T18:00:00)",
+    "rate(1 minute)",
+    "rate(1 hour)",
+    "rate(1 day)",
+    "rate(30 minutes)",
+    "rate(12 hours)",
+    "rate(2 days)",
+]
+
+
+@pytest.mark.parametrize("expr", ACCEPTED_SCHEDULES)
+def test_schedule_expressions_application_auto_scaling_takes_load(expr: str) -> None:
+    text = BASE + f'[[scaling.schedule]]\nname = "n"\ncron = "{expr}"\n'
+    assert config.loads(text).scaling.schedule[0].cron == expr
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        '[network]\ncidr = "10.42.0.0/16"\nazs = 6\n',
+        '[network]\ncidr = "10.42.0.0/23"\nazs = 6\n',
+        '[network]\ncidr = "172.31.0.0/16"\n',
+        '[network]\ncidr = "192.168.8.0/22"\n',
+        '[alerts]\nemail = "ops@example.com"\n',
+        '[alerts]\nemail = "first.last+alerts@mail.example.co.uk"\n',
+        '[alerts]\nemail = "O\'Brien@Example.COM"\n',
+        "[tags]\n" + "".join(f't{i} = "v"\n' for i in range(8)),
+        '[tags]\n"cost-center" = "Straße 5: video/ops @zürich +1 = ok_"\nname = ""\n',
+        '[jitsi]\nauth = "jwt"\njwt_app_id = "meet.example.com"\n',
+        '[jitsi]\nauth = "jwt"\njwt_app_id = "my_app-1"\n',
+    ],
+)
+def test_values_aws_accepts_load(extra: str) -> None:
+    config.loads(BASE + extra)
+
+
+@pytest.mark.parametrize(
+    "domain", ["xn--mnchen-3ya.example.com", "meet.xn--strae-oqa.de", "meet.example.xn--p1ai"]
+)
+def test_valid_punycode_domains_load(domain: str) -> None:
+    text = f'[stack]\nname = "meet"\nregion = "eu-central-1"\ndomain = "{domain}"\n'
+    assert config.loads(text).stack.domain == domain
+
+
+def test_every_allowed_vpc_range_leaves_each_az_a_27_or_larger() -> None:
+    import ipaddress
+
+    for prefix in range(config.VPC_PREFIX_MIN, config.VPC_PREFIX_MAX + 1):
+        net = ipaddress.IPv4Network(f"10.0.0.0/{prefix}")
+        assert config._cidr(str(net)) is None
+        # as pcls/steps/network.py carves it: the index-th of 2**4 equal slots per AZ
+        slots = list(net.subnets(prefixlen_diff=config.SUBNET_PREFIX_DIFF))
+        assert len(slots) >= 6  # network.azs is at most 6
+        assert all(s.prefixlen <= config.SUBNET_PREFIX_MAX for s in slots)
+    assert config._cidr(f"10.0.0.0/{config.VPC_PREFIX_MAX + 1}") is not None
