@@ -451,9 +451,12 @@ class Engine:
         ctx.aws.read_only = True  # finding never writes, whatever the mode
         try:
             with ThreadPoolExecutor(self.parallel, thread_name_prefix="pcls-find") as pool:
-                list(pool.map(self._find_quietly, self.steps.values()))
+                errors = [e for e in pool.map(self._find_quietly, self.steps.values()) if e]
         finally:
             ctx.aws.read_only = read_only
+        if errors and ctx.mode == "up":
+            # Ownership unknown is no ground to write on; plan and status report it per step.
+            raise errors[0]
         found = list(ctx.conflicts.values())
         foreign = [c for c in found if c.from_ledger and c.foreign and c.owner != ctx.stack]
         if foreign:
@@ -463,13 +466,17 @@ class Engine:
             raise Collision("\n".join(c.message(ctx.stack) for c in found))
         return found
 
-    def _find_quietly(self, step: Step) -> None:
+    def _find_quietly(self, step: Step) -> BaseException | None:
+        """step.find for the survey; a failure comes back as the error the walk would show."""
         ctx = self.ctx
         ctx.aws.current_step = step.name
         try:
             step.find(ctx)
+        except Exception as exc:
+            return self._failure(step, exc).error
         finally:
             ctx.aws.current_step = ""
+        return None
 
     def _check_ledger_ids(self) -> None:
         import re

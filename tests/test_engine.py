@@ -117,7 +117,7 @@ def test_ledger_is_written_after_each_create(make, tmp_path: Path) -> None:
 
     class Spy(Probe):
         def create(self, ctx: Context) -> Resource:
-            seen.append(set(ctx.ledger.steps))
+            seen.append(set(Ledger(tmp_path, "tt").steps))  # what is on disk, not in memory
             return super().create(ctx)
 
     steps = [Probe("a"), Spy("b", ("a",))]
@@ -129,3 +129,55 @@ def test_ledger_is_written_after_each_create(make, tmp_path: Path) -> None:
 def test_unknown_dependency_is_a_programming_error(make) -> None:
     with pytest.raises(ValueError, match="unknown"):
         make([Probe("a", ("nope",))])
+
+
+class Writer(Probe):
+    """A step that (wrongly) writes to AWS while it only should look: in find or in drift."""
+
+    def __init__(self, name: str, where: str) -> None:
+        super().__init__(name)
+        self.where = where
+        self.exists = True
+
+    def _write(self, ctx: Context) -> None:
+        ctx.aws.client("ec2").create_vpc(CidrBlock="10.9.0.0/16")
+
+    def find(self, ctx: Context) -> Resource | None:
+        if self.where == "find":
+            self._write(ctx)
+        return Resource(f"id-{self.name}")
+
+    def drift(self, ctx: Context, res: Resource) -> list[str]:
+        if self.where == "drift":
+            self._write(ctx)
+        return []
+
+
+def _vpcs() -> int:
+    import boto3
+
+    return len(boto3.client("ec2", region_name="eu-central-1").describe_vpcs()["Vpcs"])
+
+
+@pytest.mark.parametrize("walk", ["plan", "status"])
+@pytest.mark.parametrize("where", ["find", "drift"])
+def test_plan_and_status_cannot_write_even_when_a_step_tries(make, walk: str, where: str) -> None:
+    before = _vpcs()
+    engine = make([Probe("a"), Writer("w", where)])
+    result = getattr(engine, walk)()
+    failed = result.results["w"]
+    assert failed.outcome is Outcome.FAILED
+    assert "ec2:CreateVpc refused: this run only reads" in str(failed.error)
+    assert type(failed.error).__name__ in ("WriteInReadOnlyRun", "PclsError")
+    assert _vpcs() == before
+    assert engine.ctx.aws.call_summary()["writes"] == 0
+
+
+def test_up_finds_every_resource_read_only_before_its_first_write(make) -> None:
+    """The survey before up is read-only too: a write in find is refused, nothing created."""
+    before = _vpcs()
+    engine = make([Probe("a"), Writer("w", "find")])
+    with pytest.raises(Exception, match="ec2:CreateVpc refused: this run only reads"):
+        engine.up()
+    assert _vpcs() == before
+    assert Probe.log == []  # not even step a was created
