@@ -734,27 +734,26 @@ def log_group_created_meanwhile(h: Harness, s: runner.Session) -> list[str]:
     return answers
 
 
-def test_log_group_created_meanwhile_is_taken_as_found(harness: Harness) -> None:
+def test_log_group_created_meanwhile_by_someone_else_stops_up_and_is_never_adopted(
+    harness: Harness,
+) -> None:
     s = session(harness, "log-group")
     answers = log_group_created_meanwhile(harness, s)
-    result = ok(up(s))
+    result = up(s)
     assert answers == ["ResourceAlreadyExistsException"]
-    assert result.results["log-group"].id == "/pcls/meet"
-    (group,) = other(harness, "logs").describe_log_groups(logGroupNamePrefix="/pcls/meet")[
-        "logGroups"
-    ]
-    assert group["retentionInDays"] == 14
-    ok(teardown(session(harness, "log-group")))
-    nothing_left(harness)
+    failed = result.results["log-group"]
+    assert failed.outcome is Outcome.FAILED
+    assert getattr(failed.error, "exit_code", None) == 2
+    assert "created by someone else meanwhile" in str(failed.error)
+    assert "pcls adopt log-group /pcls/meet" in str(failed.error)
+    logs = other(harness, "logs")
+    (group,) = logs.describe_log_groups(logGroupNamePrefix="/pcls/meet")["logGroups"]
+    assert "retentionInDays" not in group  # theirs: no retention set, no tags written
+    assert logs.list_tags_log_group(logGroupName="/pcls/meet")["tags"] == {}
 
-
-def test_log_group_created_meanwhile_is_tagged_in_the_same_run(harness: Harness) -> None:
-    s = session(harness, "log-group")
-    log_group_created_meanwhile(harness, s)
-    ok(up(s))
-    again = session(harness, "log-group")
-    ok(up(again))
-    assert harness.writes() == {}
+    gone = ok(teardown(session(harness, "log-group")))
+    assert gone.results["log-group"].outcome is Outcome.ABSENT
+    assert logs.describe_log_groups(logGroupNamePrefix="/pcls/meet")["logGroups"]  # left alone
 
 
 # -- teardown of a half-built stack and of a stack whose ledger is gone ------------------------
