@@ -3,6 +3,11 @@
 The ALB terminates TLS (a TLS 1.3 policy) and forwards to the signal task's web container on
 port 8000 by IP; port 80 only redirects. The idle timeout is raised from AWS's 60 s default
 because the XMPP websocket of a backgrounded browser tab may carry nothing for minutes.
+
+Each resource here is the stack's only when it carries pcls:stack=<stack> and pcls:step=<step>;
+names (`<stack>-alb`, `<stack>-web`) and ledger ids only say where to look. A load balancer or
+target group holding the name pcls would create without those tags is in the way, and so is a
+listener on the stack's own load balancer at the step's port.
 """
 
 from __future__ import annotations
@@ -11,13 +16,15 @@ from typing import Any
 
 import botocore.exceptions
 
-from pcls.aws import ignore_missing, is_not_found, tag_drift, tags_of
+from pcls.aws import STACK_TAG, STEP_TAG, ignore_missing, is_not_found, tag_drift, tags_of
 from pcls.config import Config
-from pcls.engine import Context, Resource, Step
+from pcls.engine import Collision, Conflict, Context, Resource, Step
 from pcls.errors import PclsError
 
 WEB_PORT = 8000
 TAGS_PER_CALL = 20  # elbv2 DescribeTags takes at most 20 ARNs
+LISTENER_STEPS = ("listener-https", "listener-http")
+ELB_ARN = r"arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:"
 HEALTH_CHECK: dict[str, Any] = {
     "HealthCheckEnabled": True,
     "HealthCheckProtocol": "HTTP",
@@ -47,6 +54,14 @@ def _elbv2(ctx: Context) -> Any:
     return ctx.aws.client("elbv2")
 
 
+def alb_name(ctx: Context) -> str:
+    return f"{ctx.stack}-alb"
+
+
+def web_group_name(ctx: Context) -> str:
+    return f"{ctx.stack}-web"
+
+
 def _load_balancers(ctx: Context) -> list[dict[str, Any]]:
     return ctx.aws.all("elbv2", "describe_load_balancers", "LoadBalancers")
 
@@ -55,46 +70,127 @@ def _target_groups(ctx: Context) -> list[dict[str, Any]]:
     return ctx.aws.all("elbv2", "describe_target_groups", "TargetGroups")
 
 
-def _stack_tags(ctx: Context) -> dict[str, list[dict[str, str]]]:
-    """Tags of the load balancers and target groups that may be this stack's.
+def _listener_lb(arn: str) -> str:
+    """The load balancer a listener ARN belongs to (…:listener/app/<name>/<lb>/<listener>)."""
+    return arn.replace(":listener/", ":loadbalancer/", 1).rsplit("/", 1)[0]
 
-    Candidates are named after the stack (names are unique per region) or in the ledger; one
-    batched DescribeTags serves both the alb and target-group steps.
-    """
-    prefix = f"{ctx.stack}-"
-    known = {ctx.ledger.id("alb"), ctx.ledger.id("target-group")}
-    arns = {
-        lb["LoadBalancerArn"]
-        for lb in _load_balancers(ctx)
-        if lb["LoadBalancerName"].startswith(prefix) or lb["LoadBalancerArn"] in known
-    } | {
-        tg["TargetGroupArn"]
-        for tg in _target_groups(ctx)
-        if tg["TargetGroupName"].startswith(prefix) or tg["TargetGroupArn"] in known
-    }
-    ordered = sorted(arns)
+
+def _describe_tags(ctx: Context, arns: list[str]) -> dict[str, list[dict[str, str]]]:
+    """Tags per ARN, 20 ARNs a call; an ARN that no longer exists is left out."""
     out: dict[str, list[dict[str, str]]] = {}
-    for i in range(0, len(ordered), TAGS_PER_CALL):
-        resp = ctx.aws.cached("elbv2", "describe_tags", ResourceArns=ordered[i : i + TAGS_PER_CALL])
+    for i in range(0, len(arns), TAGS_PER_CALL):
+        chunk = arns[i : i + TAGS_PER_CALL]
+        try:
+            resp = ctx.aws.cached("elbv2", "describe_tags", ResourceArns=chunk)
+        except botocore.exceptions.ClientError as exc:
+            if not is_not_found(exc):
+                raise
+            if len(chunk) > 1:
+                # One of them went away since it was listed (or a ledger id is stale).
+                for arn in chunk:
+                    out.update(_describe_tags(ctx, [arn]))
+            continue
         for desc in resp.get("TagDescriptions", []):
             out[desc["ResourceArn"]] = desc.get("Tags", [])
     return out
 
 
-def _with_tags(ctx: Context, items: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    tags = _stack_tags(ctx)
-    return [{**item, "Tags": tags[item[key]]} for item in items if item[key] in tags]
+def _elb_tags(ctx: Context) -> dict[str, list[dict[str, str]]]:
+    """Tags of every load balancer and target group in the region, and of the listeners the
+    ledger names on them.
+
+    Ownership is read from these tags alone (names and the ledger only say where to look), so
+    every load balancer and target group is a candidate. One batched DescribeTags (20 ARNs a
+    call) serves the alb, target-group and listener steps of a run.
+    """
+    lbs = {lb["LoadBalancerArn"] for lb in _load_balancers(ctx)}
+    arns = lbs | {tg["TargetGroupArn"] for tg in _target_groups(ctx)}
+    for step in LISTENER_STEPS:
+        for rid in (ctx.ledger.id(step), ctx.adopting.get(step)):
+            if isinstance(rid, str) and ":listener/" in rid and _listener_lb(rid) in lbs:
+                arns.add(rid)
+    return _describe_tags(ctx, sorted(arns))
+
+
+def _pick(
+    ctx: Context,
+    step: str,
+    items: list[dict[str, Any]],
+    id_key: str,
+    name_key: str,
+    want: str,
+    what: str,
+) -> dict[str, Any] | None:
+    """The item this step owns, by both tags.
+
+    Anything else the ledger names is a collision, and so is anything holding the name pcls
+    would create (`want`) while the step owns nothing: the create call would fail, or return
+    that resource as if it were new.
+    """
+    found = ctx.pick(step, items, id_key, what=what)
+    ledger_id = ctx.ledger.id(step)
+    for item in items:
+        rid = item[id_key]
+        if (found is not None and rid == found[id_key]) or ctx.claims(step, rid, item["Tags"]):
+            continue
+        if rid == ledger_id or (found is None and item.get(name_key) == want):
+            ctx.collision(step, rid, f"{what} {item.get(name_key)}", item["Tags"])
+    return found
 
 
 def find_alb(ctx: Context) -> dict[str, Any] | None:
-    """The stack's load balancer by ledger id or tags (config and AWS only)."""
-    albs = [lb for lb in _load_balancers(ctx) if lb.get("Type") == "application"]
-    return ctx.pick("alb", _with_tags(ctx, albs, "LoadBalancerArn"), "LoadBalancerArn")
+    """The stack's load balancer: the one tagged for this stack and the alb step."""
+    tags = _elb_tags(ctx)
+    items = [
+        {**lb, "Tags": tags[lb["LoadBalancerArn"]]}
+        for lb in _load_balancers(ctx)
+        if lb["LoadBalancerArn"] in tags
+    ]
+    return _pick(
+        ctx, "alb", items, "LoadBalancerArn", "LoadBalancerName", alb_name(ctx), "load balancer"
+    )
 
 
 def find_target_group(ctx: Context) -> dict[str, Any] | None:
-    items = _with_tags(ctx, _target_groups(ctx), "TargetGroupArn")
-    return ctx.pick("target-group", items, "TargetGroupArn")
+    tags = _elb_tags(ctx)
+    items = [
+        {**tg, "Tags": tags[tg["TargetGroupArn"]]}
+        for tg in _target_groups(ctx)
+        if tg["TargetGroupArn"] in tags
+    ]
+    return _pick(
+        ctx,
+        "target-group",
+        items,
+        "TargetGroupArn",
+        "TargetGroupName",
+        web_group_name(ctx),
+        "target group",
+    )
+
+
+def _confirm_created(
+    ctx: Context, step: str, arn: str, before: dict[str, list[dict[str, str]]], what: str
+) -> None:
+    """CreateLoadBalancer and CreateTargetGroup return an existing resource of the same name
+    and settings as if they had made it: go on only with a new resource or one already ours.
+    Anything else is reported, unchanged."""
+    if arn in before:
+        tags = tags_of(before[arn])
+    else:
+        try:
+            desc = _elbv2(ctx).describe_tags(ResourceArns=[arn]).get("TagDescriptions", [])
+        except botocore.exceptions.ClientError as exc:
+            if is_not_found(exc):
+                return  # not visible yet: only a resource made a moment ago can be that new
+            raise
+        tags = tags_of(desc[0].get("Tags")) if desc else {}
+    if ctx.owns(step, tags):
+        return
+    conflict = Conflict(
+        step, arn, what, tags.get(STACK_TAG, ""), tags.get(STEP_TAG, ""), from_ledger=False
+    )
+    raise Collision(conflict.message(ctx.stack) + " (AWS returned it for the create call)")
 
 
 def _attribute_drift(want: dict[str, str], have: dict[str, str]) -> list[str]:
@@ -118,9 +214,10 @@ class TargetGroup(Step):
     name = "target-group"
     kind = "elbv2 target-group"
     depends_on = ("vpc",)
+    id_pattern = ELB_ARN + r"targetgroup/[A-Za-z0-9-]+/[0-9a-f]+"
 
     def group_name(self, ctx: Context) -> str:
-        return f"{ctx.stack}-web"
+        return web_group_name(ctx)
 
     def _res(self, tg: dict[str, Any]) -> Resource:
         arn = tg["TargetGroupArn"]
@@ -130,9 +227,14 @@ class TargetGroup(Step):
         tg = find_target_group(ctx)
         return self._res(tg) if tg else None
 
+    def tag(self, ctx: Context, res: Resource) -> None:
+        _retag(ctx, self.name, res.id)
+
     def create(self, ctx: Context) -> Resource:
+        name = self.group_name(ctx)
+        before = _elb_tags(ctx)
         tg = _elbv2(ctx).create_target_group(
-            Name=self.group_name(ctx),
+            Name=name,
             Protocol="HTTP",
             ProtocolVersion="HTTP1",
             Port=WEB_PORT,
@@ -142,6 +244,7 @@ class TargetGroup(Step):
             Tags=ctx.tags(self.name),
             **HEALTH_CHECK,
         )["TargetGroups"][0]
+        _confirm_created(ctx, self.name, tg["TargetGroupArn"], before, f"target group {name}")
         return self._res({**tg, "Tags": ctx.tags(self.name)})
 
     def _want_attributes(self, ctx: Context) -> dict[str, str]:
@@ -184,7 +287,7 @@ class TargetGroup(Step):
                 Attributes=[{"Key": k, "Value": v} for k, v in self._want_attributes(ctx).items()],
             )
         if any(d.startswith("tag ") for d in drift):
-            _retag(ctx, self.name, res.id)
+            self.tag(ctx, res)
 
     def _users(self, ctx: Context, arn: str) -> str:
         try:
@@ -224,6 +327,7 @@ class LoadBalancer(Step):
     name = "alb"
     kind = "elbv2 load-balancer"
     typical_seconds = 180  # ALB provisioning: a few minutes
+    id_pattern = ELB_ARN + r"loadbalancer/app/[A-Za-z0-9-]+/[0-9a-f]+"
 
     def __init__(self, subnets: list[str]) -> None:
         self.subnets = subnets
@@ -232,7 +336,7 @@ class LoadBalancer(Step):
         self.depends_on = (*subnets, "sg-alb", "route-table")
 
     def lb_name(self, ctx: Context) -> str:
-        return f"{ctx.stack}-alb"
+        return alb_name(ctx)
 
     def _ip_type(self, ctx: Context) -> str:
         return "dualstack" if ctx.cfg.network.dual_stack else "ipv4"
@@ -254,10 +358,15 @@ class LoadBalancer(Step):
         lb = find_alb(ctx)
         return self._res(lb) if lb else None
 
+    def tag(self, ctx: Context, res: Resource) -> None:
+        _retag(ctx, self.name, res.id)
+
     def create(self, ctx: Context) -> Resource:
         elbv2 = _elbv2(ctx)
+        name = self.lb_name(ctx)
+        before = _elb_tags(ctx)
         lb = elbv2.create_load_balancer(
-            Name=self.lb_name(ctx),
+            Name=name,
             Subnets=[ctx.out(s).id for s in self.subnets],
             SecurityGroups=[ctx.out("sg-alb").id],
             Scheme="internet-facing",
@@ -266,6 +375,7 @@ class LoadBalancer(Step):
             Tags=ctx.tags(self.name),
         )["LoadBalancers"][0]
         arn = lb["LoadBalancerArn"]
+        _confirm_created(ctx, self.name, arn, before, f"load balancer {name}")
         latest = {"lb": lb}
 
         def active() -> tuple[bool, str]:
@@ -332,7 +442,7 @@ class LoadBalancer(Step):
         if changed:
             elbv2.modify_load_balancer_attributes(LoadBalancerArn=res.id, Attributes=changed)
         if any(d.startswith("tag ") for d in drift):
-            _retag(ctx, self.name, res.id)
+            self.tag(ctx, res)
 
     def delete(self, ctx: Context, res: Resource) -> None:
         elbv2 = _elbv2(ctx)
@@ -400,26 +510,57 @@ def _action_text(action: dict[str, Any]) -> str:
 
 
 class Listener(Step):
-    """One listener of the stack's ALB, found by its port; default action reconciled."""
+    """One listener of the stack's ALB, tagged for its step; default action reconciled.
+
+    Only listeners on the stack's own load balancer are candidates. One there on the step's
+    port without the step's tags is in the way (a port holds one listener).
+    """
 
     kind = "elbv2 listener"
+    id_pattern = ELB_ARN + r"listener/app/[A-Za-z0-9-]+/[0-9a-f]+/[0-9a-f]+"
     port = 0
     protocol = ""
 
-    def _listeners(self, ctx: Context) -> list[dict[str, Any]]:
-        alb = find_alb(ctx)
-        if alb is None:
-            return []
+    def _listeners(self, ctx: Context, alb: dict[str, Any]) -> list[dict[str, Any]]:
+        """The ALB's listeners with their tags (the ledger's are in the shared tag call)."""
         arn = alb["LoadBalancerArn"]
-        return ctx.aws.all("elbv2", "describe_listeners", "Listeners", LoadBalancerArn=arn)
+        listeners = ctx.aws.all("elbv2", "describe_listeners", "Listeners", LoadBalancerArn=arn)
+        tags = _elb_tags(ctx)
+        missing = sorted(li["ListenerArn"] for li in listeners if li["ListenerArn"] not in tags)
+        if missing:
+            tags = {**tags, **_describe_tags(ctx, missing)}
+        return [{**li, "Tags": tags.get(li["ListenerArn"], [])} for li in listeners]
 
     def find(self, ctx: Context) -> Resource | None:
-        items = self._listeners(ctx)
-        ledger_id = ctx.ledger.id(self.name)
-        found = next((i for i in items if i["ListenerArn"] == ledger_id), None)
+        alb = find_alb(ctx)
+        items = self._listeners(ctx, alb) if alb else []
+        found = ctx.pick(self.name, items, "ListenerArn", what="listener")
+        lb_name = alb["LoadBalancerName"] if alb else ""
+        for item in items:
+            rid = item["ListenerArn"]
+            if (found is not None and rid == found["ListenerArn"]) or ctx.claims(
+                self.name, rid, item["Tags"]
+            ):
+                continue
+            if rid == ctx.ledger.id(self.name) or (found is None and item["Port"] == self.port):
+                what = f"listener {item['Port']} of load balancer {lb_name}"
+                ctx.collision(self.name, rid, what, item["Tags"])
+        self._elsewhere(ctx, {i["ListenerArn"] for i in items})
         if found is None:
-            found = next((i for i in items if i.get("Port") == self.port), None)
-        return Resource(found["ListenerArn"], attrs={"listener": found}) if found else None
+            return None
+        return Resource(found["ListenerArn"], attrs={"listener": found})
+
+    def _elsewhere(self, ctx: Context, here: set[str]) -> None:
+        """A ledger id naming a listener of another load balancer is never this step's."""
+        rid = ctx.ledger.id(self.name)
+        tags = _elb_tags(ctx)
+        if isinstance(rid, str) and rid not in here and rid in tags:
+            lb_name = rid.split("/")[-3]
+            what = f"listener of load balancer {lb_name}, not this stack's"
+            ctx.collision(self.name, rid, what, tags[rid])
+
+    def tag(self, ctx: Context, res: Resource) -> None:
+        _retag(ctx, self.name, res.id)
 
     def desired(self, ctx: Context) -> dict[str, Any]:
         raise NotImplementedError
@@ -428,6 +569,7 @@ class Listener(Step):
         listener = _elbv2(ctx).create_listener(
             LoadBalancerArn=ctx.out("alb").id, Tags=ctx.tags(self.name), **self.desired(ctx)
         )["Listeners"][0]
+        listener = {**listener, "Tags": ctx.tags(self.name)}
         return Resource(listener["ListenerArn"], attrs={"listener": listener})
 
     def drift(self, ctx: Context, res: Resource) -> list[str]:
@@ -440,12 +582,17 @@ class Listener(Step):
         if have_actions != [_action_key(a) for a in want["DefaultActions"]]:
             shown = "; ".join(_action_text(a) for a in have.get("DefaultActions", [])) or "none"
             out.append(f"default action {shown}, not {_action_text(want['DefaultActions'][0])}")
-        return out
+        return out + tag_drift(ctx.tag_dict(self.name), tags_of(have.get("Tags")))
 
     def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
-        # One call restores every reconciled field: modify_listener takes the full set.
-        listener = _elbv2(ctx).modify_listener(ListenerArn=res.id, **self.desired(ctx))
-        res.attrs["listener"] = listener["Listeners"][0]
+        tags = res.attrs["listener"].get("Tags")
+        if any(not d.startswith("tag ") for d in drift):
+            # One call restores every reconciled field: modify_listener takes the full set.
+            listener = _elbv2(ctx).modify_listener(ListenerArn=res.id, **self.desired(ctx))
+            res.attrs["listener"] = {**listener["Listeners"][0], "Tags": tags}
+        if any(d.startswith("tag ") for d in drift):
+            self.tag(ctx, res)
+            res.attrs["listener"]["Tags"] = ctx.tags(self.name)
 
     def delete(self, ctx: Context, res: Resource) -> None:
         ignore_missing(lambda: _elbv2(ctx).delete_listener(ListenerArn=res.id))
@@ -487,7 +634,9 @@ class HttpsListener(Listener):
 
 class HttpListener(Listener):
     name = "listener-http"
-    depends_on = ("alb",)
+    # target-group: teardown removes both listeners before the group (the ALB takes longer to
+    # make than the group, so up loses no time).
+    depends_on = ("alb", "target-group")
     port = 80
     protocol = "HTTP"
 
