@@ -13,7 +13,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from pcls.aws import STACK_TAG, STEP_TAG, ignore_missing, is_not_found, tag_drift, tags_of
+from pcls.aws import ignore_missing, is_not_found, tag_drift, tags_of
 from pcls.config import Config
 from pcls.engine import Context, Resource, Step
 from pcls.errors import ConfigError, PclsError
@@ -43,11 +43,28 @@ def _values(rr: dict[str, Any]) -> list[str]:
     return [bare(v["Value"]) for v in rr.get("ResourceRecords", [])]
 
 
+def is_validation_name(ctx: Context, name: str) -> bool:
+    """ACM names the validation CNAME `_<token>.<domain>`: never anything else is deleted."""
+    label, _, rest = bare(name).partition(".")
+    return label.startswith("_") and rest == ctx.cfg.stack.domain
+
+
+def is_validation_record(rr: dict[str, Any]) -> bool:
+    """A CNAME to ACM's validation domain, as ACM asks for it."""
+    values = _values(rr)
+    return (
+        rr.get("Type") == "CNAME"
+        and bool(values)
+        and all(v.endswith(".acm-validations.aws") for v in values)
+    )
+
+
 class Certificate(Step):
     name = "certificate"
     kind = "acm certificate"
     typical_seconds = 310  # ACM DNS validation: minutes
     depends_on = ("zone",)
+    id_pattern = r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+"
 
     def preflight(self, ctx: Context) -> None:
         domain = ctx.cfg.stack.domain
@@ -81,24 +98,33 @@ class Certificate(Step):
         )
 
     def find(self, ctx: Context) -> Resource | None:
+        """The certificate tagged for this stack and step.
+
+        Candidates are the certificates of this very domain (tags are read for those only: a
+        few calls at most) and the one the ledger names; ACM allows any number per domain, so
+        an untagged one of the domain is not in the way, but a ledger id naming a certificate
+        without this stack's tags is a collision.
+        """
         domain = ctx.cfg.stack.domain
         summaries = ctx.aws.all("acm", "list_certificates", "CertificateSummaryList")
-        ledger_id = ctx.ledger.id(self.name)
-        if any(s["CertificateArn"] == ledger_id for s in summaries):
-            arn = str(ledger_id)
-        else:
-            # Tags are read only for certificates of this very domain: a few calls at most.
-            tagged = [
-                s
-                for s in summaries
-                if s.get("DomainName") == domain
-                and self._tags(ctx, s["CertificateArn"]).get(STACK_TAG) == ctx.stack
-                and self._tags(ctx, s["CertificateArn"]).get(STEP_TAG) == self.name
-            ]
-            found = ctx.unique(self.name, tagged, "CertificateArn")
-            if found is None:
-                return self._orphan(ctx)
-            arn = found["CertificateArn"]
+        hints = {ctx.ledger.id(self.name), ctx.adopting.get(self.name)} - {None}
+        items = []
+        for s in summaries:
+            if s.get("DomainName") == domain or s["CertificateArn"] in hints:
+                try:
+                    items.append({**s, "Tags": self._tags(ctx, s["CertificateArn"])})
+                except botocore.exceptions.ClientError as exc:
+                    if not is_not_found(exc):  # deleted since it was listed
+                        raise
+        found = ctx.pick(self.name, items, "CertificateArn", what="ACM certificate")
+        for item in items:
+            arn = item["CertificateArn"]
+            if arn == ctx.ledger.id(self.name) and not ctx.claims(self.name, arn, item["Tags"]):
+                what = f"ACM certificate for {item.get('DomainName')}"
+                ctx.collision(self.name, arn, what, item["Tags"])
+        if found is None:
+            return self._orphan(ctx)
+        arn = found["CertificateArn"]
         try:
             cert = ctx.aws.cached("acm", "describe_certificate", CertificateArn=arn)["Certificate"]
         except botocore.exceptions.ClientError as exc:
@@ -117,8 +143,11 @@ class Certificate(Step):
         name = prev.get("validation_record")
         if ctx.mode != "teardown" or not (name and prev.get("validation_owned")):
             return None
+        if ctx.conflicts_of(self.name) or not is_validation_name(ctx, name):
+            return None  # the ledger names something that is not this stack's
         zone_id = zone_for(ctx, self.name)
-        if zone_id is None or record_set(ctx, zone_id, name, "CNAME") is None:
+        rr = record_set(ctx, zone_id, name, "CNAME") if zone_id else None
+        if rr is None or not is_validation_record(rr):
             return None
         return Resource(
             prev["id"], attrs={"cert": None, "tags": {VALIDATION_TAG: name}}, state="deleted"
@@ -189,8 +218,11 @@ class Certificate(Step):
         if res.attrs["cert"].get("Status") != "ISSUED":
             self._wait_issued(ctx, res, rr)
         if any(d.startswith("tag ") for d in drift):
-            _acm(ctx).add_tags_to_certificate(CertificateArn=res.id, Tags=ctx.tags(self.name))
-            res.attrs["tags"].update(ctx.tag_dict(self.name))
+            self.tag(ctx, res)
+
+    def tag(self, ctx: Context, res: Resource) -> None:
+        _acm(ctx).add_tags_to_certificate(CertificateArn=res.id, Tags=ctx.tags(self.name))
+        res.attrs["tags"].update(ctx.tag_dict(self.name))
 
     def _describe(self, ctx: Context, res: Resource) -> dict[str, Any] | None:
         try:
@@ -329,10 +361,12 @@ class Certificate(Step):
                 blocker=lambda: ", ".join(self._users(ctx, res.id)),
             )
         name = res.attrs["tags"].get(VALIDATION_TAG)
+        if name and not is_validation_name(ctx, name):
+            name = None  # a tag naming anything but this domain's validation record is ignored
         zone_id = zone_for(ctx, self.name) if name else None
         if name and zone_id:
             rr = record_set(ctx, zone_id, name, "CNAME")
-            if rr is not None:
+            if rr is not None and is_validation_record(rr):
                 change_records(
                     ctx,
                     self.name,
