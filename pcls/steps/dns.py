@@ -1,13 +1,21 @@
 """DNS: the public hosted zone that holds the domain, and the alias record(s) to the ALB.
 
-Route 53 records cannot be tagged, so pcls owns a record only when its ledger says so or when
-the record aliases to this stack's own load balancer. A zone pcls did not create is never
-deleted, and records pcls did not create are never written: a name already taken by someone
-else's record is refused in preflight, before anything is built.
+A zone is the stack's when it carries the stack's zone-step tags, or, untagged, when its
+CallerReference says this stack created it (a run stopped between CreateHostedZone and the
+tagging call); the ledger's id alone never makes it so. A zone pcls did not create is used and
+never deleted.
+
+Route 53 records cannot be tagged, so pcls owns the alias record only when it aliases to this
+stack's own load balancer, or, pointing at no live load balancer, when the ledger says pcls
+wrote it or its target has the DNS name this stack's load balancer would have. A record that
+points at another live load balancer is never this stack's. Records pcls did not create are
+never written: a name already taken by someone else's record is refused in preflight, before
+anything is built.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from typing import Any
@@ -16,7 +24,6 @@ import botocore.exceptions
 
 from pcls.aws import (
     STACK_TAG,
-    STEP_TAG,
     describe_error,
     error_code,
     error_message,
@@ -90,22 +97,45 @@ def _candidates(ctx: Context) -> tuple[list[dict[str, Any]], dict[str, dict[str,
     return candidates, zone_tags(ctx, [zone_id_of(z) for z in candidates]) if candidates else {}
 
 
+def caller_reference(stack: str) -> str:
+    """CreateHostedZone's CallerReference: unique per call, and saying which stack made it."""
+    return f"pcls:{stack}:{uuid.uuid4().hex}"
+
+
+def made_by(ctx: Context, zone: dict[str, Any]) -> bool:
+    """Whether CreateHostedZone was called by this stack's zone step (pcls:<stack>:<hex>, or
+    pcls-<stack>-<hex> from earlier versions): the zone's own record of who created it."""
+    ref = str(zone.get("CallerReference", ""))
+    return re.fullmatch(rf"pcls[:-]{re.escape(ctx.stack)}[:-][0-9a-f]{{32}}", ref) is not None
+
+
+def _claims_zone(ctx: Context, zone: dict[str, Any], tags: dict[str, str]) -> bool:
+    """Tagged for this stack's zone step (or being adopted); or untagged but created by it.
+
+    Route 53 tags a zone only after CreateHostedZone, so a run stopped in between leaves an
+    untagged zone: its CallerReference still says this stack made it.
+    """
+    if ctx.claims(ZONE_STEP, zone_id_of(zone), tags):
+        return True
+    return STACK_TAG not in tags and made_by(ctx, zone)
+
+
 def locate_zone(ctx: Context) -> tuple[dict[str, Any] | None, bool]:
     """(zone, owned): the stack's own zone if it has one, else the one config points at.
 
-    Uses the ledger, zone tags and config only, so teardown can call it in any order.
+    Uses zone tags, CallerReference and config only (the ledger's id is no proof), so teardown
+    can call it in any order. A zone the ledger names that is not this stack's is a collision;
+    so is, with dns.create_zone, a zone of the name pcls would create that another stack owns.
     """
     candidates, tags = _candidates(ctx)
     ledger_id = ctx.ledger.id(ZONE_STEP)
+    owned = []
     for z in candidates:
-        if zone_id_of(z) == ledger_id:
-            return z, True
-    owned = [
-        z
-        for z in candidates
-        if tags.get(zone_id_of(z), {}).get(STACK_TAG) == ctx.stack
-        and tags.get(zone_id_of(z), {}).get(STEP_TAG) == ZONE_STEP
-    ]
+        zid = zone_id_of(z)
+        if _claims_zone(ctx, z, tags.get(zid, {})):
+            owned.append(z)
+        elif zid == ledger_id:
+            ctx.collision(ZONE_STEP, zid, f"hosted zone {bare(z['Name'])}", tags.get(zid, {}))
     if owned:
         return ctx.unique(ZONE_STEP, owned, "Id"), True
     wanted = wanted_zone_name(ctx.cfg)
@@ -118,14 +148,26 @@ def locate_zone(ctx: Context) -> tuple[dict[str, Any] | None, bool]:
             f"dns: {len(named)} public hosted zones are named {wanted} ({ids}); "
             "pcls will not guess which one answers for the domain: delete the unused one"
         )
-    return (named[0] if named else None), False
+    zone = named[0] if named else None
+    if zone is not None and ctx.cfg.dns.create_zone:
+        have = tags.get(zone_id_of(zone), {})
+        if STACK_TAG in have:
+            # Another stack's zone (or this stack's, made by another step): never shared.
+            ctx.collision(ZONE_STEP, zone_id_of(zone), f"hosted zone {wanted}", have)
+            return None, False
+    return zone, False
 
 
 def zone_for(ctx: Context, step: str) -> str | None:
-    """Zone id for a step that keeps records: its ledger's zone while AWS has it, else lookup."""
+    """Zone id for a step that keeps records: its ledger's zone while AWS has it and it may
+    hold the domain's records (public, holding the domain, no other stack's), else lookup."""
     recorded = ctx.ledger.get(step).get("zone")
-    if recorded and any(zone_id_of(z) == recorded for z in public_zones(ctx)):
-        return str(recorded)
+    if recorded:
+        candidates, tags = _candidates(ctx)
+        for z in candidates:
+            owner = tags.get(zone_id_of(z), {}).get(STACK_TAG)
+            if zone_id_of(z) == recorded and owner in (None, ctx.stack):
+                return str(recorded)
     zone, _ = locate_zone(ctx)
     return zone_id_of(zone) if zone else None
 
@@ -204,6 +246,17 @@ def alias_target(rr: dict[str, Any]) -> str:
     return ", ".join(v["Value"] for v in rr.get("ResourceRecords", [])) or "nothing"
 
 
+def _lb_name(dns_name: str) -> str:
+    """A load balancer's DNS name as an alias may carry it (any case, dot, dualstack. prefix)."""
+    return bare(dns_name).removeprefix("dualstack.")
+
+
+def live_lb_names(ctx: Context) -> set[str]:
+    """DNS names of the region's existing load balancers (the listing the alb step reads)."""
+    lbs = ctx.aws.all("elbv2", "describe_load_balancers", "LoadBalancers")
+    return {_lb_name(lb["DNSName"]) for lb in lbs if lb.get("DNSName")}
+
+
 def aliases_to(rr: dict[str, Any], dns_name: str, zone_id: str) -> bool:
     alias = rr.get("AliasTarget")
     if not alias:
@@ -220,6 +273,7 @@ class Zone(Step):
 
     name = ZONE_STEP
     kind = "route53 hosted-zone"
+    id_pattern = r"[A-Z0-9]{1,32}"
 
     def preflight(self, ctx: Context) -> None:
         domain = ctx.cfg.stack.domain
@@ -254,7 +308,7 @@ class Zone(Step):
         name = wanted_zone_name(ctx.cfg)
         resp = ctx.aws.client("route53").create_hosted_zone(
             Name=name,
-            CallerReference=f"pcls-{ctx.stack}-{uuid.uuid4().hex}",
+            CallerReference=caller_reference(ctx.stack),
             HostedZoneConfig={"Comment": f"pcls stack {ctx.stack}", "PrivateZone": False},
         )
         servers = resp.get("DelegationSet", {}).get("NameServers", [])
@@ -263,7 +317,7 @@ class Zone(Step):
             f"records for {name} at its registrar or parent zone: {', '.join(servers)}"
         )
         # Zones cannot be tagged at creation; drift() reports the tags missing and update()
-        # adds them. The ledger id (written before that) marks the zone as ours meanwhile.
+        # adds them. Until then the zone's CallerReference is what says it is this stack's.
         return self._res(resp["HostedZone"], True, {})
 
     def drift(self, ctx: Context, res: Resource) -> list[str]:
@@ -273,10 +327,13 @@ class Zone(Step):
 
     def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
         if any(d.startswith("tag ") for d in drift):
-            ctx.aws.client("route53").change_tags_for_resource(
-                ResourceType="hostedzone", ResourceId=res.id, AddTags=ctx.tags(self.name)
-            )
-            res.attrs["tags"] = ctx.tag_dict(self.name)
+            self.tag(ctx, res)
+
+    def tag(self, ctx: Context, res: Resource) -> None:
+        ctx.aws.client("route53").change_tags_for_resource(
+            ResourceType="hostedzone", ResourceId=res.id, AddTags=ctx.tags(self.name)
+        )
+        res.attrs["tags"] = {**res.attrs.get("tags", {}), **ctx.tag_dict(self.name)}
 
     def delete(self, ctx: Context, res: Resource) -> None:
         # The record steps depend on this one, so pcls's own records are gone by now; what is
@@ -313,6 +370,7 @@ class PublicName(Step):
 
     name = "dns-record"
     kind = "route53 alias-record"
+    id_pattern = r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z0-9-]+"  # the domain
     # The name goes public once the listeners serve it, and is withdrawn before they go.
     depends_on = ("zone", "alb", "listener-https", "listener-http")
 
@@ -324,18 +382,59 @@ class PublicName(Step):
         sets = {t: record_set(ctx, zone_id, domain, t) for t in ("A", "AAAA", "CNAME")}
         return {t: rr for t, rr in sets.items() if rr is not None}
 
-    def _ours(self, ctx: Context, sets: dict[str, dict[str, Any]]) -> bool:
-        """Owned when the ledger says pcls wrote it, or when it aliases to this stack's ALB."""
-        if self.name in ctx.ledger.steps:
-            return True
+    def _ours(self, ctx: Context, zone_id: str, sets: dict[str, dict[str, Any]]) -> bool:
+        """Whether the domain's A/AAAA records in the stack's zone are this stack's.
+
+        Records cannot be tagged. They are this stack's when they alias to its own (tagged)
+        load balancer. A record pointing at any other live load balancer never is, whatever
+        the ledger says. Otherwise (the target no longer exists, or a record edited by hand)
+        they are this stack's when its ledger says pcls wrote them in this zone, or when each
+        aliases to a load balancer that no longer exists but has the DNS name this stack's
+        would have (<stack>-alb-<id>.<region>.elb.amazonaws.com): left behind by this stack,
+        and nobody else's since nothing answers at that name.
+        """
         from pcls.steps.loadbalancer import find_alb  # that module imports this one
 
         alb = find_alb(ctx)
-        return alb is not None and all(
-            aliases_to(rr, alb["DNSName"], alb["CanonicalHostedZoneId"])
-            for t, rr in sets.items()
-            if t in ("A", "AAAA")
+        ours = _lb_name(alb["DNSName"]) if alb else ""
+        live = live_lb_names(ctx) - {ours}
+        records = [rr for t, rr in sets.items() if t in ("A", "AAAA")]
+        if not records:
+            return False
+        targets = [
+            _lb_name(rr["AliasTarget"]["DNSName"]) for rr in records if rr.get("AliasTarget")
+        ]
+        if any(t in live for t in targets):
+            return False  # someone else's live load balancer
+        if alb and all(
+            aliases_to(rr, alb["DNSName"], alb["CanonicalHostedZoneId"]) for rr in records
+        ):
+            return True
+        entry = ctx.ledger.get(self.name)
+        if entry.get("id") == ctx.cfg.stack.domain and entry.get("zone") == zone_id:
+            return True
+        return len(targets) == len(records) and all(
+            t == ours or self._left_behind(ctx, t) for t in targets
         )
+
+    def _at_alb_in_the_way(self, ctx: Context, sets: dict[str, dict[str, Any]]) -> bool:
+        """Every alias points at a load balancer the alb step found in its way (one of the
+        stack's name, or the ledger's, without the stack's tags)."""
+        lbs = ctx.aws.all("elbv2", "describe_load_balancers", "LoadBalancers")
+        dns_of = {lb["LoadBalancerArn"]: _lb_name(lb.get("DNSName", "")) for lb in lbs}
+        in_way = {dns_of.get(c.id) for c in ctx.conflicts_of("alb")}
+        targets = [rr.get("AliasTarget") for t, rr in sets.items() if t in ("A", "AAAA")]
+        return bool(targets) and all(a and _lb_name(a["DNSName"]) in in_way for a in targets)
+
+    def _left_behind(self, ctx: Context, target: str) -> bool:
+        """A DNS name this stack's load balancer would have, answered by none that exists."""
+        from pcls.steps.loadbalancer import alb_name
+
+        pattern = (
+            rf"{re.escape(alb_name(ctx))}-[0-9a-z]+\.{re.escape(ctx.aws.region)}"
+            r"\.elb\.amazonaws\.com(\.cn)?"
+        )
+        return re.fullmatch(pattern, target) is not None and target not in live_lb_names(ctx)
 
     def preflight(self, ctx: Context) -> None:
         zone, _ = locate_zone(ctx)
@@ -349,7 +448,9 @@ class PublicName(Step):
                 f"{bare(zone['Name'])}; pcls did not create it and will not replace it: "
                 "delete it or choose another domain"
             )
-        if sets and not self._ours(ctx, sets):
+        if sets and not self._ours(ctx, zone_id_of(zone), sets):
+            if self._at_alb_in_the_way(ctx, sets):
+                return  # the alb step's collision says what is wrong, before any write
             taken = ", ".join(f"{t} → {alias_target(rr)}" for t, rr in sorted(sets.items()))
             raise ConfigError(
                 f"stack.domain: {domain} already has records in zone {bare(zone['Name'])} "
@@ -365,7 +466,7 @@ class PublicName(Step):
             return None
         res = Resource(ctx.cfg.stack.domain, attrs={"zone_id": zone_id, "sets": sets})
         res.ledger = {"zone": zone_id}
-        if not self._ours(ctx, sets):
+        if not self._ours(ctx, zone_id, sets):
             res.retained = RETAINED_RECORD
         return res
 
@@ -444,10 +545,44 @@ class PublicName(Step):
             res.attrs["sets"].pop(t, None)
 
     def delete(self, ctx: Context, res: Resource) -> None:
-        changes = [
-            {"Action": "DELETE", "ResourceRecordSet": rr} for rr in res.attrs["sets"].values()
-        ]
-        change_records(ctx, self.name, res.attrs["zone_id"], changes, f"the alias for {res.id}")
+        zone_id, sets = res.attrs["zone_id"], dict(res.attrs["sets"])
+        for _ in range(2):
+            changes = [{"Action": "DELETE", "ResourceRecordSet": rr} for rr in sets.values()]
+            change_records(ctx, self.name, zone_id, changes, f"the alias for {res.id}")
+            # Route 53 answers "not found" also when the record changed since it was read: ask
+            # again (the write emptied the cached listing) instead of trusting the answer.
+            left = {t: rr for t in sets if (rr := record_set(ctx, zone_id, res.id, t))}
+            if not left or not self._ours(ctx, zone_id, left):
+                return  # gone, or replaced by a record that is not this stack's: left alone
+            sets = left
+        raise StepError(
+            self.name,
+            "ChangeResourceRecordSets",
+            f"{res.id} {', '.join(sorted(sets))} still in zone {zone_id} after deleting it; "
+            "run teardown again",
+        )
+
+    def strays(self, ctx: Context) -> dict[str, str]:
+        """After teardown: an alias on the domain, in the stack's zone, to a load balancer of
+        this region that no longer exists. Reported even when it cannot be shown to be this
+        stack's (then it is left for the operator): it answers for the stack's name."""
+        zone_id = zone_for(ctx, self.name)
+        if zone_id is None:
+            return {}
+        domain = ctx.cfg.stack.domain
+        region = re.escape(ctx.aws.region)
+        dangling = []
+        for t, rr in sorted(self._existing(ctx, zone_id).items()):
+            target = _lb_name(rr["AliasTarget"]["DNSName"]) if rr.get("AliasTarget") else ""
+            elb = re.search(rf"\.{region}\.elb\.amazonaws\.com(\.cn)?$", target)
+            if elb and target not in live_lb_names(ctx):
+                dangling.append(f"{t} to {target}")
+        if not dangling:
+            return {}
+        return {
+            domain: f"{self.name} (route53 alias {domain} {', '.join(dangling)}, a load "
+            f"balancer that no longer exists, in zone {zone_id})"
+        }
 
     def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
         rr = res.attrs["sets"].get("A")
