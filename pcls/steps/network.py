@@ -10,7 +10,9 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from pcls.aws import ignore_missing, stack_filter, tag_drift, tags_of
+import botocore.exceptions
+
+from pcls.aws import ignore_missing, is_not_found, stack_filter, tag_drift, tags_of
 from pcls.config import Config
 from pcls.engine import Context, Resource, Step
 from pcls.errors import ConfigError
@@ -38,6 +40,29 @@ def _listing(ctx: Context, operation: str, key: str) -> list[dict[str, Any]]:
 
 def _retag(ctx: Context, step: str, res: Resource) -> None:
     _ec2(ctx).create_tags(Resources=[res.id], Tags=ctx.tags(step))
+
+
+def _pick(
+    ctx: Context, step: str, operation: str, key: str, id_key: str, ids: str, what: str
+) -> dict[str, Any] | None:
+    """The step's own resource among those carrying the stack's tag, by both tags.
+
+    The ledger's id (and the id `pcls adopt` names) is described too when the stack's listing
+    does not hold it, so that one naming another stack's or an untagged resource is seen,
+    and refused as a collision, instead of silently replaced. A stale id is just gone.
+    """
+    items = list(_listing(ctx, operation, key))
+    listed = {i[id_key] for i in items}
+    for rid in (ctx.ledger.id(step), ctx.adopting.get(step)):
+        if not isinstance(rid, str) or rid in listed:
+            continue
+        try:
+            items += ctx.aws.all("ec2", operation, key, **{ids: [rid]})
+        except botocore.exceptions.ClientError as exc:
+            if not is_not_found(exc):
+                raise
+        listed.add(rid)
+    return ctx.pick(step, items, id_key, what=what)
 
 
 # Every EC2 type the network layer tags: listed whole after a teardown to prove none remains.
@@ -75,6 +100,7 @@ def availability_zones(ctx: Context) -> list[str]:
 class Vpc(Step):
     name = "vpc"
     kind = "ec2 vpc"
+    id_pattern = r"vpc-[0-9a-f]+"
 
     def preflight(self, ctx: Context) -> None:
         zones = availability_zones(ctx)
@@ -86,10 +112,13 @@ class Vpc(Step):
             )
 
     def find(self, ctx: Context) -> Resource | None:
-        vpc = ctx.pick(self.name, _listing(ctx, "describe_vpcs", "Vpcs"), "VpcId")
+        vpc = _pick(ctx, self.name, "describe_vpcs", "Vpcs", "VpcId", "VpcIds", "VPC")
         if vpc is None:
             return None
         return Resource(vpc["VpcId"], attrs={"vpc": vpc}, state=vpc.get("State", ""))
+
+    def tag(self, ctx: Context, res: Resource) -> None:
+        _retag(ctx, self.name, res)
 
     def create(self, ctx: Context) -> Resource:
         vpc = _ec2(ctx).create_vpc(
@@ -143,7 +172,7 @@ class Vpc(Step):
                 key = attr[0].upper() + attr[1:]
                 ec2.modify_vpc_attribute(VpcId=res.id, **{key: {"Value": True}})
         if any(d.startswith("tag ") for d in drift):
-            _retag(ctx, self.name, res)
+            self.tag(ctx, res)
 
     def delete(self, ctx: Context, res: Resource) -> None:
         ctx.retry_while(
@@ -159,6 +188,7 @@ class Vpc(Step):
 class Subnet(Step):
     kind = "ec2 subnet"
     depends_on = ("vpc",)
+    id_pattern = r"subnet-[0-9a-f]+"
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -170,7 +200,9 @@ class Subnet(Step):
         return cidr, availability_zones(ctx)[self.index]
 
     def find(self, ctx: Context) -> Resource | None:
-        sub = ctx.pick(self.name, _listing(ctx, "describe_subnets", "Subnets"), "SubnetId")
+        sub = _pick(
+            ctx, self.name, "describe_subnets", "Subnets", "SubnetId", "SubnetIds", "subnet"
+        )
         if sub is None:
             return None
         return Resource(
@@ -178,6 +210,9 @@ class Subnet(Step):
             attrs={"subnet": sub, "az": sub["AvailabilityZone"]},
             state=sub.get("State", ""),
         )
+
+    def tag(self, ctx: Context, res: Resource) -> None:
+        _retag(ctx, self.name, res)
 
     def create(self, ctx: Context) -> Resource:
         cidr, az = self._desired(ctx)
@@ -209,7 +244,7 @@ class Subnet(Step):
             net = list(ipaddress.IPv6Network(block).subnets(new_prefix=64))[self.index]
             _ec2(ctx).associate_subnet_cidr_block(SubnetId=res.id, Ipv6CidrBlock=str(net))
         if any(d.startswith("tag ") for d in drift):
-            _retag(ctx, self.name, res)
+            self.tag(ctx, res)
 
     def delete(self, ctx: Context, res: Resource) -> None:
         ctx.retry_while(
@@ -226,13 +261,24 @@ class InternetGateway(Step):
     name = "internet-gateway"
     kind = "ec2 internet-gateway"
     depends_on = ("vpc",)
+    id_pattern = r"igw-[0-9a-f]+"
 
     def find(self, ctx: Context) -> Resource | None:
-        items = _listing(ctx, "describe_internet_gateways", "InternetGateways")
-        igw = ctx.pick(self.name, items, "InternetGatewayId")
+        igw = _pick(
+            ctx,
+            self.name,
+            "describe_internet_gateways",
+            "InternetGateways",
+            "InternetGatewayId",
+            "InternetGatewayIds",
+            "internet gateway",
+        )
         if igw is None:
             return None
         return Resource(igw["InternetGatewayId"], attrs={"igw": igw})
+
+    def tag(self, ctx: Context, res: Resource) -> None:
+        _retag(ctx, self.name, res)
 
     def create(self, ctx: Context) -> Resource:
         igw = _ec2(ctx).create_internet_gateway(
@@ -255,7 +301,7 @@ class InternetGateway(Step):
                 ec2.detach_internet_gateway(InternetGatewayId=res.id, VpcId=a["VpcId"])
             ec2.attach_internet_gateway(InternetGatewayId=res.id, VpcId=vpc_id)
         if any(d.startswith("tag ") for d in drift):
-            _retag(ctx, self.name, res)
+            self.tag(ctx, res)
 
     def delete(self, ctx: Context, res: Resource) -> None:
         ec2 = _ec2(ctx)
@@ -278,17 +324,28 @@ class InternetGateway(Step):
 class RouteTable(Step):
     name = "route-table"
     kind = "ec2 route-table"
+    id_pattern = r"rtb-[0-9a-f]+"
 
     def __init__(self, subnets: list[str]) -> None:
         self.subnets = subnets
         self.depends_on = ("vpc", "internet-gateway", *subnets)
 
     def find(self, ctx: Context) -> Resource | None:
-        items = _listing(ctx, "describe_route_tables", "RouteTables")
-        rt = ctx.pick(self.name, items, "RouteTableId")
+        rt = _pick(
+            ctx,
+            self.name,
+            "describe_route_tables",
+            "RouteTables",
+            "RouteTableId",
+            "RouteTableIds",
+            "route table",
+        )
         if rt is None:
             return None
         return Resource(rt["RouteTableId"], attrs={"rt": rt})
+
+    def tag(self, ctx: Context, res: Resource) -> None:
+        _retag(ctx, self.name, res)
 
     def create(self, ctx: Context) -> Resource:
         rt = _ec2(ctx).create_route_table(
@@ -363,7 +420,7 @@ class RouteTable(Step):
             else:
                 ec2.associate_route_table(RouteTableId=res.id, SubnetId=subnet)
         if any(d.startswith("tag ") for d in drift):
-            _retag(ctx, self.name, res)
+            self.tag(ctx, res)
 
     def delete(self, ctx: Context, res: Resource) -> None:
         ec2 = _ec2(ctx)
@@ -422,6 +479,7 @@ class SecurityGroup(Step):
     """A group whose rules are reconciled: missing rules added, extra rules revoked."""
 
     kind = "ec2 security-group"
+    id_pattern = r"sg-[0-9a-f]+"
 
     def __init__(self, role: str, ingress: list[tuple[Rule, str]], refs: tuple[str, ...]) -> None:
         self.role = role
@@ -433,11 +491,50 @@ class SecurityGroup(Step):
         return f"{ctx.stack}-{self.role}"
 
     def find(self, ctx: Context) -> Resource | None:
-        items = _listing(ctx, "describe_security_groups", "SecurityGroups")
-        sg = ctx.pick(self.name, items, "GroupId")
+        sg = _pick(
+            ctx,
+            self.name,
+            "describe_security_groups",
+            "SecurityGroups",
+            "GroupId",
+            "GroupIds",
+            "security group",
+        )
         if sg is None:
+            self._name_taken(ctx)
             return None
         return Resource(sg["GroupId"], attrs={"sg": sg})
+
+    def _name_taken(self, ctx: Context) -> None:
+        """A group of the name pcls would create in the stack's VPC, not this step's: in the
+        way (names are unique per VPC). Asked only when the step has no group of its own."""
+        vpcs = [
+            v["VpcId"]
+            for v in _listing(ctx, "describe_vpcs", "Vpcs")
+            if ctx.owns("vpc", v.get("Tags"))
+        ]
+        if len(vpcs) != 1:
+            return  # no VPC yet (nothing can be in the way), or the vpc step reports duplicates
+        name = self.group_name(ctx)
+        groups = ctx.aws.all(
+            "ec2",
+            "describe_security_groups",
+            "SecurityGroups",
+            Filters=[
+                {"Name": "vpc-id", "Values": vpcs},
+                # One listing serves every group step: the stack's names share the prefix.
+                {"Name": "group-name", "Values": [f"{ctx.stack}-*"]},
+            ],
+        )
+        for g in groups:
+            if g.get("GroupName") == name and not ctx.claims(
+                self.name, g["GroupId"], g.get("Tags")
+            ):
+                what = f"security group {name} in {vpcs[0]}"
+                ctx.collision(self.name, g["GroupId"], what, g.get("Tags"))
+
+    def tag(self, ctx: Context, res: Resource) -> None:
+        _retag(ctx, self.name, res)
 
     def create(self, ctx: Context) -> Resource:
         name = self.group_name(ctx)
@@ -493,7 +590,7 @@ class SecurityGroup(Step):
                 IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": ANYWHERE}]}],
             )
         if any(d.startswith("tag ") for d in drift):
-            _retag(ctx, self.name, res)
+            self.tag(ctx, res)
 
     def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
         return {"rules": len(res.attrs["sg"].get("IpPermissions", []))}
