@@ -37,7 +37,7 @@ def _f(default: Any, doc: str, check: Check | None = None) -> Any:
 
 # -- checks: each returns None when fine, else what is allowed --------------------------------
 
-_STACK_RE = re.compile(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$")
+_STACK_RE = re.compile(r"^[a-z](?:[a-z0-9-]{0,14}[a-z0-9])?$")
 _REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _HOSTPORT_RE = re.compile(r"^[a-z0-9.-]+:\d{1,5}$")
@@ -406,9 +406,12 @@ def _tags(value: dict[str, Any]) -> str | None:
 class StackSection:
     name: str = _f(
         "",
-        "Stack name: 2-16 characters, a-z, 0-9 and '-'. Prefixes every resource "
+        "Stack name: 1-16 characters, a-z, 0-9 and '-'. Prefixes every resource "
         "name and is the pcls:stack tag.",
-        _pattern(_STACK_RE, "2-16 characters of a-z, 0-9 and '-', starting with a letter"),
+        _pattern(
+            _STACK_RE,
+            "1-16 characters of a-z, 0-9 and '-', starting with a letter, not ending with '-'",
+        ),
     )
     domain: str = _f(
         "",

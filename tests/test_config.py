@@ -15,7 +15,7 @@ BASE = '[stack]\nname = "meet"\nregion = "eu-central-1"\ndomain = "meet.example.
 
 BAD = [
     ('[stack]\nname = "Meet"\ndomain = "meet.example.com"\n', "stack.name"),
-    ('[stack]\nname = "m"\ndomain = "meet.example.com"\n', "stack.name"),
+    ('[stack]\nname = "m-"\ndomain = "meet.example.com"\n', "stack.name"),
     ('[stack]\nname = "meet-stack-that-is-long"\ndomain = "m.example.com"\n', "stack.name"),
     ('[stack]\nname = "meet"\ndomain = "meet_example.com"\n', "stack.domain"),
     ('[stack]\nname = "meet"\ndomain = "localhost"\n', "stack.domain"),
@@ -238,3 +238,21 @@ def test_every_allowed_vpc_range_leaves_each_az_a_27_or_larger() -> None:
         assert len(slots) >= 6  # network.azs is at most 6
         assert all(s.prefixlen <= config.SUBNET_PREFIX_MAX for s in slots)
     assert config._cidr(f"10.0.0.0/{config.VPC_PREFIX_MAX + 1}") is not None
+
+
+@pytest.mark.parametrize("name", ["m", "m2", "meet-2", "a" * 16, "a1-b2-c3"])
+def test_stack_names_at_the_bounds_load(name: str) -> None:
+    cfg = config.parse(tomllib.loads(BASE.replace('"meet"', f'"{name}"', 1)), Path("x.toml"))
+    assert cfg.stack.name == name
+
+
+@pytest.mark.parametrize(
+    "name", ["", "a" * 17, "2meet", "-meet", "meet-", "Meet", "me_et", "me.et", "meet 2"]
+)
+def test_stack_names_past_the_bounds_are_refused(name: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        config.parse(tomllib.loads(BASE.replace('"meet"', f'"{name}"', 1)), Path("x.toml"))
+    assert str(err.value) == (
+        f"stack.name: {name!r} is not allowed; expected 1-16 characters of a-z, 0-9 and '-', "
+        "starting with a letter, not ending with '-'"
+    )
