@@ -1,7 +1,8 @@
 """pcls command line: parse, build a session, run one command, map the outcome to an exit code.
 
-Exit codes: 0 success; 1 a failure while talking to AWS; 2 usage or config error (nothing
-touched in AWS); 3 `status` found missing or drifted resources; 130 interrupted.
+Exit codes: 0 success; 1 a failure while talking to AWS; 2 usage or config error, or the
+stack's run lock held by another run (nothing touched in AWS); 3 `status` found missing or
+drifted resources; 130 interrupted (Ctrl-C, or SIGTERM as CI runners send it).
 """
 
 from __future__ import annotations
@@ -72,6 +73,10 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true", help="machine-readable output")
     td = sub.add_parser("teardown", parents=[common], help="delete everything, verify it is gone")
     td.add_argument("--yes", action="store_true", help="do not ask for the stack name")
+    ul = sub.add_parser(
+        "unlock", parents=[common], help="show and remove the stack's run lock in AWS"
+    )
+    ul.add_argument("--yes", action="store_true", help="do not ask for the stack name")
 
     co = sub.add_parser("cost", parents=[common], help="monthly cost estimate; no AWS calls")
     co.add_argument("--json", action="store_true", help="machine-readable output")
@@ -200,6 +205,8 @@ def run(argv: list[str] | None = None) -> int:
             return runner.cmd_status(session, ns.json)
         if ns.command == "teardown":
             return runner.cmd_teardown(session, ns.yes)
+        if ns.command == "unlock":
+            return runner.cmd_unlock(session, ns.yes)
         raise ConfigError(f"unknown command {ns.command}")
     except PclsError as exc:
         if session:
@@ -224,7 +231,7 @@ def run(argv: list[str] | None = None) -> int:
         return EXIT_AWS
     finally:
         if session and getattr(ns, "api_calls", False):
-            print(json.dumps(session.aws.call_summary(), indent=2), file=sys.stderr)
+            print(json.dumps(runner.call_summary(session), indent=2), file=sys.stderr)
 
 
 def main() -> None:

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import _thread
 import json
 import sys
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import botocore.exceptions
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from pcls import config as config_mod
 from pcls import sandbox, steps
-from pcls.aws import Aws
+from pcls.aws import Aws, is_read
 from pcls.engine import DEFAULT_PARALLEL, Context, Engine, Patience, RunResult
 from pcls.errors import (
     EXIT_AWS,
@@ -23,6 +28,8 @@ from pcls.errors import (
     ConfigError,
 )
 from pcls.ledger import Ledger
+from pcls.lock import STEP as LOCK_STEP
+from pcls.lock import LockHeld, LockLost, RunLock, parameter
 from pcls.ui import ConsoleReporter, Outcome, Reporter, stderr_console
 
 SANDBOX_PATIENCE = Patience(poll_min=0.2, poll_max=1.0)
@@ -126,27 +133,119 @@ def finish(s: Session, result: RunResult, verb: str) -> int:
     return EXIT_OK
 
 
-def do_up(s: Session) -> RunResult:
+def do_up(s: Session, shared: RunLock | None = None) -> RunResult:
+    """`up` under the local lock, and under `shared` (the stack's lock in AWS) when given:
+    taken once every read-only check has passed, released however the run ends."""
     with s.ledger.locked():
         s.ledger.bind_target(s.aws.identity()["account"], s.aws.region)
-        return s.engine.up()
+        try:
+            return s.engine.up(ready=shared.acquire if shared else None)
+        finally:
+            if shared:
+                shared.release()
 
 
-def do_teardown(s: Session) -> RunResult:
+def do_teardown(s: Session, shared: RunLock | None = None) -> RunResult:
     with s.ledger.locked():
         s.ledger.check_target(s.aws.identity()["account"], s.aws.region)
-        return s.engine.teardown()
+        try:
+            return s.engine.teardown(ready=shared.acquire if shared else None)
+        finally:
+            if shared:
+                shared.release()
+
+
+def run_lock(s: Session, verb: str) -> RunLock:
+    """The stack's lock in AWS for one `up` or `teardown`; refuses now, with a read only, when
+    another run holds it."""
+
+    def stop_run(_why: str) -> None:
+        # No longer ours: stop as Ctrl-C does (calls in flight finish, nothing new starts).
+        s.ctx.cancel.set()
+        _thread.interrupt_main()
+
+    shared = RunLock(
+        s.aws,
+        s.cfg.stack.name,
+        verb,
+        on_lost=stop_run,
+        notice=lambda text: print(f"note: {text}", file=sys.stderr),
+    )
+    shared.check()
+    return shared
+
+
+def locked_run(s: Session, shared: RunLock, verb: str, run: Callable[[], RunResult]) -> RunResult:
+    """Run; when the lock was lost meanwhile, say so instead of reporting the run."""
+
+    def lost() -> LockLost:
+        s.ui.close()
+        return LockLost(
+            f"{shared.lost}; {verb} stopped at a safe point (the ledger is saved); run {verb} again"
+        )
+
+    try:
+        result = run()
+    except KeyboardInterrupt:
+        if shared.lost:
+            raise lost() from None
+        raise
+    if shared.lost:
+        raise lost()
+    return result
+
+
+def note_lock(s: Session) -> None:
+    """plan and status take no lock; they mention one that is held (a read, never fatal)."""
+    try:
+        held = RunLock(s.aws, s.cfg.stack.name, "status").read()
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+        return
+    if held is not None:
+        print(
+            f"note: stack {s.cfg.stack.name!r} is locked by {held.describe()} ({held.state()})",
+            file=sys.stderr,
+        )
+
+
+def call_summary(s: Session) -> dict[str, Any]:
+    """The run's AWS calls as --api-calls prints them; the run lock's own listed apart."""
+    summary = s.aws.call_summary()
+    own: Counter[str] = Counter()
+    for (step, service, op), n in list(s.aws.step_calls.items()):
+        if step == LOCK_STEP:
+            own[f"{service}:{op}"] += n
+    if not own:
+        return summary
+    calls = Counter(summary["calls"])
+    calls.subtract(own)
+    reads = sum(n for key, n in own.items() if is_read(key.split(":", 1)[1]))
+    writes = sum(own.values()) - reads
+    return {
+        "reads": summary["reads"] - reads,
+        "writes": summary["writes"] - writes,
+        "total": summary["total"] - reads - writes,
+        "calls": {k: n for k, n in sorted(calls.items()) if n > 0},
+        "run_lock": {
+            "parameter": parameter(s.cfg.stack.name),
+            "reads": reads,
+            "writes": writes,
+            "calls": dict(sorted(own.items())),
+        },
+    }
 
 
 def cmd_up(s: Session) -> int:
     bind(s)
-    return finish(s, do_up(s), "up")
+    shared = run_lock(s, "up")
+    return finish(s, locked_run(s, shared, "up", lambda: do_up(s, shared)), "up")
 
 
 def cmd_plan(s: Session) -> int:
     ident = s.aws.identity()
     s.ledger.check_target(ident["account"], s.aws.region)
     s.console.print(f"[bold]{target_line(s)}[/] (plan: read-only)")
+    note_lock(s)
     result = s.engine.plan()
     s.ui.close()
     if result.failures:
@@ -185,6 +284,7 @@ def status_table(result: RunResult) -> Table:
 def cmd_status(s: Session, as_json: bool) -> int:
     ident = s.aws.identity()
     s.ledger.check_target(ident["account"], s.aws.region)
+    note_lock(s)
     result = s.engine.status()
     s.ui.close()
     ok = all(r.outcome is Outcome.IN_SYNC for r in result.results.values())
@@ -221,11 +321,49 @@ def confirm_teardown(s: Session, yes: bool) -> None:
 
 def cmd_teardown(s: Session, yes: bool) -> int:
     bind(s)
+    shared = run_lock(s, "teardown")  # refused before the question when another run holds it
     confirm_teardown(s, yes)
-    result = do_teardown(s)
+    result = locked_run(s, shared, "teardown", lambda: do_teardown(s, shared))
     code = finish(s, result, "teardown")
     for line in result.left_alone:
         s.console.print(f"left alone (not this stack's): {escape(line)}")
     if code == EXIT_OK:
         s.console.print("verified: AWS reports no resource of the stack")
     return code
+
+
+def confirm_unlock(s: Session, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError("unlock: not a terminal; pass --yes to confirm removing the run lock")
+    name = s.cfg.stack.name
+    try:
+        answer = input(f"Remove the run lock of stack {name!r}? Type the stack name to confirm: ")
+    except EOFError:
+        answer = ""
+    if answer.strip() != name:
+        raise ConfigError("unlock: confirmation did not match; the lock was kept")
+
+
+def cmd_unlock(s: Session, yes: bool) -> int:
+    """Show the stack's run lock in AWS and, once confirmed, remove it."""
+    bind(s)
+    shared = RunLock(s.aws, s.cfg.stack.name, "unlock")
+    held = shared.read()
+    if held is None:
+        s.console.print(f"stack {s.cfg.stack.name} has no run lock ({shared.name})")
+        return EXIT_OK
+    s.console.print(f"run lock {shared.name}: {escape(held.describe())}; {held.state()}")
+    if not held.expired() and not held.abandoned():
+        s.console.print(
+            "that run may still be going: once the lock is gone it stops at its next renewal"
+        )
+    confirm_unlock(s, yes)
+    if not shared.remove(held):
+        raise LockHeld(
+            f"unlock: the run lock {shared.name} changed meanwhile; nothing was removed; "
+            "run pcls unlock again to see it"
+        )
+    s.console.print(f"removed the run lock of stack {s.cfg.stack.name}")
+    return EXIT_OK
