@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -128,8 +130,7 @@ def cmd_sandbox(ns: argparse.Namespace, opts: runner.Options, console: Console) 
         cfg = config_mod.load(opts.config)
     state_dir = cfg.state_dir if cfg else opts.config.resolve().parent / ".pcls"
     if ns.action == "stop":
-        stopped = sandbox.stop(state_dir)
-        console.print("sandbox stopped" if stopped else "sandbox was not running")
+        console.print(sandbox.stop(state_dir))  # signals only the server pcls started
         return EXIT_OK
     if ns.action == "status":
         state = sandbox.running(state_dir)
@@ -175,7 +176,25 @@ def cmd_iam_policy(ns: argparse.Namespace, opts: runner.Options) -> int:
     return EXIT_OK
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (CI runners, `kill`) stops a run as Ctrl-C does
+
+
 def run(argv: list[str] | None = None) -> int:
+    """One command; SIGTERM is Ctrl-C while it runs (the previous handler comes back after)."""
+    if threading.current_thread() is not threading.main_thread():
+        return _run(argv)  # signal handlers belong to the main thread
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:  # outside the command's own handling (parsing, final output)
+        print("interrupted; run the command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _run(argv: list[str] | None = None) -> int:
     # Logs and pipes get lines wide enough for ARNs instead of rich's 80-column default.
     width = None if sys.stdout.isatty() else 160
     console = Console(highlight=False, soft_wrap=True, width=width)

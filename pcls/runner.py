@@ -248,6 +248,8 @@ def cmd_plan(s: Session) -> int:
     note_lock(s)
     result = s.engine.plan()
     s.ui.close()
+    if result.interrupted:
+        return read_only_interrupted("plan")
     if result.failures:
         return finish(s, result, "plan")
     create = result.count(Outcome.WOULD_CREATE)
@@ -261,6 +263,13 @@ def cmd_plan(s: Session) -> int:
     deployed = any(not res.retained for res in found.values())
     s.console.print(plan_cost_line(s.cfg, deployed, region=s.aws.region))
     return EXIT_OK
+
+
+def read_only_interrupted(verb: str) -> int:
+    print(
+        f"interrupted: {verb} did not finish and shows nothing; run {verb} again", file=sys.stderr
+    )
+    return EXIT_INTERRUPTED
 
 
 def status_table(result: RunResult) -> Table:
@@ -287,6 +296,8 @@ def cmd_status(s: Session, as_json: bool) -> int:
     note_lock(s)
     result = s.engine.status()
     s.ui.close()
+    if result.interrupted:  # a partial walk is neither "in sync" nor drift
+        return read_only_interrupted("status")
     ok = all(r.outcome is Outcome.IN_SYNC for r in result.results.values())
     if as_json:
         doc = {

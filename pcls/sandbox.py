@@ -3,6 +3,10 @@
 `pcls sandbox start` runs the server in the background on a free loopback port, records its url
 and pid in .pcls/sandbox.json, and pre-creates the public hosted zone for the domain's parent,
 as an account with a registered domain would have. It binds loopback only, always.
+
+The state file is trusted no further than it can be checked: a recorded url whose host is not
+127.0.0.1 is refused before anything is sent to it, and a recorded pid is signalled only when it
+is this sandbox's server (`python -m pcls.sandbox <this state file>`, listening on the port).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pcls.errors import ConfigError, PclsError
 
@@ -40,18 +45,106 @@ def state_path(state_dir: Path) -> Path:
 
 def read_state(state_dir: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(state_path(state_dir).read_text())
+        state = json.loads(state_path(state_dir).read_text())
     except (FileNotFoundError, ValueError):
         return None
+    return state if isinstance(state, dict) else None
 
 
-def _alive(state: dict[str, Any]) -> bool:
+def _port(state: dict[str, Any], state_dir: Path) -> int:
+    """The recorded url's port; ConfigError unless the url is http://127.0.0.1:<port>."""
+    url = state.get("url")
     try:
-        os.kill(int(state["pid"]), 0)
-    except (OSError, KeyError, ValueError):
+        parts = urlsplit(url) if isinstance(url, str) else None
+        port = parts.port if parts else None
+    except ValueError:
+        parts, port = None, None
+    if not (parts and parts.scheme == "http" and parts.hostname == HOST and port):
+        raise ConfigError(
+            f"{state_path(state_dir)}: sandbox url {url!r} is not on {HOST}; refused, nothing "
+            "was sent to it; run `pcls sandbox stop` or delete the file"
+        )
+    return port
+
+
+def _pid(state: dict[str, Any]) -> int:
+    pid = state.get("pid")
+    return pid if isinstance(pid, int) and pid > 1 else 0
+
+
+def _exists(pid: int) -> bool:
+    if pid <= 1:
         return False
     try:
-        with urllib.request.urlopen(state["url"] + "/moto-api/", timeout=2):
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _cmdline(pid: int) -> tuple[list[str], Path | None]:
+    """(argv, working directory) of a process; ([], None) when they cannot be read."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        cwd: Path | None = Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        if Path("/proc/self").exists():
+            return [], None
+        # No /proc (macOS, BSD): ps, without the working directory.
+        done = subprocess.run(
+            ["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, check=False
+        )
+        return done.stdout.split(), None
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a], cwd
+
+
+def _listens(pid: int, port: int) -> bool | None:
+    """Whether `pid` has a listening socket on 127.0.0.1:port; None where /proc cannot say."""
+    want = f"0100007F:{port:04X}"
+    inodes = set()
+    try:
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            f = line.split()
+            if len(f) > 9 and f[1] == want and f[3] == "0A":  # 0A: LISTEN
+                inodes.add(f"socket:[{f[9]}]")
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None if not Path("/proc/self").exists() else False
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                return True
+    return False
+
+
+def is_server(state_dir: Path, pid: int, port: int | None) -> bool:
+    """True when `pid` is the sandbox server `start` ran for this state dir (on `port`)."""
+    if pid <= 1:
+        return False
+    argv, cwd = _cmdline(pid)
+    want = state_path(state_dir).resolve()
+    for i in range(len(argv) - 2):
+        if argv[i : i + 2] != ["-m", "pcls.sandbox"]:
+            continue
+        given = Path(argv[i + 2])
+        if not given.is_absolute():
+            if cwd is None:
+                continue
+            given = cwd / given
+        if given.resolve() == want:
+            return port is None or _listens(pid, port) is not False
+    return False
+
+
+def _alive(state: dict[str, Any], state_dir: Path) -> bool:
+    port = _port(state, state_dir)
+    pid = _pid(state)
+    if not (_exists(pid) and is_server(state_dir, pid, port)):
+        return False
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}/moto-api/", timeout=2):
             return True
     except OSError:
         return False
@@ -59,7 +152,7 @@ def _alive(state: dict[str, Any]) -> bool:
 
 def running(state_dir: Path) -> dict[str, Any] | None:
     state = read_state(state_dir)
-    return state if state and _alive(state) else None
+    return state if state and _alive(state, state_dir) else None
 
 
 def start(state_dir: Path) -> tuple[dict[str, Any], bool]:
@@ -74,7 +167,7 @@ def start(state_dir: Path) -> tuple[dict[str, Any], bool]:
     env = {**os.environ, **SERVER_ENV}
     env.pop("AWS_ENDPOINT_URL", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pcls.sandbox", str(path)],
+        [sys.executable, "-m", "pcls.sandbox", str(path.resolve())],
         stdout=log,
         stderr=log,
         stdin=subprocess.DEVNULL,
@@ -85,7 +178,7 @@ def start(state_dir: Path) -> tuple[dict[str, Any], bool]:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         state = read_state(state_dir)
-        if state and _alive(state):
+        if state and _alive(state, state_dir):
             return state, True
         if proc.poll() is not None:
             raise PclsError(f"sandbox: server exited at start; see {state_dir / 'sandbox.log'}")
@@ -94,20 +187,38 @@ def start(state_dir: Path) -> tuple[dict[str, Any], bool]:
     raise PclsError(f"sandbox: server did not answer within {START_TIMEOUT:.0f}s")
 
 
-def stop(state_dir: Path) -> bool:
+def stop(state_dir: Path) -> str:
+    """Stop the server pcls started for this state dir; one line saying what happened.
+
+    A recorded pid that is not that server (a stale file whose pid the system has since given
+    to another process, or an edited one) is never signalled; the stale file is removed.
+    """
     state = read_state(state_dir)
     if not state:
-        return False
+        return "sandbox was not running"
+    pid = _pid(state)
     try:
-        os.kill(int(state["pid"]), signal.SIGTERM)
+        port: int | None = _port(state, state_dir)
+    except ConfigError:
+        port = None  # the pid alone must then prove it is the server
+    try:
+        if not _exists(pid):
+            return "sandbox was not running; removed its stale state file"
+        if not is_server(state_dir, pid, port):
+            return (
+                f"sandbox was not running: pid {state.get('pid')!r} recorded in "
+                f"{state_path(state_dir)} is not its server, left alone; removed the stale file"
+            )
+        os.kill(pid, signal.SIGTERM)
         for _ in range(50):
-            os.kill(int(state["pid"]), 0)
+            os.kill(pid, 0)
             time.sleep(0.1)
-    except (OSError, ValueError):
+    except OSError:
         pass
-    with contextlib.suppress(FileNotFoundError):
-        state_path(state_dir).unlink()
-    return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            state_path(state_dir).unlink()
+    return "sandbox stopped"
 
 
 def parent_zone(domain: str) -> str:
