@@ -14,6 +14,14 @@ render all of them for any scope with `documents(scope)`. Decisions:
   through the ECS agent endpoint, which signs with this role.
 - Trust: `ecs-tasks.amazonaws.com`; the task roles also carry the confused-deputy conditions
   ECS documents for task roles (aws:SourceAccount, aws:SourceArn within this account's ECS).
+- Permissions boundary: every role carries the managed policy `policy/pcls/<stack>-boundary`
+  (step `iam-boundary`), which allows no more than the union of what the roles need. The
+  operator policy (`pcls iam-policy`) lets its holder create and change roles only with that
+  boundary, so no role it makes or edits can exceed it. The boundary itself is the one thing
+  that policy cannot write (whoever can rewrite it can widen every role): an administrator's
+  run creates or repairs it, the operator's runs check it and may delete it on teardown.
+- Path: roles and boundary live under `/pcls/`, so the operator policy can name them exactly
+  and a role someone else made with the same name (at another path) is never in its reach.
 """
 
 from __future__ import annotations
@@ -25,14 +33,30 @@ from typing import Any
 
 import botocore.exceptions
 
-from pcls.aws import eventually, ignore_missing, tag_drift, tags_of
+from pcls.aws import error_code, eventually, ignore_missing, tag_drift, tags_of
 from pcls.config import Config
-from pcls.engine import Context, Resource, Step
+from pcls.engine import Collision, Context, Resource, Step
 from pcls.errors import PclsError
-from pcls.steps.platform import cluster_name, log_group_name, owned
+from pcls.steps.platform import cluster_name, log_group_name
 
 VERSION = "2012-10-17"
 TASKS_PRINCIPAL = "ecs-tasks.amazonaws.com"
+IAM_PATH = "/pcls/"  # roles and the boundary policy; the operator policy names this path
+BOUNDARY_STEP = "iam-boundary"
+MAX_POLICY_VERSIONS = 5  # IAM keeps at most five versions of a managed policy
+DENIED = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation")
+
+
+def boundary_name(stack: str) -> str:
+    return f"{stack}-boundary"
+
+
+def boundary_arn(partition: str, account: str, stack: str) -> str:
+    return f"arn:{partition}:iam::{account}:policy{IAM_PATH}{boundary_name(stack)}"
+
+
+def role_arn(partition: str, account: str, name: str) -> str:
+    return f"arn:{partition}:iam::{account}:role{IAM_PATH}{name}"
 
 
 @dataclass(frozen=True)
@@ -110,6 +134,39 @@ def jvb_task_policy(scope: Scope) -> dict[str, Any]:
     }
 
 
+def boundary_policy(scope: Scope) -> dict[str, Any]:
+    """The permissions boundary of every role of the stack: the union of what they need.
+
+    Independent of the config (all secret names pcls may make are under the stack's path), so
+    it changes only with pcls itself and an administrator writes it rarely.
+    """
+    at = f"{scope.region}:{scope.account}"
+    group = f"arn:{scope.partition}:logs:{at}:log-group:{scope.log_group}"
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "TaskLogs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": [group, f"{group}:log-stream:*"],
+            },
+            {
+                "Sid": "StackSecrets",
+                "Effect": "Allow",
+                "Action": "ssm:GetParameters",
+                "Resource": f"arn:{scope.partition}:ssm:{at}:parameter/pcls/{scope.stack}/*",
+            },
+            {
+                "Sid": "OwnTaskProtection",
+                "Effect": "Allow",
+                "Action": "ecs:UpdateTaskProtection",
+                "Resource": f"arn:{scope.partition}:ecs:{at}:task/{scope.cluster}/*",
+            },
+        ],
+    }
+
+
 Document = Callable[[Scope], dict[str, Any]]
 
 
@@ -146,6 +203,11 @@ POLICIES: dict[str, RoleSpec] = {
 }
 
 
+def role_names(stack: str) -> list[str]:
+    """The names of every role pcls makes for a stack."""
+    return [f"{stack}-{spec.suffix}" for spec in POLICIES.values()]
+
+
 def documents(scope: Scope) -> dict[str, dict[str, Any]]:
     """Role name -> {"trust": document, "inline": {policy name: document}}, as pcls writes them."""
     return {
@@ -155,6 +217,12 @@ def documents(scope: Scope) -> dict[str, dict[str, Any]]:
         }
         for spec in POLICIES.values()
     }
+
+
+def stack_scope(partition: str, region: str, account: str, stack: str) -> Scope:
+    """The scope of a stack from its names alone (no AWS call): enough for the boundary."""
+    names = type("Names", (), {"stack": stack})()
+    return Scope(partition, region, account, stack, log_group_name(names), cluster_name(names), ())
 
 
 def scope_of(ctx: Context, parameter_arns: tuple[str, ...] = ()) -> Scope:
@@ -192,15 +260,141 @@ def _same(a: Any, b: Any) -> bool:
     return canonical(a) == canonical(b)
 
 
+def _needs_administrator(step: str, verb: str, arn: str) -> PclsError:
+    return PclsError(
+        f"{step}: this identity may not {verb} the permissions boundary {arn}. That is by "
+        "design: the policy `pcls iam-policy` prints cannot write it, since whoever can change "
+        "the boundary can widen every role pcls makes. Have an administrator run `pcls up` "
+        "once (or create it from `pcls iam-policy --boundary`), then run up again"
+    )
+
+
+class Boundary(Step):
+    """The managed policy that caps every role of the stack (see boundary_policy)."""
+
+    name = BOUNDARY_STEP
+    kind = "iam policy"
+    id_pattern = r"arn:aws[a-z-]*:iam::\d{12}:policy/pcls/[a-z0-9-]+-boundary"
+
+    def arn(self, ctx: Context) -> str:
+        ident = ctx.aws.identity()
+        return boundary_arn(ident["arn"].split(":")[1], ident["account"], ctx.stack)
+
+    def document(self, ctx: Context) -> dict[str, Any]:
+        return boundary_policy(scope_of(ctx))
+
+    def find(self, ctx: Context) -> Resource | None:
+        arn = self.arn(ctx)
+        try:
+            policy = ctx.aws.cached("iam", "get_policy", PolicyArn=arn)["Policy"]
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) == "NoSuchEntity":
+                return None
+            raise
+        tags = ctx.aws.cached("iam", "list_policy_tags", PolicyArn=arn).get("Tags", [])
+        if not ctx.claims(self.name, arn, tags):
+            ctx.collision(self.name, arn, f"IAM policy {boundary_name(ctx.stack)}", tags)
+            return None
+        return Resource(arn, attrs={"policy": policy, "tags": tags})
+
+    def create(self, ctx: Context) -> Resource:
+        arn = self.arn(ctx)
+        try:
+            policy = ctx.aws.client("iam").create_policy(
+                PolicyName=boundary_name(ctx.stack),
+                Path=IAM_PATH,
+                PolicyDocument=json.dumps(self.document(ctx)),
+                Description=f"pcls {ctx.stack}: the most any role of the stack may do",
+                Tags=ctx.tags(self.name),
+            )["Policy"]
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) == "EntityAlreadyExists":
+                raise Collision(
+                    f"{self.name}: IAM policy {arn} exists without this stack's tags; "
+                    f"rename the stack (stack.name), remove that policy, or "
+                    f"`pcls adopt {self.name} {arn}`"
+                ) from None
+            if error_code(exc) in DENIED:
+                raise _needs_administrator(self.name, "create", arn) from None
+            raise
+        return Resource(arn, attrs={"policy": policy, "tags": ctx.tags(self.name), "fresh": True})
+
+    def _document(self, ctx: Context, res: Resource) -> Any:
+        version = res.attrs["policy"]["DefaultVersionId"]
+        out = ctx.aws.cached("iam", "get_policy_version", PolicyArn=res.id, VersionId=version)
+        return out["PolicyVersion"]["Document"]
+
+    def drift(self, ctx: Context, res: Resource) -> list[str]:
+        out = []
+        if not res.attrs.get("fresh") and not _same(self._document(ctx, res), self.document(ctx)):
+            out.append("document differs")
+        return out + tag_drift(ctx.tag_dict(self.name), tags_of(res.attrs["tags"]))
+
+    def _versions(self, ctx: Context, arn: str) -> list[dict[str, Any]]:
+        out = ctx.aws.client("iam").list_policy_versions(PolicyArn=arn)["Versions"]
+        return sorted(out, key=lambda v: str(v.get("CreateDate", "")))
+
+    def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
+        iam = ctx.aws.client("iam")
+        if "document differs" in drift:
+            try:
+                versions = self._versions(ctx, res.id)
+                if len(versions) >= MAX_POLICY_VERSIONS:
+                    oldest = next(v for v in versions if not v.get("IsDefaultVersion"))
+                    iam.delete_policy_version(PolicyArn=res.id, VersionId=oldest["VersionId"])
+                iam.create_policy_version(
+                    PolicyArn=res.id,
+                    PolicyDocument=json.dumps(self.document(ctx)),
+                    SetAsDefault=True,
+                )
+            except botocore.exceptions.ClientError as exc:
+                if error_code(exc) in DENIED:
+                    raise _needs_administrator(self.name, "change", res.id) from None
+                raise
+        if any(d.startswith("tag ") for d in drift):
+            self.tag(ctx, res)
+
+    def tag(self, ctx: Context, res: Resource) -> None:
+        ctx.aws.client("iam").tag_policy(PolicyArn=res.id, Tags=ctx.tags(self.name))
+
+    def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
+        return {"version": res.attrs["policy"].get("DefaultVersionId", "")}
+
+    def delete(self, ctx: Context, res: Resource) -> None:
+        iam = ctx.aws.client("iam")
+        try:
+            versions = self._versions(ctx, res.id)
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) == "NoSuchEntity":
+                return
+            raise
+        # A managed policy goes only once its other versions are gone.
+        for v in versions:
+            if not v.get("IsDefaultVersion"):
+                ignore_missing(
+                    lambda v=v: iam.delete_policy_version(
+                        PolicyArn=res.id, VersionId=v["VersionId"]
+                    )
+                )
+        ctx.retry_while(
+            self.name,
+            lambda: ignore_missing(lambda: iam.delete_policy(PolicyArn=res.id)),
+            codes=("DeleteConflict",),
+            timeout=ctx.patience.iam_propagation,
+            why="waiting for the roles to release the boundary",
+        )
+
+
 class Role(Step):
     kind = "iam role"
+    id_pattern = r"[a-z0-9-]+-(execution|signal-task|jvb-task)"
 
     def __init__(self, key: str, depends_on: tuple[str, ...]) -> None:
         self.spec = POLICIES[key]
         self.name = self.spec.step
         # Every role follows `secrets`: the execution policy names their ARNs, and teardown
-        # then removes the roles before the parameters.
-        self.depends_on = depends_on
+        # then removes the roles before the parameters. The boundary comes first and goes last.
+        self.depends_on = (BOUNDARY_STEP, *depends_on)
 
     def role_name(self, ctx: Context) -> str:
         return f"{ctx.stack}-{self.spec.suffix}"
@@ -209,17 +403,26 @@ class Role(Step):
         arns = ctx.out("secrets").attrs["arns"] if "secrets" in self.depends_on else {}
         return scope_of(ctx, tuple(sorted(arns.values())))
 
+    def _boundary(self, ctx: Context) -> str:
+        return ctx.out(BOUNDARY_STEP).id
+
     def find(self, ctx: Context) -> Resource | None:
+        name = self.role_name(ctx)
         try:
-            role = ctx.aws.cached("iam", "get_role", RoleName=self.role_name(ctx))["Role"]
+            role = ctx.aws.cached("iam", "get_role", RoleName=name)["Role"]
         except botocore.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
+            if error_code(exc) == "NoSuchEntity":
                 return None
             raise
-        if role["RoleName"] != ctx.ledger.id(self.name) and not owned(
-            ctx, self.name, role.get("Tags")
-        ):
-            return None  # someone else's role with this name; create() says so
+        tags = role.get("Tags")
+        if role.get("Path", "/") != IAM_PATH:
+            # Out of the operator policy's reach by design, whatever its tags say.
+            what = f"IAM role {name} at path {role.get('Path', '/')} (pcls's are under {IAM_PATH})"
+            ctx.collision(self.name, name, what, tags)
+            return None
+        if not ctx.claims(self.name, name, tags):
+            ctx.collision(self.name, name, f"IAM role {name}", tags)
+            return None
         return Resource(role["RoleName"], attrs={"arn": role["Arn"], "role": role})
 
     def create(self, ctx: Context) -> Resource:
@@ -227,18 +430,20 @@ class Role(Step):
         try:
             role = ctx.aws.client("iam").create_role(
                 RoleName=name,
+                Path=IAM_PATH,
                 AssumeRolePolicyDocument=json.dumps(self.spec.trust(self._scope(ctx))),
                 Description=f"pcls {ctx.stack}: {self.spec.description}",
+                PermissionsBoundary=self._boundary(ctx),
                 Tags=ctx.tags(self.name),
             )["Role"]
         except botocore.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "EntityAlreadyExists":
-                raise PclsError(
+            if error_code(exc) == "EntityAlreadyExists":
+                raise Collision(
                     f"{self.name}: IAM role {name} exists without this stack's tags; "
-                    "choose another stack name or delete that role"
+                    "rename the stack (stack.name) or remove that role"
                 ) from None
             raise
-        # A new role has no policies: drift() need not list them.
+        # A new role has no policies and the boundary it was made with: drift() need not look.
         return Resource(name, attrs={"arn": role["Arn"], "role": role, "fresh": True})
 
     def _inline(self, ctx: Context, res: Resource) -> tuple[dict[str, Any], list[str]]:
@@ -264,6 +469,10 @@ class Role(Step):
         scope = self._scope(ctx)
         role = res.attrs["role"]
         out = []
+        if not res.attrs.get("fresh"):
+            have = (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+            if have != self._boundary(ctx):
+                out.append(f"permissions boundary {have or 'missing'}")
         if not _same(role.get("AssumeRolePolicyDocument"), self.spec.trust(scope)):
             out.append("trust policy differs")
         have, listed = self._inline(ctx, res)
@@ -279,6 +488,11 @@ class Role(Step):
     def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
         iam = ctx.aws.client("iam")
         scope = self._scope(ctx)
+        if any(d.startswith("permissions boundary ") for d in drift):
+            # First: the operator policy allows writing inline policies only under the boundary.
+            iam.put_role_permissions_boundary(
+                RoleName=res.id, PermissionsBoundary=self._boundary(ctx)
+            )
         if "trust policy differs" in drift:
             iam.update_assume_role_policy(
                 RoleName=res.id, PolicyDocument=json.dumps(self.spec.trust(scope))
@@ -306,7 +520,10 @@ class Role(Step):
                     lambda p=policy: iam.detach_role_policy(RoleName=res.id, PolicyArn=p)
                 )
         if any(d.startswith("tag ") for d in drift):
-            iam.tag_role(RoleName=res.id, Tags=ctx.tags(self.name))
+            self.tag(ctx, res)
+
+    def tag(self, ctx: Context, res: Resource) -> None:
+        ctx.aws.client("iam").tag_role(RoleName=res.id, Tags=ctx.tags(self.name))
 
     def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
         return {"policies": len(self.spec.inline)}
@@ -335,6 +552,7 @@ class Role(Step):
 
 def steps(cfg: Config) -> list[Step]:
     return [
+        Boundary(),
         Role("execution", ("secrets", "log-group", "cluster")),
         Role("signal-task", ("secrets",)),
         Role("jvb-task", ("secrets", "cluster")),
