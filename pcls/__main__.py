@@ -85,10 +85,21 @@ def parser() -> argparse.ArgumentParser:
     co.add_argument("--region", help="price another region (default: stack.region)")
 
     ip = sub.add_parser(
-        "iam-policy", parents=[common], help="the IAM policy needed to run pcls; no AWS calls"
+        "iam-policy",
+        parents=[common],
+        help="the IAM policy needed to run pcls (one JSON list of managed policy documents)",
     )
     ip.add_argument(
         "--any-stack", action="store_true", help="not scoped to this config's stack and region"
+    )
+    ip.add_argument(
+        "--account", metavar="ID", help="the 12-digit account id (default: asked from STS)"
+    )
+    ip.add_argument("--part", type=int, metavar="N", help="print only document N of the list")
+    ip.add_argument(
+        "--boundary",
+        action="store_true",
+        help="print the stack's permissions boundary (what an administrator creates) instead",
     )
 
     sb = sub.add_parser("sandbox", parents=[common], help="the local AWS emulation")
@@ -165,14 +176,44 @@ def cmd_cost(ns: argparse.Namespace, opts: runner.Options, console: Console) -> 
 
 
 def cmd_iam_policy(ns: argparse.Namespace, opts: runner.Options) -> int:
-    from pcls.permissions import operator_policy
+    from pcls import permissions
+    from pcls.ui import stderr_console
 
-    if ns.any_stack:
-        doc = operator_policy()
+    cfg = None if ns.any_stack and not opts.sandbox else config_mod.load(opts.config)
+    if ns.boundary and (cfg is None or ns.any_stack):
+        raise ConfigError("--boundary: a boundary belongs to one stack; drop --any-stack")
+    if ns.account is not None and not permissions.is_account(ns.account):
+        raise ConfigError(f"--account: {ns.account!r} is not allowed; expected 12 digits")
+    region = "*"
+    if cfg is not None and not ns.any_stack:
+        region = cfg.stack.region or os.environ.get("AWS_REGION") or "*"
+    partition = permissions.partition_of(region)
+    account = ns.account
+    if account is None:
+        endpoint = None
+        if opts.sandbox and cfg is not None:
+            endpoint = runner.sandbox_endpoint(cfg.state_dir, cfg.stack.domain, stderr_console())
+        account, partition = permissions.caller_account(region, endpoint, opts.sandbox)
+    if cfg is None or ns.any_stack:
+        target = permissions.Target(account, "", region, partition)
     else:
-        cfg = config_mod.load(opts.config)
-        doc = operator_policy(cfg.stack.name, region=cfg.stack.region or "*")
-    print(json.dumps(doc, indent=2))
+        stack = cfg.stack
+        target = permissions.Target(account, stack.name, region, partition, stack.domain)
+    if ns.boundary:
+        print(json.dumps(permissions.boundary_document(target), indent=2))
+        return EXIT_OK
+    docs = permissions.operator_policies(target)
+    if ns.part is not None:
+        if not 1 <= ns.part <= len(docs):
+            raise ConfigError(f"--part: {ns.part} is not allowed; expected 1 to {len(docs)}")
+        print(json.dumps(docs[ns.part - 1], indent=2))
+        return EXIT_OK
+    print(json.dumps(docs, indent=2))
+    print(
+        f"{len(docs)} policy documents (IAM allows {permissions.MAX_POLICY_CHARS} characters "
+        "per managed policy): attach every one; --part N prints document N alone",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 

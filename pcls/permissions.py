@@ -1,15 +1,48 @@
 """The IAM policy a person or CI role needs to run pcls (plan, up, status, teardown).
 
-An explicit list, kept honest by tests: every AWS operation pcls calls in a full lifecycle
-(recorded through botocore) and every client method named in the code must be covered here.
-Writes on IAM roles, SSM parameters and log groups are scoped to the stack's own names.
+Its holder can run one stack (or, with `any_stack`, every stack) and cannot make itself more
+powerful. The rules, each kept honest by a test:
+
+- Roles: named exactly (`role/pcls/<stack>-execution`, `-signal-task`, `-jvb-task`). CreateRole,
+  PutRolePolicy and PutRolePermissionsBoundary only with the permissions boundary
+  `policy/pcls/<stack>-boundary` (condition iam:PermissionsBoundary), which caps every role
+  at what the task roles need (see pcls.steps.iam.boundary_policy). PassRole only for those
+  roles and only to ECS tasks. No AttachRolePolicy, no DeleteRolePermissionsBoundary.
+- The boundary: the holder may read, tag and delete it, never write a version of it (an
+  explicit Deny on every boundary under /pcls/): whoever can rewrite the boundary can widen
+  every role. An administrator's `pcls up` creates it once (or `pcls iam-policy --boundary`
+  prints it for `aws iam create-policy`).
+- Everything else: creates require aws:RequestTag/pcls:stack=<stack>; writes on existing
+  resources require aws:ResourceTag/pcls:stack=<stack>; names are exact where pcls chooses
+  them. Tag writes require the request to set pcls:stack=<stack> and, where the service
+  exposes it, the resource not to carry another stack's tag (StringEqualsIfExists): that is
+  what `pcls adopt` of a resource named after the stack needs. EC2 tags can be added only at
+  creation (ec2:CreateAction) or to the stack's own resources.
+- Where AWS offers neither resource-level permissions nor tag conditions (Route 53 hosted
+  zones, Cloud Map's TagResource, DeregisterTaskDefinition, SNS Unsubscribe, the Describe and
+  List calls), the Resource is "*" or as narrow as the ARN format allows; record changes are
+  limited to the stack's domain by route53:ChangeResourceRecordSetsNormalizedRecordNames.
+
+IAM limits a managed policy to 6,144 characters without whitespace, so the statements are
+packed into as few documents as fit (`operator_policies`); attach all of them.
 """
 
 from __future__ import annotations
 
+import json
+import re
+from dataclasses import dataclass
 from typing import Any
 
-# Read-only calls; most have no resource-level permissions, so they take "*".
+from pcls.errors import ConfigError
+from pcls.steps import iam
+
+STACK_TAG = "pcls:stack"
+MAX_POLICY_CHARS = 6144  # IAM's limit for a managed policy, whitespace not counted
+VERSION = "2012-10-17"
+
+# Read-only calls; most have no resource-level permissions, so they take "*". A read of a
+# missing IAM role must answer NoSuchEntity, not AccessDenied: IAM reads stay on "*" too.
 READ = {
     "acm": ["DescribeCertificate", "ListCertificates", "ListTagsForCertificate"],
     "application-autoscaling": [
@@ -23,6 +56,7 @@ READ = {
         "DescribeAvailabilityZones",
         "DescribeInternetGateways",
         "DescribeNetworkInterfaces",
+        "DescribeRegions",
         "DescribeRouteTables",
         "DescribeSecurityGroups",
         "DescribeSecurityGroupRules",
@@ -52,7 +86,16 @@ READ = {
         "DescribeTargetGroups",
         "DescribeTargetHealth",
     ],
-    "iam": ["GetRole", "GetRolePolicy", "ListAttachedRolePolicies", "ListRolePolicies"],
+    "iam": [
+        "GetPolicy",
+        "GetPolicyVersion",
+        "GetRole",
+        "GetRolePolicy",
+        "ListAttachedRolePolicies",
+        "ListPolicyTags",
+        "ListPolicyVersions",
+        "ListRolePolicies",
+    ],
     "logs": ["DescribeLogGroups", "ListTagsForResource"],
     "route53": [
         "GetChange",
@@ -72,171 +115,473 @@ READ = {
         "ListTagsForResource",
     ],
     "sns": ["GetTopicAttributes", "ListSubscriptionsByTopic", "ListTagsForResource", "ListTopics"],
-    "ssm": ["DescribeParameters"],
+    "ssm": ["DescribeParameters", "ListTagsForResource"],
     "sts": ["GetCallerIdentity"],
 }
 
-# Writes on resources whose ARNs pcls cannot know in advance (generated ids): "*".
-WRITE = {
-    "acm": ["AddTagsToCertificate", "DeleteCertificate", "RequestCertificate"],
-    "application-autoscaling": [
-        "DeleteScalingPolicy",
-        "DeleteScheduledAction",
-        "DeregisterScalableTarget",
-        "PutScalingPolicy",
-        "PutScheduledAction",
-        "RegisterScalableTarget",
-        "TagResource",
-    ],
-    "cloudwatch": [
-        "DeleteAlarms",
-        "DeleteDashboards",
-        "PutDashboard",
-        "PutMetricAlarm",
-        "TagResource",
-    ],
-    "ec2": [
-        "AssociateRouteTable",
-        "AssociateSubnetCidrBlock",
-        "AssociateVpcCidrBlock",
-        "AttachInternetGateway",
-        "AuthorizeSecurityGroupEgress",
-        "AuthorizeSecurityGroupIngress",
-        "CreateInternetGateway",
-        "CreateRoute",
-        "CreateRouteTable",
-        "CreateSecurityGroup",
-        "CreateSubnet",
-        "CreateTags",
-        "CreateVpc",
-        "DeleteInternetGateway",
-        "DeleteRouteTable",
-        "DeleteSecurityGroup",
-        "DeleteSubnet",
-        "DeleteVpc",
-        "DetachInternetGateway",
-        "DisassociateRouteTable",
-        "ModifySubnetAttribute",
-        "ModifyVpcAttribute",
-        "ReplaceRoute",
-        "ReplaceRouteTableAssociation",
-        "RevokeSecurityGroupEgress",
-        "RevokeSecurityGroupIngress",
-    ],
-    "ecs": [
-        "CreateCluster",
-        "CreateService",
-        "DeleteCluster",
-        "DeleteService",
-        "DeleteTaskDefinitions",
-        "DeregisterTaskDefinition",
-        "PutClusterCapacityProviders",
-        "RegisterTaskDefinition",
-        "TagResource",
-        "UpdateCluster",
-        "UpdateService",
-    ],
-    "elasticloadbalancing": [
-        "AddTags",
-        "CreateListener",
-        "CreateLoadBalancer",
-        "CreateTargetGroup",
-        "DeleteListener",
-        "DeleteLoadBalancer",
-        "DeleteTargetGroup",
-        "ModifyListener",
-        "ModifyLoadBalancerAttributes",
-        "ModifyTargetGroup",
-        "ModifyTargetGroupAttributes",
-        "SetIpAddressType",
-        "SetSecurityGroups",
-        "SetSubnets",
-    ],
-    # Cloud Map's private namespace creates and deletes a private hosted zone for the caller.
-    "route53": [
-        "ChangeResourceRecordSets",
-        "ChangeTagsForResource",
-        "CreateHostedZone",
-        "DeleteHostedZone",
-    ],
-    "servicediscovery": [
-        "CreatePrivateDnsNamespace",
-        "CreateService",
-        "DeleteNamespace",
-        "DeleteService",
-        "TagResource",
-        "UpdateService",
-    ],
-    "sns": ["CreateTopic", "DeleteTopic", "Subscribe", "TagResource", "Unsubscribe"],
+# The first ECS cluster, load balancer and scalable target of an account create their
+# service-linked roles through the caller.
+SERVICE_LINKED = {
+    "ecs.amazonaws.com": "AWSServiceRoleForECS",
+    "elasticloadbalancing.amazonaws.com": "AWSServiceRoleForElasticLoadBalancing",
+    "ecs.application-autoscaling.amazonaws.com": (
+        "AWSServiceRoleForApplicationAutoScaling_ECSService"
+    ),
 }
 
-# Writes scoped to the stack's own names.
-IAM_ROLE_WRITE = [
-    "CreateRole",
-    "DeleteRole",
-    "DeleteRolePolicy",
-    "DetachRolePolicy",
-    "PutRolePolicy",
-    "TagRole",
-    "UpdateAssumeRolePolicy",
-]
-SSM_WRITE = ["AddTagsToResource", "DeleteParameter", "DeleteParameters", "PutParameter"]
-LOGS_WRITE = ["CreateLogGroup", "DeleteLogGroup", "PutRetentionPolicy", "TagResource"]
-# The first ECS cluster, load balancer, scalable target and namespace of an account create
-# their service-linked roles through the caller.
-SERVICE_LINKED = [
-    "ecs.amazonaws.com",
-    "elasticloadbalancing.amazonaws.com",
-    "ecs.application-autoscaling.amazonaws.com",
-]
+# Actions AWS documents as needed by a call pcls makes, besides the call's own action (the
+# caller's permissions, not a service-linked role's). `pcls iam-policy` must grant each.
+ECS_TAGGING = (
+    "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/supported-iam-actions-tagging.html"
+)
+ECS_SLR = (
+    "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/using-service-linked-roles.html"
+)
+ECS_ROLES = "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-iam-roles.html"
+ECS_SCALING = "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/auto-scaling-IAM.html"
+AAS_SLR = "https://docs.aws.amazon.com/autoscaling/application/userguide/application-auto-scaling-service-linked-roles.html"
+CLOUD_MAP = "https://docs.aws.amazon.com/cloud-map/latest/dg/cloud-map-api-permissions-ref.html"
+ELB_SLR = "https://docs.aws.amazon.com/elasticloadbalancing/latest/userguide/elb-service-linked-roles.html"
+ELB_TAGS = "https://docs.aws.amazon.com/service-authorization/latest/reference/list_awselasticloadbalancingv2.html"
+EC2_TAGS = "https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/supported-iam-actions-tagging.html"
+LOGS_TAGS = (
+    "https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_CreateLogGroup.html"
+)
+ACM_TAGS = "https://docs.aws.amazon.com/acm/latest/userguide/tags.html"
+IAM_TAGS = "https://docs.aws.amazon.com/IAM/latest/UserGuide/id_tags_roles.html"
+DOCUMENTED_EXTRAS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
+    ("ecs", "CreateCluster"): (ECS_SLR, ("iam:CreateServiceLinkedRole", "ecs:TagResource")),
+    ("ecs", "CreateService"): (ECS_TAGGING, ("ecs:TagResource",)),
+    ("ecs", "RegisterTaskDefinition"): (ECS_ROLES, ("iam:PassRole", "ecs:TagResource")),
+    ("application-autoscaling", "RegisterScalableTarget"): (
+        AAS_SLR,
+        ("iam:CreateServiceLinkedRole", "application-autoscaling:TagResource"),
+    ),
+    ("application-autoscaling", "PutScalingPolicy"): (
+        ECS_SCALING,
+        (
+            "ecs:DescribeServices",
+            "ecs:UpdateService",
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:PutMetricAlarm",
+            "cloudwatch:DeleteAlarms",
+        ),
+    ),
+    ("servicediscovery", "CreatePrivateDnsNamespace"): (
+        CLOUD_MAP,
+        (
+            "route53:CreateHostedZone",
+            "route53:GetHostedZone",
+            "route53:ListHostedZonesByName",
+            "ec2:DescribeVpcs",
+            "ec2:DescribeRegions",
+        ),
+    ),
+    ("servicediscovery", "DeleteNamespace"): (CLOUD_MAP, ("route53:DeleteHostedZone",)),
+    ("elbv2", "CreateLoadBalancer"): (
+        ELB_SLR,
+        ("iam:CreateServiceLinkedRole", "elasticloadbalancing:AddTags"),
+    ),
+    ("elbv2", "CreateTargetGroup"): (ELB_TAGS, ("elasticloadbalancing:AddTags",)),
+    ("elbv2", "CreateListener"): (ELB_TAGS, ("elasticloadbalancing:AddTags",)),
+    ("ec2", "CreateVpc"): (EC2_TAGS, ("ec2:CreateTags",)),
+    ("ec2", "CreateSubnet"): (EC2_TAGS, ("ec2:CreateTags",)),
+    ("ec2", "CreateSecurityGroup"): (EC2_TAGS, ("ec2:CreateTags",)),
+    ("logs", "CreateLogGroup"): (LOGS_TAGS, ("logs:TagResource",)),
+    ("acm", "RequestCertificate"): (ACM_TAGS, ("acm:AddTagsToCertificate",)),
+    ("iam", "CreateRole"): (IAM_TAGS, ("iam:TagRole",)),
+}
 
 
-def _actions(table: dict[str, list[str]]) -> list[str]:
-    return sorted(f"{svc}:{op}" for svc, ops in table.items() for op in ops)
+@dataclass(frozen=True)
+class Target:
+    """What the policy is scoped to. `stack` "" means every stack of the account."""
+
+    account: str
+    stack: str = ""
+    region: str = "*"
+    partition: str = "aws"
+    domain: str = ""
 
 
-def operator_policy(stack: str = "*", account: str = "*", region: str = "*") -> dict[str, Any]:
-    """The policy document; `stack` "*" gives one that serves every stack."""
-    role = f"arn:aws:iam::{account}:role/{stack}-*"
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Sid": "Read", "Effect": "Allow", "Action": _actions(READ), "Resource": "*"},
-            {"Sid": "Manage", "Effect": "Allow", "Action": _actions(WRITE), "Resource": "*"},
-            {
-                "Sid": "StackRoles",
-                "Effect": "Allow",
-                "Action": [f"iam:{a}" for a in IAM_ROLE_WRITE],
-                "Resource": role,
-            },
-            {
-                "Sid": "PassStackRolesToEcsTasks",
-                "Effect": "Allow",
-                "Action": "iam:PassRole",
-                "Resource": role,
-                "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
-            },
-            {
-                "Sid": "ServiceLinkedRoles",
-                "Effect": "Allow",
-                "Action": "iam:CreateServiceLinkedRole",
-                "Resource": "*",
-                "Condition": {"StringEquals": {"iam:AWSServiceName": SERVICE_LINKED}},
-            },
-            {
-                "Sid": "StackParameters",
-                "Effect": "Allow",
-                "Action": [f"ssm:{a}" for a in SSM_WRITE],
-                "Resource": f"arn:aws:ssm:{region}:{account}:parameter/pcls/{stack}/*",
-            },
-            {
-                "Sid": "StackLogGroup",
-                "Effect": "Allow",
-                "Action": [f"logs:{a}" for a in LOGS_WRITE],
-                "Resource": f"arn:aws:logs:{region}:{account}:log-group:/pcls/{stack}*",
-            },
-        ],
+def partition_of(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def is_account(value: str) -> bool:
+    return re.fullmatch(r"\d{12}", value) is not None
+
+
+def caller_account(region: str, endpoint: str | None, sandbox: bool) -> tuple[str, str]:
+    """(account, partition) of the credentials in use, from STS; a config error when none."""
+    import os
+
+    from pcls.aws import Aws, describe_error
+
+    # STS answers in every region; any will do when the policy names none.
+    where = region if region != "*" else os.environ.get("AWS_REGION", "us-east-1")
+    try:
+        ident = Aws(where, endpoint_url=endpoint, sandbox=sandbox).identity()
+    except Exception as exc:  # no credentials, expired, unreachable: one line, exit 2
+        text = str(exc) if isinstance(exc, ConfigError) else describe_error(exc)
+        raise ConfigError(
+            f"--account: not given, and STS cannot tell the account ({text}); "
+            "pass --account 123456789012"
+        ) from None
+    return ident["account"], ident["arn"].split(":")[1]
+
+
+def boundary_document(t: Target) -> dict[str, Any]:
+    """The permissions boundary pcls writes for the stack (what an administrator creates)."""
+    if not t.stack or t.region == "*":
+        raise ConfigError("--boundary: needs the stack's region (stack.region or AWS_REGION)")
+    return iam.boundary_policy(iam.stack_scope(t.partition, t.region, t.account, t.stack))
+
+
+def _actions(svc: str, ops: list[str] | tuple[str, ...]) -> list[str]:
+    return sorted(f"{svc}:{op}" for op in ops)
+
+
+class _Builder:
+    def __init__(self, t: Target) -> None:
+        self.t = t
+        self.s = t.stack or "*"
+
+    def arn(self, svc: str, resource: str, *, region: bool = True) -> str:
+        where = self.t.region if region else ""
+        return f"arn:{self.t.partition}:{svc}:{where}:{self.t.account}:{resource}"
+
+    # Conditions. For one stack: the tag equals the stack; for every stack: it is present.
+    def tagged(self, key: str) -> dict[str, Any]:
+        if self.t.stack:
+            return {"StringEquals": {f"aws:{key}/{STACK_TAG}": self.t.stack}}
+        return {"Null": {f"aws:{key}/{STACK_TAG}": "false"}}
+
+    def tag_write(self, *, resource_key: bool = True) -> dict[str, Any]:
+        """The request sets pcls:stack to the stack; the resource has no other stack's tag."""
+        cond = self.tagged("RequestTag")
+        if resource_key and self.t.stack:
+            cond["StringEqualsIfExists"] = {f"aws:ResourceTag/{STACK_TAG}": self.t.stack}
+        return cond
+
+
+def _st(
+    sid: str,
+    actions: list[str],
+    resources: str | list[str],
+    condition: dict[str, Any] | None = None,
+    effect: str = "Allow",
+) -> dict[str, Any]:
+    st: dict[str, Any] = {"Sid": sid, "Effect": effect, "Action": actions, "Resource": resources}
+    if condition:
+        st["Condition"] = condition
+    return st
+
+
+def statements(t: Target) -> list[dict[str, Any]]:
+    """Every statement of the operator policy, in the order they are packed."""
+    b = _Builder(t)
+    s = b.s
+    read = sorted(f"{svc}:{op}" for svc, ops in READ.items() for op in ops)
+    out = [_st("Read", read, "*")]
+    out += _network(b)
+    out += _load_balancer(b)
+    out += _dns_and_certificate(b)
+    out += _iam(b)
+    out += _ecs(b, s)
+    out += _platform(b, s)
+    out += _monitoring(b, s)
+    return out
+
+
+def _network(b: _Builder) -> list[dict[str, Any]]:
+    kinds = ["vpc", "subnet", "internet-gateway", "route-table", "security-group"]
+    res = [b.arn("ec2", f"{k}/*") for k in kinds]
+    creates = ["CreateVpc", "CreateSubnet", "CreateInternetGateway", "CreateRouteTable"]
+    creates.append("CreateSecurityGroup")
+    own = [
+        *("AssociateRouteTable", "AssociateSubnetCidrBlock", "AssociateVpcCidrBlock"),
+        *("AttachInternetGateway", "AuthorizeSecurityGroupEgress"),
+        *("AuthorizeSecurityGroupIngress", "CreateRoute", "CreateTags", "DeleteInternetGateway"),
+        *("DeleteRouteTable", "DeleteSecurityGroup", "DeleteSubnet", "DeleteVpc"),
+        *("DetachInternetGateway", "DisassociateRouteTable", "ModifySubnetAttribute"),
+        *("ModifyVpcAttribute", "ReplaceRoute", "ReplaceRouteTableAssociation"),
+        *("RevokeSecurityGroupEgress", "RevokeSecurityGroupIngress"),
+        # the stack's VPC, as the parent of a new subnet, route table or group
+        *("CreateSubnet", "CreateRouteTable", "CreateSecurityGroup"),
+    ]
+    return [
+        _st("NetworkCreate", _actions("ec2", creates), res, b.tagged("RequestTag")),
+        _st(
+            "NetworkTagOnCreate",
+            ["ec2:CreateTags"],
+            res,
+            {"StringEquals": {"ec2:CreateAction": creates}},
+        ),
+        _st("NetworkOwn", _actions("ec2", sorted(set(own))), res, b.tagged("ResourceTag")),
+        # A new rule is a resource of its own; the group it joins must be the stack's.
+        _st(
+            "NetworkRules",
+            _actions("ec2", ["AuthorizeSecurityGroupEgress", "AuthorizeSecurityGroupIngress"]),
+            b.arn("ec2", "security-group-rule/*"),
+        ),
+    ]
+
+
+def _load_balancer(b: _Builder) -> list[dict[str, Any]]:
+    s = b.s
+    lb = b.arn("elasticloadbalancing", f"loadbalancer/app/{s}-alb/*")
+    tg = b.arn("elasticloadbalancing", f"targetgroup/{s}-web/*")
+    listener = b.arn("elasticloadbalancing", f"listener/app/{s}-alb/*")
+    own = [
+        *("CreateListener", "DeleteListener", "DeleteLoadBalancer", "DeleteTargetGroup"),
+        *("ModifyListener", "ModifyLoadBalancerAttributes", "ModifyTargetGroup"),
+        *("ModifyTargetGroupAttributes", "SetIpAddressType", "SetSecurityGroups", "SetSubnets"),
+    ]
+    elb = "elasticloadbalancing"
+    return [
+        _st(
+            "LoadBalancerCreate",
+            _actions(elb, ["CreateLoadBalancer", "CreateTargetGroup"]),
+            [lb, tg],
+            b.tagged("RequestTag"),
+        ),
+        _st("LoadBalancerOwn", _actions(elb, own), [lb, tg, listener], b.tagged("ResourceTag")),
+        _st("LoadBalancerTags", [f"{elb}:AddTags"], [lb, tg, listener], b.tag_write()),
+    ]
+
+
+def _dns_and_certificate(b: _Builder) -> list[dict[str, Any]]:
+    zone = f"arn:{b.t.partition}:route53:::hostedzone/*"
+    records: dict[str, Any] = {
+        "ForAllValues:StringEquals": {
+            "route53:ChangeResourceRecordSetsRecordTypes": ["A", "AAAA", "CNAME"]
+        }
     }
+    if b.t.domain:
+        # The alias of the domain and ACM's validation record (_<hash>.<domain>), nothing else.
+        names = [b.t.domain, f"_*.{b.t.domain}"]
+        records["ForAllValues:StringLike"] = {
+            "route53:ChangeResourceRecordSetsNormalizedRecordNames": names
+        }
+    certs = b.arn("acm", "certificate/*")
+    request: dict[str, Any] = b.tagged("RequestTag")
+    if b.t.domain:
+        request["ForAllValues:StringEquals"] = {"acm:DomainNames": [b.t.domain]}
+    return [
+        _st("Records", ["route53:ChangeResourceRecordSets"], zone, records),
+        # Hosted zones take no tag conditions; their ids are made by Route 53. Cloud Map's
+        # namespace creates and deletes a private zone through the caller, dns.create_zone a
+        # public one. A zone that holds records other than NS and SOA cannot be deleted.
+        _st("Zones", _actions("route53", ["ChangeTagsForResource", "DeleteHostedZone"]), zone),
+        _st("ZoneCreate", ["route53:CreateHostedZone"], "*"),
+        _st("CertificateRequest", ["acm:RequestCertificate"], "*", request),
+        _st(
+            "CertificateOwn",
+            _actions("acm", ["AddTagsToCertificate", "DeleteCertificate"]),
+            certs,
+            b.tagged("ResourceTag"),
+        ),
+        _st("CertificateTags", ["acm:AddTagsToCertificate"], certs, b.tag_write()),
+    ]
+
+
+def _iam(b: _Builder) -> list[dict[str, Any]]:
+    t = b.t
+    if t.stack:
+        roles = [iam.role_arn(t.partition, t.account, n) for n in iam.role_names(t.stack)]
+        boundary = iam.boundary_arn(t.partition, t.account, t.stack)
+        bounded = {"ArnEquals": {"iam:PermissionsBoundary": boundary}}
+    else:
+        # Every stack: the roles' name patterns under the pcls path, and any pcls boundary.
+        roles = [iam.role_arn(t.partition, t.account, n) for n in iam.role_names("*")]
+        boundary = iam.boundary_arn(t.partition, t.account, "*")
+        bounded = {"ArnLike": {"iam:PermissionsBoundary": boundary}}
+    pcls_path = f"arn:{t.partition}:iam::{t.account}:"
+    linked = [
+        f"{pcls_path}role/aws-service-role/{svc}/{name}" for svc, name in SERVICE_LINKED.items()
+    ]
+    own = ["DeleteRole", "DeleteRolePolicy", "DetachRolePolicy", "UpdateAssumeRolePolicy"]
+    return [
+        _st(
+            "RolesOnlyWithinBoundary",
+            _actions("iam", ["CreateRole", "PutRolePermissionsBoundary", "PutRolePolicy"]),
+            roles,
+            bounded,
+        ),
+        _st("RolesOwn", _actions("iam", own), roles, b.tagged("ResourceTag")),
+        _st("RolesTags", ["iam:TagRole"], roles, b.tag_write()),
+        _st(
+            "PassRolesToEcsTasks",
+            ["iam:PassRole"],
+            roles,
+            {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+        ),
+        _st("BoundaryOwn", _actions("iam", ["DeletePolicy", "DeletePolicyVersion"]), boundary),
+        _st("BoundaryTags", ["iam:TagPolicy"], boundary, b.tag_write()),
+        _st(
+            "NeverWidenABoundary",
+            _actions(
+                "iam",
+                [
+                    "CreatePolicy",
+                    "CreatePolicyVersion",
+                    "DeleteRolePermissionsBoundary",
+                    "SetDefaultPolicyVersion",
+                ],
+            ),
+            [f"{pcls_path}policy{iam.IAM_PATH}*", f"{pcls_path}role{iam.IAM_PATH}*"],
+            effect="Deny",
+        ),
+        _st(
+            "ServiceLinkedRoles",
+            ["iam:CreateServiceLinkedRole"],
+            linked,
+            {"StringEquals": {"iam:AWSServiceName": sorted(SERVICE_LINKED)}},
+        ),
+    ]
+
+
+def _ecs(b: _Builder, s: str) -> list[dict[str, Any]]:
+    cluster = b.arn("ecs", f"cluster/{s}")
+    services = b.arn("ecs", f"service/{s}/*")
+    families = [b.arn("ecs", f"task-definition/{s}-{task}:*") for task in ("signal", "jvb")]
+    res = [cluster, services, *families]
+    create = ["CreateCluster", "CreateService", "RegisterTaskDefinition"]
+    own = [
+        *("DeleteCluster", "DeleteService", "DeleteTaskDefinitions"),
+        *("PutClusterCapacityProviders", "UpdateCluster", "UpdateService"),
+    ]
+    aas = b.arn("application-autoscaling", "scalable-target/*")
+    scaling = [
+        *("DeleteScalingPolicy", "DeleteScheduledAction", "DeregisterScalableTarget"),
+        *("PutScalingPolicy", "PutScheduledAction", "RegisterScalableTarget"),
+    ]
+    app = "application-autoscaling"
+    return [
+        _st("EcsCreate", _actions("ecs", create), res, b.tagged("RequestTag")),
+        _st("EcsOwn", _actions("ecs", own), res, b.tagged("ResourceTag")),
+        _st("EcsTags", ["ecs:TagResource"], res, b.tag_write()),
+        # No resource-level permission exists for this one.
+        _st("EcsDeregister", ["ecs:DeregisterTaskDefinition"], "*"),
+        # Scalable target ARNs carry an id Application Auto Scaling makes: by tag only.
+        _st("ScalingCreate", [f"{app}:RegisterScalableTarget"], aas, b.tagged("RequestTag")),
+        _st("ScalingOwn", _actions(app, scaling), aas, b.tagged("ResourceTag")),
+        _st("ScalingTags", [f"{app}:TagResource"], aas, b.tag_write()),
+    ]
+
+
+def _platform(b: _Builder, s: str) -> list[dict[str, Any]]:
+    group = b.arn("logs", f"log-group:/pcls/{s}")
+    groups = [group, f"{group}:*"]
+    params = b.arn("ssm", f"parameter/pcls/{s}/*")
+    lock = b.arn("ssm", f"parameter/pcls/{s}/run/lock")
+    sd = [b.arn("servicediscovery", k) for k in ("namespace/*", "service/*")]
+    sd_create = ["CreatePrivateDnsNamespace", "CreateService"]
+    lock_ops = ["AddTagsToResource", "DeleteParameter", "GetParameter", "ListTagsForResource"]
+    return [
+        _st(
+            "LogGroupCreate",
+            _actions("logs", ["CreateLogGroup", "TagResource"]),
+            groups,
+            b.tag_write(),
+        ),
+        _st(
+            "LogGroupOwn",
+            _actions("logs", ["DeleteLogGroup", "PutRetentionPolicy"]),
+            groups,
+            b.tagged("ResourceTag"),
+        ),
+        _st(
+            "SecretsCreate",
+            _actions("ssm", ["AddTagsToResource", "PutParameter"]),
+            params,
+            b.tag_write(),
+        ),
+        _st(
+            "SecretsOwn",
+            _actions("ssm", ["DeleteParameter", "DeleteParameters"]),
+            params,
+            b.tagged("ResourceTag"),
+        ),
+        # The run lock of the stack: one exact parameter, whatever its tags.
+        _st("RunLock", _actions("ssm", [*lock_ops, "PutParameter"]), lock),
+        # CreatePrivateDnsNamespace has no resource type; Cloud Map's TagResource takes only
+        # aws:RequestTag (no resource, no aws:ResourceTag).
+        _st("CloudMapCreate", _actions("servicediscovery", sd_create), "*", b.tagged("RequestTag")),
+        _st("CloudMapTags", ["servicediscovery:TagResource"], "*", b.tagged("RequestTag")),
+        _st(
+            "CloudMapOwn",
+            _actions("servicediscovery", ["DeleteNamespace", "DeleteService", "UpdateService"]),
+            sd,
+            b.tagged("ResourceTag"),
+        ),
+    ]
+
+
+def _monitoring(b: _Builder, s: str) -> list[dict[str, Any]]:
+    alarms = b.arn("cloudwatch", f"alarm:{s}-*")
+    topic = b.arn("sns", f"{s}-alarms")
+    return [
+        _st(
+            "AlarmsPut",
+            _actions("cloudwatch", ["PutMetricAlarm", "TagResource"]),
+            alarms,
+            b.tag_write(),
+        ),
+        _st("AlarmsOwn", ["cloudwatch:DeleteAlarms"], alarms, b.tagged("ResourceTag")),
+        # Target tracking makes its own alarms, named after the scalable resource.
+        _st(
+            "ScalingAlarms",
+            _actions("cloudwatch", ["DeleteAlarms", "PutMetricAlarm"]),
+            b.arn("cloudwatch", f"alarm:TargetTracking-service/{s}/*"),
+        ),
+        # Dashboards take no tags.
+        _st(
+            "Dashboard",
+            _actions("cloudwatch", ["DeleteDashboards", "PutDashboard"]),
+            b.arn("cloudwatch", f"dashboard/{s}", region=False),
+        ),
+        _st("TopicCreate", _actions("sns", ["CreateTopic", "TagResource"]), topic, b.tag_write()),
+        _st(
+            "TopicOwn",
+            _actions("sns", ["DeleteTopic", "Subscribe"]),
+            topic,
+            b.tagged("ResourceTag"),
+        ),
+        # A subscription ARN has no resource-level permission.
+        _st("TopicUnsubscribe", ["sns:Unsubscribe"], "*"),
+    ]
+
+
+def size(doc: dict[str, Any]) -> int:
+    """Characters IAM counts against the managed policy limit (whitespace excluded)."""
+    return len(json.dumps(doc, separators=(",", ":")))
+
+
+def operator_policies(t: Target) -> list[dict[str, Any]]:
+    """The statements packed in order into as few documents as IAM's size limit allows."""
+    docs: list[dict[str, Any]] = []
+    for st in statements(t):
+        if docs and size({**docs[-1], "Statement": [*docs[-1]["Statement"], st]}) <= (
+            MAX_POLICY_CHARS
+        ):
+            docs[-1]["Statement"].append(st)
+            continue
+        doc = {"Version": VERSION, "Statement": [st]}
+        if size(doc) > MAX_POLICY_CHARS:
+            raise ValueError(f"statement {st['Sid']} alone exceeds {MAX_POLICY_CHARS} characters")
+        docs.append(doc)
+    return docs
+
+
+def operator_policy(t: Target) -> dict[str, Any]:
+    """Every statement in one document (for analysis; IAM needs `operator_policies`)."""
+    return {"Version": VERSION, "Statement": statements(t)}
 
 
 def iam_action(service: str, operation: str) -> str:
@@ -245,9 +590,11 @@ def iam_action(service: str, operation: str) -> str:
     return f"{prefix}:{operation}"
 
 
-def allowed_actions(stack: str = "*") -> set[str]:
+def allowed_actions(stack: str = "", account: str = "123456789012") -> set[str]:
+    """Every action some Allow statement names (whatever its resource or condition)."""
     out: set[str] = set()
-    for st in operator_policy(stack)["Statement"]:
-        actions = st["Action"]
-        out.update([actions] if isinstance(actions, str) else actions)
+    for st in statements(Target(account, stack)):
+        if st["Effect"] == "Allow":
+            actions = st["Action"]
+            out.update([actions] if isinstance(actions, str) else actions)
     return out
