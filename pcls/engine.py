@@ -674,6 +674,11 @@ class Engine:
                         if r.outcome is Outcome.CANCELLED or mode in ("up", "teardown"):
                             stop = True
                     sorter.done(name)
+        except KeyboardInterrupt:
+            # Interrupted outside the wait (e.g. while a worker starts): steps in flight stop at
+            # their next safe point rather than wait out their timeouts.
+            ctx.cancel.set()
+            raise
         finally:
             pool.shutdown(wait=True)
         for name, step in self.steps.items():

@@ -344,7 +344,9 @@ def test_a_run_whose_lock_is_removed_stops_and_says_so(
     assert removed.is_set()
     assert res.code == 1, res.err
     line = error_line(res)
-    assert f"the run lock {NAME} was removed" in line and "run up again" in line
+    # Removed between two renewals, or while one ran (then its write shows the change).
+    assert f"the run lock {NAME} was removed" in line or "changed while it was renewed" in line
+    assert "up stopped at a safe point" in line and "run up again" in line
     steps = json.loads(harness.ledger_path.read_text())["steps"]
     assert "service-jvb" not in steps  # stopped early, not run to the end
 
