@@ -79,6 +79,12 @@ def parser() -> argparse.ArgumentParser:
         "unlock", parents=[common], help="show and remove the stack's run lock in AWS"
     )
     ul.add_argument("--yes", action="store_true", help="do not ask for the stack name")
+    ad = sub.add_parser(
+        "adopt", parents=[common], help="claim a resource in a step's way, after confirmation"
+    )
+    ad.add_argument("step", help="the step whose collision it is, as `pcls plan` names it")
+    ad.add_argument("id", help="the resource's id, as `pcls plan` names it")
+    ad.add_argument("--yes", action="store_true", help="do not ask for the stack name")
 
     co = sub.add_parser("cost", parents=[common], help="monthly cost estimate; no AWS calls")
     co.add_argument("--json", action="store_true", help="machine-readable output")
@@ -267,6 +273,8 @@ def _run(argv: list[str] | None = None) -> int:
             return runner.cmd_teardown(session, ns.yes)
         if ns.command == "unlock":
             return runner.cmd_unlock(session, ns.yes)
+        if ns.command == "adopt":
+            return runner.cmd_adopt(session, ns.step, ns.id, ns.yes)
         raise ConfigError(f"unknown command {ns.command}")
     except PclsError as exc:
         if session:

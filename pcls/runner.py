@@ -357,6 +357,20 @@ def confirm_unlock(s: Session, yes: bool) -> None:
         raise ConfigError("unlock: confirmation did not match; the lock was kept")
 
 
+def cmd_adopt(s: Session, step: str, rid: str, yes: bool) -> int:
+    """Claim a resource in a step's way (see pcls/adopt.py), under both locks."""
+    from pcls.adopt import cmd_adopt as adopt
+
+    bind(s)
+    shared = run_lock(s, "adopt")
+    with s.ledger.locked():
+        s.ledger.bind_target(s.aws.identity()["account"], s.aws.region)
+        try:
+            return adopt(s, step, rid, yes, ready=shared.acquire)
+        finally:
+            shared.release()
+
+
 def cmd_unlock(s: Session, yes: bool) -> int:
     """Show the stack's run lock in AWS and, once confirmed, remove it."""
     bind(s)
