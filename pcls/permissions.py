@@ -44,6 +44,7 @@ VERSION = "2012-10-17"
 # Read-only calls; most have no resource-level permissions, so they take "*". A read of a
 # missing IAM role must answer NoSuchEntity, not AccessDenied: IAM reads stay on "*" too.
 READ = {
+    "account": ["GetRegionOptStatus"],
     "acm": ["DescribeCertificate", "ListCertificates", "ListTagsForCertificate"],
     "application-autoscaling": [
         "DescribeScalableTargets",
@@ -71,12 +72,14 @@ READ = {
         "DescribeTaskDefinition",
         "DescribeTasks",
         "GetTaskProtection",
+        "ListAccountSettings",
         "ListServices",
         "ListTaskDefinitions",
         "ListTasks",
         "ListTagsForResource",
     ],
     "elasticloadbalancing": [
+        "DescribeAccountLimits",
         "DescribeListeners",
         "DescribeLoadBalancerAttributes",
         "DescribeLoadBalancers",
@@ -106,6 +109,7 @@ READ = {
         "ListTagsForResource",
         "ListTagsForResources",
     ],
+    "servicequotas": ["GetAWSDefaultServiceQuota", "GetServiceQuota"],
     "servicediscovery": [
         "GetNamespace",
         "GetOperation",
@@ -149,6 +153,9 @@ LOGS_TAGS = (
 )
 ACM_TAGS = "https://docs.aws.amazon.com/acm/latest/userguide/tags.html"
 IAM_TAGS = "https://docs.aws.amazon.com/IAM/latest/UserGuide/id_tags_roles.html"
+QUOTAS = (
+    "https://docs.aws.amazon.com/service-authorization/latest/reference/list_servicequotas.html"
+)
 DOCUMENTED_EXTRAS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
     ("ecs", "CreateCluster"): (ECS_SLR, ("iam:CreateServiceLinkedRole", "ecs:TagResource")),
     ("ecs", "CreateService"): (ECS_TAGGING, ("ecs:TagResource",)),
@@ -190,6 +197,11 @@ DOCUMENTED_EXTRAS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
     ("logs", "CreateLogGroup"): (LOGS_TAGS, ("logs:TagResource",)),
     ("acm", "RequestCertificate"): (ACM_TAGS, ("acm:AddTagsToCertificate",)),
     ("iam", "CreateRole"): (IAM_TAGS, ("iam:TagRole",)),
+    # The applied value of a load balancer quota comes from Elastic Load Balancing.
+    ("service-quotas", "GetServiceQuota"): (
+        QUOTAS,
+        ("elasticloadbalancing:DescribeAccountLimits",),
+    ),
 }
 
 
@@ -421,7 +433,12 @@ def _iam(b: _Builder) -> list[dict[str, Any]]:
             roles,
             {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
         ),
-        _st("BoundaryOwn", _actions("iam", ["DeletePolicy", "DeletePolicyVersion"]), boundary),
+        _st(
+            "BoundaryOwn",
+            _actions("iam", ["DeletePolicy", "DeletePolicyVersion"]),
+            boundary,
+            b.tagged("ResourceTag"),
+        ),
         _st("BoundaryTags", ["iam:TagPolicy"], boundary, b.tag_write()),
         _st(
             "NeverWidenABoundary",
@@ -468,6 +485,13 @@ def _ecs(b: _Builder, s: str) -> list[dict[str, Any]]:
         _st("EcsTags", ["ecs:TagResource"], res, b.tag_write()),
         # No resource-level permission exists for this one.
         _st("EcsDeregister", ["ecs:DeregisterTaskDefinition"], "*"),
+        # Teardown clears the bridges' scale-in protection (their tasks carry the service's tags).
+        _st(
+            "BridgeProtection",
+            ["ecs:UpdateTaskProtection"],
+            b.arn("ecs", f"task/{s}/*"),
+            b.tagged("ResourceTag"),
+        ),
         # Scalable target ARNs carry an id Application Auto Scaling makes: by tag only.
         _st("ScalingCreate", [f"{app}:RegisterScalableTarget"], aas, b.tagged("RequestTag")),
         _st("ScalingOwn", _actions(app, scaling), aas, b.tagged("ResourceTag")),
@@ -586,7 +610,9 @@ def operator_policy(t: Target) -> dict[str, Any]:
 
 def iam_action(service: str, operation: str) -> str:
     """botocore's service and operation name → the IAM action that authorises it."""
-    prefix = {"elbv2": "elasticloadbalancing"}.get(service, service)
+    prefix = {"elbv2": "elasticloadbalancing", "service-quotas": "servicequotas"}.get(
+        service, service
+    )
     return f"{prefix}:{operation}"
 
 

@@ -148,6 +148,8 @@ class Resolver:
             return list(p["taskDefinitions"])
         if op == "TagResource":
             return [p["resourceArn"]]
+        if op == "UpdateTaskProtection":
+            return list(p["tasks"])
         return []
 
     def _ssm(self, op: str, p: dict[str, Any]) -> list[str]:

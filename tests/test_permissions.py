@@ -38,8 +38,8 @@ from tests.harness import Harness
 
 ACCOUNT = "123456789012"
 SERVICES = [
-    *("acm", "application-autoscaling", "cloudwatch", "ec2", "ecs", "elbv2", "iam", "logs"),
-    *("route53", "servicediscovery", "sns", "ssm", "sts"),
+    *("account", "acm", "application-autoscaling", "cloudwatch", "ec2", "ecs", "elbv2", "iam"),
+    *("logs", "route53", "service-quotas", "servicediscovery", "sns", "ssm", "sts"),
 ]
 ONE = Target(ACCOUNT, "meet", "eu-central-2", domain="meet.example.com")
 ANY = Target(ACCOUNT)

@@ -254,6 +254,7 @@ UNTOUCHED = {
     ("BoundaryTags", BOUNDARY): "only when the boundary's tags drift or it is adopted",
     ("Zones", "arn:aws:route53:::hostedzone/*"): "the zone exists (no dns.create_zone)",
     ("ServiceLinkedRoles", "*"): "moto makes no service-linked role through the caller",
+    ("BridgeProtection", f"arn:aws:ecs:{R}:task/meet/*"): "moto runs no task to unprotect",
 }
 
 
