@@ -156,3 +156,26 @@ def test_ids_have_the_documented_form_and_tag_writes_the_steps_tags(harness: Har
     assert role_tags == session.ctx.tag_dict("role-execution")
     policy_tags = tags_of(client.list_policy_tags(PolicyArn=BOUNDARY)["Tags"])
     assert policy_tags == session.ctx.tag_dict(iam.BOUNDARY_STEP)
+
+
+def test_an_untagged_role_named_for_the_stack_can_be_adopted_then_gets_its_boundary(
+    harness: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = harness.client("iam")
+    client.create_role(RoleName="meet-jvb-task", Path="/pcls/", AssumeRolePolicyDocument=TRUST)
+    client.create_role(RoleName="meet-execution", AssumeRolePolicyDocument=TRUST)
+    assert harness.cli("plan", capsys=capsys).code == 2
+    adopted = harness.cli("adopt", "role-jvb", "meet-jvb-task", "--yes", capsys=capsys)
+    assert adopted.code == 0, adopted.err
+    tags = tags_of(client.list_role_tags(RoleName="meet-jvb-task")["Tags"])
+    assert tags["pcls:stack"] == "meet" and tags["pcls:step"] == "role-jvb"
+    # A role outside pcls's path is never adopted: out of the operator policy's reach.
+    refused = harness.cli("adopt", "role-execution", "meet-execution", "--yes", capsys=capsys)
+    assert refused.code == 2 and "nothing changed" in refused.err, refused.err
+    assert not client.list_role_tags(RoleName="meet-execution")["Tags"]
+    client.delete_role(RoleName="meet-execution")
+    up = harness.cli("up", capsys=capsys)
+    assert up.code == 0, up.err
+    role = client.get_role(RoleName="meet-jvb-task")["Role"]
+    assert role["PermissionsBoundary"]["PermissionsBoundaryArn"] == BOUNDARY
+    assert client.list_role_policies(RoleName="meet-jvb-task")["PolicyNames"] == ["task-protection"]
