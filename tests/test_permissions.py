@@ -12,6 +12,7 @@ import ast
 import fnmatch
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from pcls.permissions import (
     allowed_actions,
     iam_action,
     operator_policies,
+    operator_policy,
     size,
     statements,
 )
@@ -490,3 +492,13 @@ def test_iam_policy_without_account_or_credentials_is_a_config_error(
     assert run(["--config", str(_config(tmp_path)), "iam-policy"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --account: not given") and err.count("\n") == 1
+
+
+def test_the_readme_states_the_policys_size_and_parts() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    stated = re.search(r"the policy has\s+about ([\d,]+), so it comes as (\w+) documents", readme)
+    assert stated, "README: the policy's size and number of documents"
+    chars = int(stated.group(1).replace(",", ""))
+    words = {"two": 2, "three": 3, "four": 4, "five": 5}
+    assert abs(size(operator_policy(ONE)) - chars) <= 0.03 * chars
+    assert len(operator_policies(ONE)) == words[stated.group(2)]
