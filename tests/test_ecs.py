@@ -213,14 +213,14 @@ def test_up_creates_the_ecs_stack_with_the_exact_parameters(harness: Harness) ->
     for step, family in (("taskdef-signal", "meet-signal"), ("taskdef-jvb", "meet-jvb")):
         td = ecs.describe_task_definition(taskDefinition=out[step])["taskDefinition"]
         assert td["family"] == family
-        assert td["executionRoleArn"].endswith("role/meet-execution")
+        assert td["executionRoleArn"].endswith(":role/pcls/meet-execution")
         for c in td["containerDefinitions"]:
             assert not {e["name"] for e in c.get("environment", [])} & set(SECRET_NAMES)
             for ref in c.get("secrets", []):
                 assert ref["valueFrom"] == arns[ref["name"]]
     jvb_td = ecs.describe_task_definition(taskDefinition=out["taskdef-jvb"])["taskDefinition"]
     assert [c["name"] for c in jvb_td["containerDefinitions"]] == ["jvb", "bridge-guard"]
-    assert jvb_td["taskRoleArn"].endswith("role/meet-jvb-task")
+    assert jvb_td["taskRoleArn"].endswith(":role/pcls/meet-jvb-task")
     env = {e["name"]: e["value"] for e in jvb_td["containerDefinitions"][0]["environment"]}
     assert env["XMPP_SERVER"] == "xmpp.meet.internal"
 
