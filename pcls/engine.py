@@ -11,6 +11,7 @@ concurrently through graphlib's get_ready()/done() pair.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import threading
 import time
@@ -101,8 +102,19 @@ class Patience:
     iam_propagation: float = 120.0
     service_stable: float = 900.0
     resource_gone: float = 600.0
+    # A scalable target with an update pending (ConcurrentUpdateException): seconds on AWS.
+    concurrent_update: float = 60.0
+    # Reads lag behind writes: a role just deleted is still answered by GetRole, a parameter
+    # just put is not yet in DescribeParameters. None: as long as iam_propagation (IAM is the
+    # slowest to catch up), so whatever shrinks that bound shrinks this one too.
+    read_lag: float | None = None
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+
+    @property
+    def read_settle(self) -> float:
+        """The bound for a read to catch up with a write (`read_lag`, else iam_propagation)."""
+        return self.iam_propagation if self.read_lag is None else self.read_lag
 
 
 class Step:
@@ -499,15 +511,49 @@ class Engine:
         return res
 
     def leftovers(self) -> list[str]:
-        """Every resource of the stack AWS still reports, by fresh per-service describes."""
-        self.ctx.aws.forget_cache()
+        """Every resource of the stack AWS still reports, by fresh per-service describes.
+
+        Reads right after deletes lag on AWS (IAM GetRole, SSM DescribeParameters, SNS
+        ListTopics still show what is gone for a while), so the steps that still show something
+        are asked again, backing off, for up to `patience.read_settle`; only what is still
+        there then is reported.
+        """
+        ctx = self.ctx
+        todo = list(self.steps.values())
+        found: dict[str, dict[str, str]] = {}
+        strays: dict[str, dict[str, str]] = {}
+        first = [True]
+
+        def look() -> tuple[bool, str]:
+            ctx.aws.forget_cache()
+            for step in todo:
+                res = step.find(ctx)
+                found[step.name] = {}
+                if res is not None and not res.retained:
+                    found[step.name][res.id] = f"{step.name} ({step.kind} {res.id})"
+                strays[step.name] = step.strays(ctx)
+            todo[:] = [s for s in todo if found[s.name] or strays[s.name]]
+            names = ", ".join(s.name for s in todo)
+            if todo and first[0]:
+                ctx.ui.info(
+                    f"teardown: AWS still lists {names}; reads lag behind deletes, looking "
+                    f"again for up to {ctx.patience.read_settle:.0f}s"
+                )
+            first[0] = False
+            return not todo, f"still listed: {names}" if todo else ""
+
+        with contextlib.suppress(WaitTimeout):  # still there after the bound: reported
+            ctx.wait_for(
+                "teardown",
+                "AWS to stop listing what was deleted",
+                look,
+                timeout=ctx.patience.read_settle,
+            )
         left: dict[str, str] = {}
         for step in self.steps.values():
-            res = step.find(self.ctx)
-            if res is not None and not res.retained:
-                left[res.id] = f"{step.name} ({step.kind} {res.id})"
+            left.update(found.get(step.name, {}))
         for step in self.steps.values():
-            for rid, text in step.strays(self.ctx).items():
+            for rid, text in strays.get(step.name, {}).items():
                 left.setdefault(rid, text)
         return list(left.values())
 
