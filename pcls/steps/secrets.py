@@ -7,7 +7,10 @@ the values through `secrets: valueFrom`, resolved by ECS with the task execution
 
 A parameter that has gone missing is recreated alone. Its new LastModifiedDate is then later
 than the start of the services' current deployments, and the service steps force a new
-deployment of every service whose task definition reads it (see services.py).
+deployment of every service whose task definition reads it (see services.py). Both dates are
+AWS's: after a PutParameter the date is read back with DescribeParameters, never taken from the
+local clock, so a machine whose clock is off neither redeploys a service it has just created nor
+misses the redeploy a recreated secret needs.
 """
 
 from __future__ import annotations
@@ -109,12 +112,45 @@ class Secrets(Step):
         return self._resource(ctx, listed) if listed else None
 
     def create(self, ctx: Context) -> Resource:
-        listed: dict[str, dict[str, Any]] = {}
         for n in names(ctx):
-            listed[n] = self._put(ctx, n)
-        return self._resource(ctx, listed)
+            self._put(ctx, n)
+        return self._resource(ctx, self._read_back(ctx, names(ctx)))
 
-    def _put(self, ctx: Context, env: str) -> dict[str, Any]:
+    def _read_back(self, ctx: Context, written: list[str]) -> dict[str, dict[str, Any]]:
+        """The step's parameters as AWS describes them, once every one just written shows.
+
+        DescribeParameters may lag a moment behind PutParameter; the LastModifiedDate it reports
+        is AWS's clock, which is what ECS dates its deployments by.
+        """
+        listed: dict[str, dict[str, Any]] = {}
+
+        def shown() -> tuple[bool, str]:
+            ctx.aws.forget_cache()
+            listed.clear()
+            listed.update(
+                self._described(
+                    ctx,
+                    {"Key": f"tag:{STACK_TAG}", "Values": [ctx.stack]},
+                    {"Key": f"tag:{STEP_TAG}", "Values": [self.name]},
+                )
+            )
+            missing = [
+                n
+                for n in written
+                if not isinstance(listed.get(n, {}).get("LastModifiedDate"), dt.datetime)
+            ]
+            return not missing, f"not yet listed: {', '.join(missing)}" if missing else ""
+
+        ctx.wait_for(
+            self.name,
+            "DescribeParameters to show the parameters just written",
+            shown,
+            timeout=ctx.patience.read_settle,
+            hint="they exist (PutParameter succeeded); run again to read their dates",
+        )
+        return listed
+
+    def _put(self, ctx: Context, env: str) -> None:
         name = f"{path(ctx)}{env}"
         try:
             ctx.aws.client("ssm").put_parameter(
@@ -135,7 +171,6 @@ class Secrets(Step):
                 ) from None
             # The request held the value; keep only the code in what is shown.
             raise StepError(self.name, "PutParameter", f"{error_code(exc)} for {name}") from None
-        return {"Name": name, "Type": SECURE, "LastModifiedDate": dt.datetime.now(dt.UTC)}
 
     def drift(self, ctx: Context, res: Resource) -> list[str]:
         listed = res.attrs["listed"]
@@ -151,12 +186,12 @@ class Secrets(Step):
         return out
 
     def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
-        listed = res.attrs["listed"]
-        for n in names(ctx):
-            if f"{n} missing" in drift:
-                listed[n] = self._put(ctx, n)
-                res.attrs["modified"][n] = listed[n].get("LastModifiedDate")
-        res.attrs["arns"] = self._arns(ctx, listed)
+        written = [n for n in names(ctx) if f"{n} missing" in drift]
+        for n in written:
+            self._put(ctx, n)
+        if written:
+            fresh = self._read_back(ctx, written)
+            res.attrs.update(self._resource(ctx, {**res.attrs["listed"], **fresh}).attrs)
 
     def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
         return {"parameters": len(res.attrs["listed"])}
