@@ -5,6 +5,8 @@ from what pcls.jitsi generates now; the repair registers a new revision and the 
 then roll the services onto it. Only fields pcls sets are compared, after normalising what ECS
 adds or reorders, so a re-run with the same config registers nothing. Old revisions stay ACTIVE
 (a circuit-breaker rollback may return to one) until teardown deregisters the whole family.
+Registering seconds after the roles were created may be refused until IAM has propagated them
+(`Role is not valid`, or a PassRole denial): retried for `patience.iam_propagation`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from pcls.engine import Context, Resource, Step
 from pcls.sidecar_container import guard_container
 
 MAX_DIFFS_SHOWN = 3
+# What RegisterTaskDefinition says for seconds after CreateRole, while ECS cannot see the new
+# roles yet: `ClientException: Role is not valid`, or an AccessDeniedException naming
+# iam:PassRole on one of them (terraform-aws-modules/terraform-aws-ecs#414).
+ROLE_NOT_YET_VALID = ("Role is not valid", "iam:PassRole")
 
 
 def params(ctx: Context) -> jitsi.JitsiParams:
@@ -184,7 +190,18 @@ class TaskDefinition(Step):
 
     def _register(self, ctx: Context) -> Resource:
         tags = [{"key": t["Key"], "value": t["Value"]} for t in ctx.tags(self.name)]
-        out = ctx.aws.client("ecs").register_task_definition(**self.desired(ctx), tags=tags)
+        desired = self.desired(ctx)
+        roles = [desired[k] for k in ("executionRoleArn", "taskRoleArn") if desired.get(k)]
+        # Within the IAM window only: a PassRole refusal that outlasts it is a real one, and the
+        # step fails naming it.
+        out = ctx.retry_while(
+            self.name,
+            lambda: ctx.aws.client("ecs").register_task_definition(**desired, tags=tags),
+            messages=ROLE_NOT_YET_VALID,
+            timeout=ctx.patience.iam_propagation,
+            why="waiting for IAM to propagate the task roles",
+            blocker=lambda: ", ".join(r.rsplit("/", 1)[-1] for r in roles),
+        )
         td = out["taskDefinition"]
         return Resource(
             td["taskDefinitionArn"],
