@@ -5,11 +5,17 @@ the target's min/max, the policies and the schedule, and never writes a desired 
 cannot undo a scale-out in progress. Scale-in waits for idle bridges because the bridge-guard
 sidecar holds ECS task scale-in protection while a bridge hosts conferences
 (docs/bridge-guard.md).
+
+Application Auto Scaling refuses a write to a scalable target while another write to it is in
+flight (`ConcurrentUpdateException`; PutScalingPolicy beside PutScheduledAction,
+hashicorp/terraform-provider-aws#17915). pcls's own writes never overlap (the schedule step
+runs after the policies step), and every write is retried on that code for
+`patience.concurrent_update`, for what others (or AWS itself) have in flight.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import botocore.config
@@ -37,6 +43,7 @@ SCALING_METRICS = {"participants": METRIC_PARTICIPANTS, "stress": METRIC_STRESS_
 ALARMS_PER_TARGET_TRACKING_POLICY = 2
 JVB_SERVICE_STEP = "service-jvb"
 JVB_SERVICE = "jvb"  # the services step names each ECS service after its task
+CONCURRENT = "ConcurrentUpdateException"
 
 
 # -- names -----------------------------------------------------------------------------------
@@ -182,6 +189,17 @@ def _gone_ok(fn: Any) -> None:
     ignore_missing(fn, messages=("No scalable target found", "No scaling policy found"))
 
 
+def _serial(ctx: Context, step: str, fn: Callable[[], Any]) -> Any:
+    """One write to the bridge target, retried while another update of it is pending."""
+    return ctx.retry_while(
+        step,
+        fn,
+        codes=(CONCURRENT,),
+        timeout=ctx.patience.concurrent_update,
+        why="waiting for another update of the scalable target to finish",
+    )
+
+
 def _ns() -> dict[str, str]:
     return {"ServiceNamespace": NAMESPACE}
 
@@ -240,13 +258,17 @@ class ScalingTarget(Step):
     def create(self, ctx: Context) -> Resource:
         rid = expected_resource_id(ctx)
         cfg = ctx.cfg.jvb
-        _client(ctx).register_scalable_target(
-            ServiceNamespace=NAMESPACE,
-            ResourceId=rid,
-            ScalableDimension=DIMENSION,
-            MinCapacity=cfg.min_count,
-            MaxCapacity=cfg.max_count,
-            Tags=ctx.tag_dict(self.name),
+        _serial(
+            ctx,
+            self.name,
+            lambda: _client(ctx).register_scalable_target(
+                ServiceNamespace=NAMESPACE,
+                ResourceId=rid,
+                ScalableDimension=DIMENSION,
+                MinCapacity=cfg.min_count,
+                MaxCapacity=cfg.max_count,
+                Tags=ctx.tag_dict(self.name),
+            ),
         )
         target = {"ResourceId": rid, "MinCapacity": cfg.min_count, "MaxCapacity": cfg.max_count}
         return Resource(rid, attrs={"target": target})
@@ -262,20 +284,28 @@ class ScalingTarget(Step):
     def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
         # Min/max only: RegisterScalableTarget on an existing target leaves the desired count to
         # Application Auto Scaling (it moves it only to stay inside the new bounds).
-        _client(ctx).register_scalable_target(
-            ServiceNamespace=NAMESPACE,
-            ResourceId=res.id,
-            ScalableDimension=DIMENSION,
-            MinCapacity=ctx.cfg.jvb.min_count,
-            MaxCapacity=ctx.cfg.jvb.max_count,
+        _serial(
+            ctx,
+            self.name,
+            lambda: _client(ctx).register_scalable_target(
+                ServiceNamespace=NAMESPACE,
+                ResourceId=res.id,
+                ScalableDimension=DIMENSION,
+                MinCapacity=ctx.cfg.jvb.min_count,
+                MaxCapacity=ctx.cfg.jvb.max_count,
+            ),
         )
 
     def delete(self, ctx: Context, res: Resource) -> None:
         # Deleting the ECS service removes its target too; then this is a not-found.
-        _gone_ok(
-            lambda: _client(ctx).deregister_scalable_target(
-                ServiceNamespace=NAMESPACE, ResourceId=res.id, ScalableDimension=DIMENSION
-            )
+        _serial(
+            ctx,
+            self.name,
+            lambda: _gone_ok(
+                lambda: _client(ctx).deregister_scalable_target(
+                    ServiceNamespace=NAMESPACE, ResourceId=res.id, ScalableDimension=DIMENSION
+                )
+            ),
         )
 
     def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
@@ -322,7 +352,7 @@ class ScalingPolicies(Step):
         client = _client(ctx)
         policies = {}
         for request in policy_requests(ctx.cfg, rid):
-            client.put_scaling_policy(**request)
+            _serial(ctx, self.name, lambda r=request: client.put_scaling_policy(**r))
             policies[request["PolicyName"]] = request
         return Resource(rid, attrs={"policies": policies})
 
@@ -342,18 +372,22 @@ class ScalingPolicies(Step):
         diffs = self._diffs(ctx, res)
         for request in policy_requests(ctx.cfg, res.id):
             if diffs[request["PolicyName"]]:
-                client.put_scaling_policy(**request)
+                _serial(ctx, self.name, lambda r=request: client.put_scaling_policy(**r))
 
     def delete(self, ctx: Context, res: Resource) -> None:
         client = _client(ctx)
         for name in res.attrs["policies"]:
-            _gone_ok(
-                lambda name=name: client.delete_scaling_policy(
-                    PolicyName=name,
-                    ServiceNamespace=NAMESPACE,
-                    ResourceId=res.id,
-                    ScalableDimension=DIMENSION,
-                )
+            _serial(
+                ctx,
+                self.name,
+                lambda name=name: _gone_ok(
+                    lambda: client.delete_scaling_policy(
+                        PolicyName=name,
+                        ServiceNamespace=NAMESPACE,
+                        ResourceId=res.id,
+                        ScalableDimension=DIMENSION,
+                    )
+                ),
             )
 
     def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
@@ -416,7 +450,9 @@ class ScalingSchedule(Step):
 
     name = "scaling-schedule"
     kind = "appautoscaling schedule"
-    depends_on = ("scaling-target",)
+    # After the policies: two writes to one scalable target at once are refused
+    # (ConcurrentUpdateException), so the policies' and the schedule's never overlap.
+    depends_on = ("scaling-target", "scaling-policies")
 
     def find(self, ctx: Context) -> Resource | None:
         target = find_target(ctx)
@@ -456,14 +492,13 @@ class ScalingSchedule(Step):
         client = _client(ctx)
         put, _, extra = self._plan(ctx, res)
         for request in put:
-            client.put_scheduled_action(**request)
+            _serial(ctx, self.name, lambda r=request: client.put_scheduled_action(**r))
         for name in extra:
-            _delete_action(client, res.id, name)
+            _delete_action(ctx, self.name, res.id, name)
 
     def delete(self, ctx: Context, res: Resource) -> None:
-        client = _client(ctx)
         for name in res.attrs["actions"]:
-            _delete_action(client, res.id, name)
+            _delete_action(ctx, self.name, res.id, name)
 
     def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
         actions = res.attrs["actions"]
@@ -506,14 +541,19 @@ def _action_diff(want: dict[str, Any], have: dict[str, Any]) -> list[str]:
     return out
 
 
-def _delete_action(client: Any, rid: str, name: str) -> None:
-    _gone_ok(
-        lambda: client.delete_scheduled_action(
-            ServiceNamespace=NAMESPACE,
-            ScheduledActionName=name,
-            ResourceId=rid,
-            ScalableDimension=DIMENSION,
-        )
+def _delete_action(ctx: Context, step: str, rid: str, name: str) -> None:
+    client = _client(ctx)
+    _serial(
+        ctx,
+        step,
+        lambda: _gone_ok(
+            lambda: client.delete_scheduled_action(
+                ServiceNamespace=NAMESPACE,
+                ScheduledActionName=name,
+                ResourceId=rid,
+                ScalableDimension=DIMENSION,
+            )
+        ),
     )
 
 
