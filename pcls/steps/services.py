@@ -11,9 +11,22 @@ addresses for media anyway), with the deployment circuit breaker rolling back a 
   owns it and no re-run touches it.
 
 After a create or an update the step waits (bounded by `patience.service_stable`) until the
-service is steady, showing `signal 1/1 running · jvb 0/1 (1 pending) · <latest event>`. On
+rollout is done, showing `signal 1/1 running · jvb 0/1 (1 pending) · <latest event>`. On
 timeout the error carries the last service events and the stopped tasks' reasons, as AWS Copilot
-shows them. A secret recreated after the current deployment started forces a new deployment.
+shows them. A secret recreated after the current deployment started forces a new deployment
+(both dates as AWS reports them).
+
+- signal is done when it is steady: one deployment, as many tasks running as desired.
+- jvb is done when the new (PRIMARY) deployment's tasks run. Bridges of older deployments that
+  host conferences are protected from scale-in by the bridge guard (docs/bridge-guard.md) and
+  stop only when their calls end, which may be hours: they are reported as draining (progress
+  line, step result, `status` `draining=N`), never waited for. Teardown clears that protection
+  (UpdateTaskProtection) before scaling the bridges to 0, so they stop at once.
+
+A new task role ECS cannot assume yet shows as a service event (`ECS was unable to assume the
+role …`) and a rollout the circuit breaker fails; within `patience.iam_propagation` of the
+step's start that is IAM propagating, and the step starts one new deployment (at most
+`IAM_REDEPLOYS` times) instead of failing.
 
 moto keeps no capacity provider strategy, deployment configuration or grace period from
 create_service, so each of those is compared only when DescribeServices returns it.
@@ -27,7 +40,7 @@ from typing import Any
 import botocore.exceptions
 
 from pcls import jitsi
-from pcls.aws import error_code, error_message, tag_drift, tags_of
+from pcls.aws import describe_error, error_code, error_message, tag_drift, tags_of
 from pcls.config import Config
 from pcls.engine import Context, Resource, Step
 from pcls.errors import StepError, WaitTimeout
@@ -37,6 +50,12 @@ SERVICES = ("signal", "jvb")
 IAM_MESSAGES = ("unable to assume the role", "Unable to assume the service linked role")
 DRAINING_MESSAGES = ("still Draining",)
 SCALED_MESSAGES = ("scaled above 0",)
+# CreateService right after CreateListener: ECS does not see the listener yet.
+NO_LB_MESSAGES = ("does not have an associated load balancer",)
+ROLE_EVENT = "unable to assume the role"  # in a service event, as ECS reports a task launch
+IAM_REDEPLOYS = 3
+PROTECTION_BATCH = 10  # UpdateTaskProtection takes at most 10 tasks per call
+DRAINING_WHY = "scale-in protected while they host calls; each stops when its calls end"
 SIGNAL_GRACE_SECONDS = 180  # prosody healthy, then web; ALB checks start after this
 AWAIT = "waiting for the rollout"
 EVENTS_SHOWN = 3
@@ -79,6 +98,30 @@ def steady(svc: dict[str, Any]) -> bool:
     if svc.get("desiredCount") == 0:
         return rollout in (None, "COMPLETED")
     return rollout in (None, "COMPLETED") and svc.get("runningCount") == svc.get("desiredCount")
+
+
+def _primary(svc: dict[str, Any]) -> dict[str, Any] | None:
+    return next((d for d in svc.get("deployments") or [] if d.get("status") == "PRIMARY"), None)
+
+
+def draining(svc: dict[str, Any]) -> int:
+    """Tasks of older deployments still running (bridges kept while they host calls)."""
+    return sum(
+        int(d.get("runningCount") or 0)
+        for d in svc.get("deployments") or []
+        if d.get("status") != "PRIMARY"
+    )
+
+
+def rolled_out(svc: dict[str, Any]) -> bool:
+    """The new deployment's tasks run; tasks of older deployments may still be draining."""
+    primary = _primary(svc)
+    if primary is None:
+        return steady(svc)
+    if primary.get("rolloutState") == "FAILED":
+        return False
+    desired = primary.get("desiredCount", svc.get("desiredCount", 0))
+    return int(primary.get("runningCount") or 0) >= int(desired or 0)
 
 
 def _short(task_definition_arn: str) -> str:
@@ -187,18 +230,31 @@ class Service(Step):
             "tags": [{"key": t["Key"], "value": t["Value"]} for t in ctx.tags(self.name)],
             **self.spec(ctx),
         }
+        began = ctx.patience.clock()
         svc = self._retrying(ctx, lambda: ecs.create_service(**kwargs))["service"]
         res = self._resource(ctx, svc)
         res.attrs["await"] = True  # drift() asks update() to wait for the first rollout
+        res.attrs["began"] = began
         return res
 
     def _retrying(self, ctx: Context, call: Any) -> Any:
-        """A create or update that may meet new roles and a draining predecessor."""
+        """A create or update that may meet new roles, a listener ECS does not see yet, and a
+        draining predecessor."""
+
+        def listener_known() -> Any:
+            return ctx.retry_while(
+                self.name,
+                call,
+                messages=NO_LB_MESSAGES,
+                timeout=ctx.patience.iam_propagation,
+                why="waiting for ECS to see the target group's new listener",
+                blocker=lambda: self._target_group(ctx),
+            )
 
         def iam_ready() -> Any:
             return ctx.retry_while(
                 self.name,
-                call,
+                listener_known,
                 messages=IAM_MESSAGES,
                 timeout=ctx.patience.iam_propagation,
                 why="waiting for IAM to propagate the task roles",
@@ -211,6 +267,13 @@ class Service(Step):
             timeout=ctx.patience.resource_gone,
             why=f"waiting for the previous {self.task} service to finish draining",
         )
+
+    def _target_group(self, ctx: Context) -> str:
+        if "target-group" not in self.depends_on:
+            return ""
+        name = ctx.out("target-group").id.rsplit(":", 1)[-1]
+        listener = ctx.outputs.get("listener-https")
+        return name + (f" (listener-https {listener.id})" if listener else "")
 
     # -- drift / update ----------------------------------------------------------------------
 
@@ -299,6 +362,7 @@ class Service(Step):
         ecs = ctx.aws.client("ecs")
         _, fix = self._changes(ctx, res.attrs["service"])
         wait = bool(res.attrs.pop("await", False))
+        began = res.attrs.pop("began", ctx.patience.clock())
         if fix:
             out = self._retrying(
                 ctx,
@@ -309,13 +373,23 @@ class Service(Step):
         if any(d.startswith("tag ") for d in drift):
             self.tag(ctx, res)
         if wait:
-            self.wait_steady(ctx)
+            old = self.wait_steady(ctx, began)
+            if old:
+                # The engine shows these lines as the step's result.
+                drift.append(f"{old} old {_bridges(old)} draining ({DRAINING_WHY})")
 
     # -- waiting -----------------------------------------------------------------------------
 
-    def wait_steady(self, ctx: Context) -> None:
+    def wait_steady(self, ctx: Context, began: float) -> int:
+        """Wait for the rollout; returns how many tasks of older deployments still run.
+
+        For jvb "steady" means the new deployment's tasks run (`rolled_out`): old bridges in
+        calls are protected and may run for hours, so they are reported, not waited for.
+        """
         ecs = ctx.aws.client("ecs")
         last: dict[str, Any] = {}
+        replaced: set[str] = set()  # failed deployments replaced while IAM propagates
+        done = rolled_out if self.task == "jvb" else steady
 
         def probe() -> tuple[bool, str]:
             out = ecs.describe_services(cluster=cluster_name(ctx), services=list(SERVICES))
@@ -324,15 +398,24 @@ class Service(Step):
             if svc is None:
                 raise StepError(self.name, "wait", f"service {self.task} is no longer ACTIVE")
             last["svc"] = svc
-            failed = [d for d in svc.get("deployments") or [] if d.get("rolloutState") == "FAILED"]
+            failed = [
+                d
+                for d in svc.get("deployments") or []
+                if d.get("rolloutState") == "FAILED" and str(d.get("id")) not in replaced
+            ]
             if failed:
+                if self._redeploy_for_iam(ctx, svc, failed[0], began, replaced):
+                    return False, "started a new deployment: ECS could not assume a new role yet"
                 reason = failed[0].get("rolloutStateReason") or "rollout failed"
                 raise StepError(self.name, "deployment", f"{reason}; {self._evidence(ctx, svc)}")
             parts = [_counts(by_name[n]) for n in SERVICES if n in by_name]
+            old = draining(svc) if self.task == "jvb" else 0
+            if old:
+                parts.append(f"{old} old {_bridges(old)} draining")
             events = svc.get("events") or []
             if events:
                 parts.append(events[0].get("message", ""))
-            return steady(svc), " · ".join(parts)
+            return done(svc), " · ".join(parts)
 
         try:
             ctx.wait_for(
@@ -343,6 +426,48 @@ class Service(Step):
             )
         except WaitTimeout as exc:
             raise WaitTimeout(f"{exc}; {self._evidence(ctx, last.get('svc'))}") from None
+        old = draining(last["svc"]) if self.task == "jvb" else 0
+        if old:
+            ctx.progress(
+                self.name,
+                f"new bridges run; {old} old {_bridges(old)} draining ({DRAINING_WHY})",
+            )
+        return old
+
+    def _redeploy_for_iam(
+        self,
+        ctx: Context,
+        svc: dict[str, Any],
+        failed: dict[str, Any],
+        began: float,
+        replaced: set[str],
+    ) -> bool:
+        """Replace a rollout that failed because ECS could not assume a new role yet.
+
+        ECS reports that as a service event, not as an API error, and the circuit breaker then
+        fails the deployment. Within `patience.iam_propagation` of the step's start it is IAM
+        propagating: one new deployment of the wanted revision, at most IAM_REDEPLOYS times.
+        """
+        if len(replaced) >= IAM_REDEPLOYS:
+            return False
+        if ctx.patience.clock() - began > ctx.patience.iam_propagation:
+            return False
+        event = _role_event(svc, failed)
+        if not event:
+            return False
+        replaced.add(str(failed.get("id")))
+        ctx.progress(
+            self.name,
+            f"waiting for IAM to propagate the task roles: {event[:160]}; "
+            f"starting a new deployment ({len(replaced)} of at most {IAM_REDEPLOYS})",
+        )
+        ctx.aws.client("ecs").update_service(
+            cluster=cluster_name(ctx),
+            service=self.task,
+            taskDefinition=ctx.out(f"taskdef-{self.task}").id,  # not a rollback's revision
+            forceNewDeployment=True,
+        )
+        return True
 
     def _evidence(self, ctx: Context, svc: dict[str, Any] | None) -> str:
         """The last service events and why recent tasks stopped (what to look at next)."""
@@ -383,8 +508,61 @@ class Service(Step):
             "pending": svc.get("pendingCount", 0),
             "rollout": primary.get("rolloutState", "-"),
             "deployments": len(deployments),
+            **({"draining": draining(svc)} if self.task == "jvb" else {}),
             "last_event": (events[0].get("message", "")[:120] if events else "-"),
         }
+
+    def _unprotect(self, ctx: Context) -> None:
+        """Clear the bridges' scale-in protection, so that scaling to 0 stops them now.
+
+        The bridge guard protects a bridge while it hosts conferences; ECS would keep such a
+        bridge, and the service DRAINING, until its calls end or the protection expires (up to
+        the guard's PROTECTION_MINUTES). A refusal is reported and teardown goes on to its
+        bounded wait for INACTIVE (`patience.resource_gone`).
+        """
+        cluster = cluster_name(ctx)
+        try:
+            arns = ctx.aws.all(
+                "ecs",
+                "list_tasks",
+                "taskArns",
+                cluster=cluster,
+                serviceName=self.task,
+                desiredStatus="RUNNING",
+            )
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) in ("ClusterNotFoundException", "ServiceNotFoundException"):
+                return
+            raise
+        if not arns:
+            return
+        ecs = ctx.aws.client("ecs")
+        cleared, refused = 0, []
+        for i in range(0, len(arns), PROTECTION_BATCH):
+            try:
+                reply = ecs.update_task_protection(
+                    cluster=cluster, tasks=arns[i : i + PROTECTION_BATCH], protectionEnabled=False
+                )
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+                text = (
+                    f"{self.name}: could not clear the bridges' scale-in protection "
+                    f"(UpdateTaskProtection: {describe_error(exc)}); bridges in calls stop only "
+                    "when their calls end or their protection expires; teardown waits up to "
+                    f"{ctx.patience.resource_gone:.0f}s for the service to go"
+                )
+                ctx.progress(self.name, text)
+                ctx.ui.info(text)
+                return
+            cleared += len(reply.get("protectedTasks") or [])
+            refused += [
+                f"{str(f.get('arn', '?')).rsplit('/', 1)[-1]}: {f.get('reason', '?')}"
+                for f in reply.get("failures") or []
+            ]
+        ctx.progress(
+            self.name,
+            f"cleared the scale-in protection of {cleared} of {len(arns)} bridges: their calls "
+            "end now" + (f" (not cleared: {'; '.join(refused)})" if refused else ""),
+        )
 
     def delete(self, ctx: Context, res: Resource) -> None:
         ecs = ctx.aws.client("ecs")
@@ -411,6 +589,8 @@ class Service(Step):
                     scale_to_zero()  # autoscaling may have raised it again meanwhile
                 raise
 
+        if self.task == "jvb":
+            self._unprotect(ctx)
         if res.attrs["service"].get("desiredCount", 0) > 0:
             scale_to_zero()
         ctx.retry_while(
@@ -437,6 +617,23 @@ class Service(Step):
         ctx.wait_for(
             self.name, f"{self.task} to become INACTIVE", gone, timeout=ctx.patience.resource_gone
         )
+
+
+def _bridges(n: int) -> str:
+    return "bridge" if n == 1 else "bridges"
+
+
+def _role_event(svc: dict[str, Any], failed: dict[str, Any]) -> str:
+    """The latest event since the failed deployment began saying a role could not be assumed."""
+    since = failed.get("createdAt")
+    for event in (svc.get("events") or [])[:10]:
+        when = event.get("createdAt")
+        if isinstance(since, dt.datetime) and isinstance(when, dt.datetime) and when < since:
+            break  # events come newest first
+        message = str(event.get("message", ""))
+        if ROLE_EVENT in message.lower():
+            return message
+    return ""
 
 
 def _strategy_key(items: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
