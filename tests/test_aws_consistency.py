@@ -588,16 +588,21 @@ def test_secret_recreated_with_the_local_clock_behind_aws_redeploys_its_readers(
 # -- 11. bridges in calls: a jvb rollout, status, teardown -------------------------------------
 
 
-def old_bridges_in_calls(s: runner.Session, busy: int) -> None:
+def old_bridges_in_calls(s: runner.Session, busy: int, starting: int = 0) -> None:
     """After a new jvb revision, `busy` bridges of the old one keep running: the bridge guard
-    protects them from scale-in while they host conferences, so the rollout never completes."""
+    protects them from scale-in while they host conferences, so the rollout never completes.
+    The new bridge is pending for the first `starting` answers."""
+    seen: list[int] = []
 
     def rewrite(parsed: dict[str, Any], **_: Any) -> None:
         for svc in parsed.get("services", []):
             if svc["serviceName"] != "jvb" or svc["taskDefinition"].endswith(":1"):
                 continue
+            seen.append(1)
+            up = len(seen) > starting
             new = dict(svc["deployments"][0])
-            new.update(status="PRIMARY", rolloutState="IN_PROGRESS", runningCount=1)
+            new.update(status="PRIMARY", rolloutState="IN_PROGRESS", desiredCount=1)
+            new.update(runningCount=int(up), pendingCount=int(not up))
             old = {
                 "id": "ecs-svc/0123456789012345678",
                 "status": "ACTIVE",
@@ -608,7 +613,7 @@ def old_bridges_in_calls(s: runner.Session, busy: int) -> None:
                 "rolloutState": "COMPLETED",
             }
             svc["deployments"] = [new, old]
-            svc["runningCount"] = 1 + busy
+            svc["runningCount"] = int(up) + busy
 
     s.aws.client("ecs").meta.events.register("after-call.ecs.DescribeServices", rewrite)
 
@@ -619,7 +624,7 @@ def test_jvb_rollout_finishes_when_the_new_bridges_run_and_reports_the_old_ones_
     ok(harness.up())
     harness.write_config('[jitsi]\nimage_tag = "stable-99999"\n')
     s = session(harness, patience=replace(FAST, service_stable=3.0))
-    old_bridges_in_calls(s, busy=2)
+    old_bridges_in_calls(s, busy=2, starting=2)
     result = ok(up(s))  # no timeout: the old bridges are not waited for
     jvb = result.results["service-jvb"]
     assert jvb.outcome is Outcome.UPDATED
@@ -628,7 +633,9 @@ def test_jvb_rollout_finishes_when_the_new_bridges_run_and_reports_the_old_ones_
         "calls end)"
     )
     assert jvb.elapsed < 3.0
-    assert "new bridges run; 2 old bridges draining" in progress(s, "service-jvb")
+    shown = progress(s, "service-jvb")
+    assert "jvb 0/1 running (1 pending) · 2 old bridges draining" in shown  # the new ones' counts
+    assert "new bridges run; 2 old bridges draining" in shown
 
     st = session(harness)
     old_bridges_in_calls(st, busy=2)

@@ -80,8 +80,14 @@ def describe_all(ctx: Context) -> dict[str, dict[str, Any]]:
 
 
 def _counts(svc: dict[str, Any]) -> str:
-    text = f"{svc['serviceName']} {svc.get('runningCount', 0)}/{svc.get('desiredCount', 0)} running"
-    pending = svc.get("pendingCount", 0)
+    """'jvb 1/2 running (1 pending)': the new deployment's counts while old tasks drain."""
+    counts = svc
+    primary = _primary(svc)
+    if primary is not None and draining(svc):
+        counts = primary
+    running, desired = counts.get("runningCount", 0), counts.get("desiredCount", 0)
+    pending = counts.get("pendingCount", 0)
+    text = f"{svc['serviceName']} {running}/{desired} running"
     return text + (f" ({pending} pending)" if pending else "")
 
 
