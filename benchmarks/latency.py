@@ -2,6 +2,7 @@
 
     python benchmarks/latency.py                # AWS durations / 50, parallel 4 and parallel 1
     python benchmarks/latency.py --scale 100    # faster; pcls's CPU time then weighs double
+    python benchmarks/latency.py --faults       # what AWS's errors right after writes add to up
 
 moto gets AWS's round trip and the state transitions that take time on AWS (timemodel.py; the
 durations and their sources are in benchmarks/README.md), all divided by one scale factor, and
@@ -22,17 +23,27 @@ walls and the ratios; for each command, the chain that finished last in its slow
 what each step lost: queued (no worker free when its dependencies were done), overshoot (AWS was
 done before pcls looked again) and other (its calls took longer than in calibration). JSON goes
 to benchmarks/results/latency.json; benchmarks/README.md explains how to read it.
+
+With --faults the script times a cold `up` twice on the full model, without and with the errors
+AWS sends in the windows right after a write (`Faults`: each once, at its first chance, for a
+realistic time), and prints what they add (JSON: benchmarks/results/latency-faults.json).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import inspect
 import os
 import statistics
+import threading
 import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import botocore.session
 from common import WARM_UP, Project, TimedReporter, frozen_heap, project, write_json
 from rich.console import Console
 from rich.table import Table
@@ -142,16 +153,282 @@ def _relative(t: dict[str, Any], began: float) -> dict[str, Any]:
 
 
 def run_stack(
-    durations: Durations, scale: float, parallel: int, args: argparse.Namespace
+    durations: Durations,
+    scale: float,
+    parallel: int,
+    args: argparse.Namespace,
+    commands: Sequence[str] = ("up", "teardown"),
+    faults: Sequence[str] = (),
 ) -> dict[str, Phase]:
     options = {"prewarm": args.prewarm_clients, "typical": args.typical_seconds}
     with project() as p:
         p.warm_up()
-        with TimeModel(durations, scale, args.fresh_account).installed() as model:
-            return {
-                "up": run_phase(p, model, "up", parallel, **options),
-                "teardown": run_phase(p, model, "teardown", parallel, **options),
+        with (
+            TimeModel(durations, scale, args.fresh_account).installed() as model,
+            Faults(model, faults).installed() as injected,
+        ):
+            phases = {}
+            for command in commands:
+                phases[command] = run_phase(p, model, command, parallel, **options)
+                phases[command].refused.update(
+                    {f"fault {k}": n for k, n in injected.take_refused().items()}
+                )
+            return phases
+
+
+# -- faults right after writes (--faults) --------------------------------------------------------
+
+# The steps each fault hits (their own time shows what it cost them).
+FAULT_STEPS = {
+    "certificate": ("listener-https",),
+    "listener": ("service-signal",),
+    "role": ("taskdef-signal", "taskdef-jvb"),
+    "concurrent": ("scaling-policies",),
+}
+# How long (real AWS seconds) each fault holds at its first occurrence; benchmarks/README.md.
+FAULTS = {
+    # CreateListener (HTTPS): CertificateNotFound until this long after the certificate is ISSUED
+    "certificate": 60.0,
+    # CreateService (signal): no associated load balancer until this long after CreateListener
+    "listener": 10.0,
+    # RegisterTaskDefinition: Role is not valid for this long from the first attempt
+    "role": 10.0,
+    # PutScalingPolicy: ConcurrentUpdateException, once
+    "concurrent": 0.0,
+}
+
+
+def certificate_fault_handled() -> bool:
+    """pcls retries CertificateNotFound on CreateListener (the load balancer step's own work)."""
+    from pcls.steps import loadbalancer
+
+    return '"CertificateNotFound"' in inspect.getsource(loadbalancer)
+
+
+class Faults:
+    """The errors AWS sends in the windows right after a write, each at its first chance.
+
+    Installed over the time model (its clock, scale and certificate times), with a `before-call`
+    handler registered after pcls's call counter, as the model's own refusals are. A fault's
+    window opens at its trigger (the certificate ISSUED, the forwarding listener created, the
+    first RegisterTaskDefinition) and refuses every matching call until it has passed; then that
+    fault never comes back.
+    """
+
+    def __init__(self, model: TimeModel, names: Sequence[str]) -> None:
+        unknown = set(names) - set(FAULTS)
+        if unknown:
+            raise SystemExit(f"--faults: unknown {sorted(unknown)}; known: {', '.join(FAULTS)}")
+        self.model = model
+        self.names = set(names)
+        self.since: dict[str, float] = {}
+        self.over: set[str] = set()
+        self.refused: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[Faults]:
+        if not self.names:
+            yield self
+            return
+        original = botocore.session.Session.create_client
+        faults = self
+
+        def create_client(session: Any, *args: Any, **kwargs: Any) -> Any:
+            client = original(session, *args, **kwargs)
+            faults.register(client)
+            return client
+
+        botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
+        try:
+            yield self
+        finally:
+            botocore.session.Session.create_client = original  # type: ignore[method-assign]
+
+    def take_refused(self) -> Counter[str]:
+        with self._lock:
+            out, self.refused = self.refused, Counter()
+        return out
+
+    def register(self, client: Any) -> None:
+        events = client.meta.events
+        events.register("before-parameter-build", self._keep_params)
+        events.register_last("before-call", lambda **kw: self._refuse(client, **kw))
+        events.register("after-call", self._after)
+
+    @staticmethod
+    def _keep_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["faults_params"] = params
+
+    def _after(self, http_response: Any, model: Any, context: dict[str, Any], **_: Any) -> None:
+        if http_response is None or http_response.status_code >= 300:
+            return
+        params = context.get("faults_params") or {}
+        if model.name == "CreateListener" and any(
+            a.get("Type") == "forward" for a in params.get("DefaultActions", [])
+        ):
+            with self._lock:
+                self.since.setdefault("listener", self.model.clock())
+
+    def _holds(self, name: str, start: float | None) -> bool:
+        """True while fault `name`, whose window opened at `start`, still refuses."""
+        if name not in self.names or name in self.over or start is None:
+            return False
+        if self.model.clock() < start + self.model.scaled(FAULTS[name]):
+            return True
+        self.over.add(name)
+        return False
+
+    def _refuse(self, client: Any, model: Any, context: dict[str, Any], **_: Any) -> None:
+        op, params = model.name, context.get("faults_params") or {}
+        error: tuple[str, str, str] | None = None
+        with self._lock:
+            if op == "CreateListener" and params.get("Protocol") == "HTTPS":
+                arn = params["Certificates"][0]["CertificateArn"]
+                requested = self.model.certs.get(arn)
+                issued = (
+                    None
+                    if requested is None
+                    else requested + self.model.scaled(self.model.durations.acm_issued)
+                )
+                if self._holds("certificate", issued):
+                    error = ("certificate", "CertificateNotFound", f"Certificate '{arn}' not found")
+            elif op == "CreateService" and params.get("loadBalancers"):
+                if self._holds("listener", self.since.get("listener")):
+                    tg = params["loadBalancers"][0]["targetGroupArn"]
+                    error = (
+                        "listener",
+                        "InvalidParameterException",
+                        f"The target group with targetGroupArn {tg} does not have an associated "
+                        "load balancer.",
+                    )
+            elif op == "RegisterTaskDefinition":
+                start = self.since.setdefault("role", self.model.clock())
+                if self._holds("role", start):
+                    error = ("role", "ClientException", "Role is not valid")
+            elif op == "PutScalingPolicy" and {"concurrent"} <= self.names - self.over:
+                self.over.add("concurrent")
+                error = (
+                    "concurrent",
+                    "ConcurrentUpdateException",
+                    "You already have a pending update to an Auto Scaling resource.",
+                )
+            if error is not None:
+                self.refused[error[0]] += 1
+        if error is not None:
+            _, code, message = error
+            raise client.exceptions.from_code(code)(
+                {"Error": {"Code": code, "Message": message}}, op
+            )
+
+
+def fault_names(value: str) -> tuple[list[str], str]:
+    """(faults to inject, a note on one left out) from --faults."""
+    if value != "default":
+        return [v.strip() for v in value.split(",") if v.strip()], ""
+    if certificate_fault_handled():
+        return list(FAULTS), ""
+    note = "certificate left out: the load balancer step does not retry CertificateNotFound yet"
+    return [n for n in FAULTS if n != "certificate"], note
+
+
+def fault_main(args: argparse.Namespace, durations: Durations, console: Console) -> None:
+    names, note = fault_names(args.faults)
+    scale = args.scale
+    began = time.perf_counter()
+    load_before = os.getloadavg()
+    rounds = []
+    for i in range(args.repeat):
+        label = f"round {i + 1}/{args.repeat}: " if args.repeat > 1 else ""
+        console.print(f"{label}cold up, parallel {args.parallel}, the full model, no faults")
+        clean = run_stack(durations, scale, args.parallel, args, ("up",))["up"]
+        console.print(f"{label}cold up, parallel {args.parallel}, faults: {', '.join(names)}")
+        faulty = run_stack(durations, scale, args.parallel, args, ("up",), names)["up"]
+        steps = {st for n in names for st in FAULT_STEPS[n]}
+        rounds.append(
+            {
+                "clean_s": round(clean.wall, 3),
+                "faults_s": round(faulty.wall, 3),
+                "added_s": round(faulty.wall - clean.wall, 3),
+                "refused": {k: v for k, v in faulty.refused.items() if k.startswith("fault ")},
+                "calls": [clean.reads + clean.writes, faulty.reads + faulty.writes],
+                # step -> [took without, took with, finished without, finished with]
+                "steps": {
+                    st: [
+                        round(clean.finished[st] - clean.started[st], 3),
+                        round(faulty.finished[st] - faulty.started[st], 3),
+                        round(clean.finished[st], 3),
+                        round(faulty.finished[st], 3),
+                    ]
+                    for st in sorted(steps)
+                },
             }
+        )
+    med = {k: statistics.median(r[k] for r in rounds) for k in ("clean_s", "faults_s", "added_s")}
+    title = f"Cold up with AWS's errors right after writes, AWS durations / {scale:g}"
+    if args.repeat > 1:
+        title += f" (median of {args.repeat})"
+    table = Table(title=title)
+    for col in ("run", "wall s", "AWS-equivalent", "API calls"):
+        table.add_column(col, justify="left" if col == "run" else "right")
+    table.add_row(
+        "no faults",
+        f"{med['clean_s']:.2f}",
+        f"{med['clean_s'] * scale / 60:.1f} min",
+        str(rounds[-1]["calls"][0]),
+    )
+    table.add_row(
+        f"faults: {', '.join(names)}",
+        f"{med['faults_s']:.2f}",
+        f"{med['faults_s'] * scale / 60:.1f} min",
+        str(rounds[-1]["calls"][1]),
+    )
+    table.add_row(
+        "[b]added by the faults",
+        f"[b]{med['added_s']:+.2f}",
+        f"[b]{med['added_s'] * scale:+.0f} s",
+        "",
+    )
+    console.print(table)
+    faults_table = Table(
+        title="The faults at their first occurrence: the step each hits, its own time "
+        "(AWS seconds, medians)"
+    )
+    cols = ("fault", "holds", "refused calls", "step", "took", "with the fault", "added")
+    for col in cols:
+        faults_table.add_column(col, justify="left" if col in ("fault", "step") else "right")
+    for name in names:
+        for st in FAULT_STEPS[name]:
+            took = [statistics.median(r["steps"][st][i] for r in rounds) * scale for i in (0, 1)]
+            faults_table.add_row(
+                name,
+                f"{FAULTS[name]:g} s",
+                str(rounds[-1]["refused"].get(f"fault {name}", 0)),
+                st,
+                f"{took[0]:.0f} s",
+                f"{took[1]:.0f} s",
+                f"{took[1] - took[0]:+.0f} s",
+            )
+    console.print(faults_table)
+    if note:
+        console.print(note)
+    data = {
+        "scale": scale,
+        "durations": durations.as_dict(),
+        "faults": {n: FAULTS[n] for n in names},
+        "left_out": note,
+        "parallel": args.parallel,
+        "repeat": args.repeat,
+        "median": med,
+        "rounds": rounds,
+        "load_average": {"before": load_before, "after": os.getloadavg()},
+        "benchmark_seconds": round(time.perf_counter() - began, 1),
+    }
+    console.print(
+        f"load average before/after: {load_before[0]:.2f}/{os.getloadavg()[0]:.2f} "
+        f"({os.cpu_count()} CPUs)"
+    )
+    console.print(f"wrote {write_json('latency-faults', data)} ({data['benchmark_seconds']} s)")
 
 
 # -- the critical-path bound ---------------------------------------------------------------------
@@ -349,6 +626,15 @@ def main() -> None:
         action="store_true",
         help="give the steps that wait their typical AWS duration (the TYPICAL table)",
     )
+    ap.add_argument(
+        "--faults",
+        nargs="?",
+        const="default",
+        default=None,
+        metavar="NAMES",
+        help="time a cold up without and with AWS's errors right after writes (comma list of "
+        f"{', '.join(FAULTS)}; default: all that pcls handles)",
+    )
     args = ap.parse_args()
     durations = Durations()
     for item in args.duration:
@@ -358,6 +644,9 @@ def main() -> None:
         durations = replace(durations, **{name: float(value)})
     scale = args.scale
     console = Console(width=None if Console().is_terminal else 120)
+    if args.faults is not None:
+        fault_main(args, durations, console)
+        return
     began = time.perf_counter()
     load_before = os.getloadavg()
     rounds = []
