@@ -80,7 +80,15 @@ LOG_RETENTION_DAYS = (
     3288,
     3653,
 )
-AUTH_MODES = ("open", "internal", "jwt")
+AUTH_MODES = ("open", "jwt")
+# "internal" (prosody accounts) was removed: the accounts lived on the signal task's throwaway
+# disk, so every task replacement lost them; see README.md#who-may-open-rooms.
+AUTH_REMOVED = {
+    "internal": (
+        "jwt (hand out room links with `pcls token`); internal was removed: its accounts "
+        "lived on the signal task's disk and were lost whenever the task was replaced"
+    ),
+}
 SCALING_METRICS = ("participants", "stress")
 
 
@@ -131,6 +139,10 @@ def _one_of(options: tuple[Any, ...]) -> Check:
 
 def _between(lo: float, hi: float) -> Check:
     return lambda v: None if lo <= v <= hi else f"a number from {lo} to {hi}"
+
+
+def _auth(value: str) -> str | None:
+    return AUTH_REMOVED.get(value) or _one_of(AUTH_MODES)(value)
 
 
 def _optional(check: Check) -> Check:
@@ -487,8 +499,9 @@ class JitsiSection:
     )
     auth: str = _f(
         "open",
-        "Who may open rooms: open, internal (accounts, guests join), jwt.",
-        _one_of(AUTH_MODES),
+        "Who may open rooms: open (anyone on the internet, spending the stack's egress) or jwt "
+        "(holders of a link from pcls token).",
+        _auth,
     )
     jwt_app_id: str = _f(
         "",

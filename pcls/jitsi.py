@@ -13,8 +13,9 @@ Two tasks:
 - jvb: one bridge per task with a public IP. It reaches prosody through a Cloud Map name and learns
   its public address by STUN (Fargate has no EC2 instance metadata for the AWS harvester).
 
-With auth = "internal", prosody keeps its accounts in /var/lib/prosody; without a persistent
-volume there (not part of this module) they are lost when the signal task is replaced.
+With auth = "jwt", prosody takes only HS256 tokens signed with JWT_APP_SECRET, issued by
+JWT_APP_ID for the audience JWT_AUDIENCE (pcls/token.py signs them); the image's contrib module
+token_affiliation makes moderator tokens owners and every other holder a member.
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ from typing import Any
 JITSI_TAG_DEFAULT = "stable-11146-2"
 IMAGE_REPO = "ghcr.io/jitsi"
 
-AUTH_MODES = ("open", "internal", "jwt")
+AUTH_MODES = ("open", "jwt")
+JWT_AUDIENCE = "jitsi"  # JWT_ACCEPTED_AUDIENCES: the aud every token must carry
+# jitsi-contrib's token_affiliation (shipped in the prosody image): the token's
+# context.user.moderator decides owner or member, instead of every token holder moderating
+JWT_MUC_MODULES = ("token_affiliation",)
 
 SIGNAL_CONTAINER_PORT = 8000  # web, target of the ALB
 JVB_MEDIA_PORT = 10000  # udp
@@ -120,7 +125,7 @@ class JitsiParams:
     stack: str  # stack name, e.g. "meet"
     domain: str  # public name, e.g. "meet.example.com"
     image_tag: str  # e.g. "stable-11146-2"
-    auth: str  # "open" | "internal" | "jwt"
+    auth: str  # "open" | "jwt"
     jwt_app_id: str  # only for jwt
     xmpp_server: str  # Cloud Map name the JVB uses, e.g. "xmpp.meet.internal"
     stun_servers: tuple[str, ...]  # e.g. ("meet-jit-si-turnrelay.jitsi.net:443",)
@@ -260,10 +265,10 @@ def _auth_env(p: JitsiParams, container: str) -> dict[str, str]:
         return env
     if container in ("prosody", "jicofo"):  # web does not read AUTH_TYPE
         env["AUTH_TYPE"] = p.auth
-    if p.auth == "internal" and container in ("web", "prosody"):  # jicofo does not read it
-        env["ENABLE_GUESTS"] = "1"
-    if p.auth == "jwt" and container == "prosody":  # the only reader of JWT_APP_ID
+    if p.auth == "jwt" and container == "prosody":  # the only reader of the JWT_* variables
         env["JWT_APP_ID"] = p.jwt_app_id
+        env["JWT_ACCEPTED_AUDIENCES"] = JWT_AUDIENCE
+        env["XMPP_MUC_MODULES"] = ",".join(JWT_MUC_MODULES)
     return env
 
 

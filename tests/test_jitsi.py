@@ -235,7 +235,7 @@ def test_missing_secret_arn_is_refused():
 
 
 def test_jwt_secret_arn_is_ignored_outside_jwt_mode():
-    params = make_params(auth="internal", secret_arns=dict(SECRET_ARNS))
+    params = make_params(auth="open", secret_arns=dict(SECRET_ARNS))
     assert "JWT_APP_SECRET" not in container_secrets(signal_task_definition(params))["prosody"]
 
 
@@ -245,6 +245,7 @@ def test_jwt_secret_arn_is_ignored_outside_jwt_mode():
 def auth_env(params: JitsiParams) -> dict[str, dict[str, str]]:
     env = container_env(signal_task_definition(params))
     auth_vars = {"ENABLE_AUTH", "AUTH_TYPE", "ENABLE_GUESTS", "JWT_APP_ID"}
+    auth_vars |= {"JWT_ACCEPTED_AUDIENCES", "XMPP_MUC_MODULES"}
     return {name: {k: v for k, v in e.items() if k in auth_vars} for name, e in env.items()}
 
 
@@ -256,18 +257,16 @@ def test_open_mode():
     }
 
 
-def test_internal_mode():
-    assert auth_env(make_params(auth="internal")) == {
-        "web": {"ENABLE_AUTH": "1", "ENABLE_GUESTS": "1"},
-        "prosody": {"ENABLE_AUTH": "1", "AUTH_TYPE": "internal", "ENABLE_GUESTS": "1"},
-        "jicofo": {"ENABLE_AUTH": "1", "AUTH_TYPE": "internal"},
-    }
-
-
 def test_jwt_mode():
     assert auth_env(make_params(auth="jwt")) == {
         "web": {"ENABLE_AUTH": "1"},
-        "prosody": {"ENABLE_AUTH": "1", "AUTH_TYPE": "jwt", "JWT_APP_ID": "meet-app"},
+        "prosody": {
+            "ENABLE_AUTH": "1",
+            "AUTH_TYPE": "jwt",
+            "JWT_APP_ID": "meet-app",
+            "JWT_ACCEPTED_AUDIENCES": "jitsi",
+            "XMPP_MUC_MODULES": "token_affiliation",
+        },
         "jicofo": {"ENABLE_AUTH": "1", "AUTH_TYPE": "jwt"},
     }
 
@@ -276,7 +275,6 @@ def test_auth_vars_reach_every_container_that_reads_them(params):
     # Checked against the catalog, so a new reader in a future image shows up here.
     by_mode = {
         "open": {"ENABLE_AUTH"},
-        "internal": {"ENABLE_AUTH", "AUTH_TYPE", "ENABLE_GUESTS"},
         "jwt": {"ENABLE_AUTH", "AUTH_TYPE", "JWT_APP_ID", "JWT_APP_SECRET"},
     }[params.auth]
     for c in jitsi_containers(params):
@@ -290,7 +288,7 @@ def test_jvb_has_no_auth_vars(params):
     assert not {"ENABLE_AUTH", "AUTH_TYPE", "ENABLE_GUESTS", "JWT_APP_ID"} & set(env)
 
 
-@pytest.mark.parametrize("bad", ["ldap", "", "JWT", "none"])
+@pytest.mark.parametrize("bad", ["ldap", "", "JWT", "none", "internal"])
 def test_unknown_auth_mode_is_refused(bad):
     with pytest.raises(ValueError, match="unknown auth mode"):
         signal_task_definition(make_params(auth=bad))
