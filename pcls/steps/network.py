@@ -3,11 +3,23 @@
 Public subnets and public task IPs instead of NAT gateways: the bridges need public addresses
 for UDP media anyway, and NAT in two AZs would add about half to the idle bill. Inbound is
 closed by the security groups.
+
+EC2 is eventually consistent: an id a create call has just returned can be unknown to the next
+call for seconds (https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html).
+Every write that names an id of the stack outside a delete goes through `settle`, which retries
+the not-found codes (NOT_YET) for a bounded time, as terraform-provider-aws does. In teardown a
+not-found means the resource is gone (`ignore_missing`) and is never retried.
+
+With `network.dual_stack`, every subnet also gets a /64 of the VPC's Amazon-provided IPv6 range,
+waited for until `associated` (the load balancer's create needs it) and handed out to network
+interfaces on creation (AssignIpv6AddressOnCreation, which a Fargate task's IPv6 address needs
+together with the ECS account setting dualStackIPv6, see pcls/steps/account.py).
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from typing import Any
 
 import botocore.exceptions
@@ -16,12 +28,41 @@ from pcls.aws import ignore_missing, is_not_found, stack_filter, tag_drift, tags
 from pcls.config import Config
 from pcls.engine import Context, Resource, Step
 from pcls.errors import ConfigError
+from pcls.steps import account
 
 ANYWHERE = "0.0.0.0/0"
 ANYWHERE6 = "::/0"
 XMPP_PORT = 5222
 WEB_PORT = 8000
 MEDIA_PORT = 10000
+# What EC2 answers, for a few seconds after the create call, about an id that exists.
+NOT_YET = (
+    "InvalidVpcID.NotFound",
+    "InvalidSubnetID.NotFound",
+    "InvalidGroup.NotFound",
+    "InvalidInternetGatewayID.NotFound",
+    "InvalidGatewayID.NotFound",  # CreateRoute names the internet gateway as GatewayId
+    "InvalidRouteTableID.NotFound",
+)
+# terraform-provider-aws waits as long (ec2PropagationTimeout, internal/service/ec2/consts.go).
+PROPAGATION = 300.0
+
+
+def propagation(ctx: Context) -> float:
+    """How long an id seconds old may stay unknown: Patience.propagation when the engine has
+    that field, else PROPAGATION capped by Patience.resource_gone (which tests shrink)."""
+    bound = getattr(ctx.patience, "propagation", None)
+    return float(bound) if bound is not None else min(PROPAGATION, ctx.patience.resource_gone)
+
+
+def settle(ctx: Context, step: str, what: str, fn: Callable[[], Any]) -> Any:
+    """One write naming ids seconds old, retried while EC2 does not know them yet.
+
+    Only for create and repair paths: on a delete path not-found means gone (ignore_missing).
+    """
+    return ctx.retry_while(
+        step, fn, codes=NOT_YET, timeout=propagation(ctx), why=f"waiting for EC2 to know {what}"
+    )
 
 
 def _tag_specs(ctx: Context, step: str, kind: str, name: str) -> list[dict[str, Any]]:
@@ -39,7 +80,12 @@ def _listing(ctx: Context, operation: str, key: str) -> list[dict[str, Any]]:
 
 
 def _retag(ctx: Context, step: str, res: Resource) -> None:
-    _ec2(ctx).create_tags(Resources=[res.id], Tags=ctx.tags(step))
+    settle(
+        ctx,
+        step,
+        res.id,
+        lambda: _ec2(ctx).create_tags(Resources=[res.id], Tags=ctx.tags(step)),
+    )
 
 
 def _pick(
@@ -75,16 +121,33 @@ STACK_TYPES = (
 )
 
 
+def ipv6_state(assoc: dict[str, Any]) -> str:
+    """An IPv6 association's state (the emulator nests it in a string: taken apart here)."""
+    state = str(assoc.get("Ipv6CidrBlockState", {}).get("State", ""))
+    for known in ("disassociating", "disassociated", "associating", "associated", "failing"):
+        if known in state:
+            return known
+    return state
+
+
 def ipv6_block(item: dict[str, Any]) -> str:
     """The associated IPv6 range of a VPC or subnet description, or ''."""
     for assoc in item.get("Ipv6CidrBlockAssociationSet", []):
-        state = assoc.get("Ipv6CidrBlockState", {}).get("State", "")
-        if "associated" in str(state) and "disassociat" not in str(state):
+        if ipv6_state(assoc) == "associated":
             return str(assoc["Ipv6CidrBlock"])
     return ""
 
 
-def availability_zones(ctx: Context) -> list[str]:
+def ipv6_pending(item: dict[str, Any]) -> str:
+    """The IPv6 range of a VPC or subnet still `associating`, or ''."""
+    for assoc in item.get("Ipv6CidrBlockAssociationSet", []):
+        if ipv6_state(assoc) == "associating":
+            return str(assoc["Ipv6CidrBlock"])
+    return ""
+
+
+def _zones(ctx: Context) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]:
+    """(the region's available AZs that run Fargate, [(AZ left out, why)])."""
     zones = ctx.aws.all(
         "ec2",
         "describe_availability_zones",
@@ -94,7 +157,12 @@ def availability_zones(ctx: Context) -> list[str]:
             {"Name": "zone-type", "Values": ["availability-zone"]},
         ],
     )
-    return sorted(z["ZoneName"] for z in zones)
+    return account.fargate_zones(ctx.aws.region, zones)
+
+
+def availability_zones(ctx: Context) -> list[str]:
+    """The AZ names subnets go to, in order: every available AZ that runs Fargate, by name."""
+    return [str(z["ZoneName"]) for z in _zones(ctx)[0]]
 
 
 class Vpc(Step):
@@ -103,12 +171,19 @@ class Vpc(Step):
     id_pattern = r"vpc-[0-9a-f]+"
 
     def preflight(self, ctx: Context) -> None:
-        zones = availability_zones(ctx)
+        account.preflight(ctx)  # first: in a region not enabled, every regional call fails
+        usable, left_out = _zones(ctx)
+        zones = [str(z["ZoneName"]) for z in usable]
         want = ctx.cfg.network.azs
         if len(zones) < want:
+            skipped = "".join(
+                f"; {z['ZoneName']} ({z.get('ZoneId')}) is left out: {why}" for z, why in left_out
+            )
+            source = f" (see {account.FARGATE_REGIONS_PAGE})" if left_out else ""
             raise ConfigError(
                 f"network.azs: {want} asked, but {ctx.aws.region} offers {len(zones)} "
-                f"({', '.join(zones)}); set network.azs to at most {len(zones)}"
+                f"({', '.join(zones)}) where Fargate runs{skipped}{source}; "
+                f"set network.azs to at most {len(zones)}"
             )
 
     def find(self, ctx: Context) -> Resource | None:
@@ -152,14 +227,25 @@ class Vpc(Step):
             if not value:
                 out.append(f"{attr} off")
         if ctx.cfg.network.dual_stack and not ipv6_block(vpc):
-            out.append("no IPv6 range (network.dual_stack)")
+            if ipv6_pending(vpc):
+                out.append(f"IPv6 range {ipv6_pending(vpc)} still associating")
+            else:
+                out.append("no IPv6 range (network.dual_stack)")
         out += tag_drift(ctx.tag_dict(self.name), tags_of(vpc.get("Tags")))
         return out
 
     def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
         ec2 = _ec2(ctx)
         if "no IPv6 range (network.dual_stack)" in drift:
-            ec2.associate_vpc_cidr_block(VpcId=res.id, AmazonProvidedIpv6CidrBlock=True)
+            settle(
+                ctx,
+                self.name,
+                f"the new VPC {res.id}",
+                lambda: ec2.associate_vpc_cidr_block(
+                    VpcId=res.id, AmazonProvidedIpv6CidrBlock=True
+                ),
+            )
+        if any("IPv6 range" in d for d in drift):
 
             def associated() -> tuple[bool, str]:
                 vpc = ec2.describe_vpcs(VpcIds=[res.id])["Vpcs"][0]
@@ -170,7 +256,14 @@ class Vpc(Step):
         for attr in ("enableDnsSupport", "enableDnsHostnames"):
             if f"{attr} off" in drift:
                 key = attr[0].upper() + attr[1:]
-                ec2.modify_vpc_attribute(VpcId=res.id, **{key: {"Value": True}})
+                settle(
+                    ctx,
+                    self.name,
+                    f"the new VPC {res.id}",
+                    lambda key=key: ec2.modify_vpc_attribute(
+                        VpcId=res.id, **{key: {"Value": True}}
+                    ),
+                )
         if any(d.startswith("tag ") for d in drift):
             self.tag(ctx, res)
 
@@ -216,11 +309,17 @@ class Subnet(Step):
 
     def create(self, ctx: Context) -> Resource:
         cidr, az = self._desired(ctx)
-        sub = _ec2(ctx).create_subnet(
-            VpcId=ctx.out("vpc").id,
-            CidrBlock=cidr,
-            AvailabilityZone=az,
-            TagSpecifications=_tag_specs(ctx, self.name, "subnet", f"{ctx.stack}-public-{az}"),
+        vpc_id = ctx.out("vpc").id
+        sub = settle(
+            ctx,
+            self.name,
+            f"the new VPC {vpc_id}",
+            lambda: _ec2(ctx).create_subnet(
+                VpcId=vpc_id,
+                CidrBlock=cidr,
+                AvailabilityZone=az,
+                TagSpecifications=_tag_specs(ctx, self.name, "subnet", f"{ctx.stack}-public-{az}"),
+            ),
         )["Subnet"]
         return Resource(sub["SubnetId"], attrs={"subnet": sub, "az": az})
 
@@ -229,20 +328,56 @@ class Subnet(Step):
         out = []
         if sub.get("VpcId") != ctx.out("vpc").id:
             out.append(f"in {sub.get('VpcId')}, not the stack's VPC (delete it to recreate)")
+        no_fargate = account.fargate_refusal(ctx.aws.region, str(sub.get("AvailabilityZoneId", "")))
+        if no_fargate:
+            out.append(
+                f"in {sub.get('AvailabilityZone')} ({sub.get('AvailabilityZoneId')}): "
+                f"{no_fargate} (tear down and up again to move it)"
+            )
         if not sub.get("MapPublicIpOnLaunch"):
             out.append("MapPublicIpOnLaunch off")
-        if ctx.cfg.network.dual_stack and not ipv6_block(sub):
-            out.append("no IPv6 range (network.dual_stack)")
+        if ctx.cfg.network.dual_stack:
+            if ipv6_pending(sub):
+                out.append(f"IPv6 range {ipv6_pending(sub)} still associating")
+            elif not ipv6_block(sub):
+                out.append("no IPv6 range (network.dual_stack)")
+            if not sub.get("AssignIpv6AddressOnCreation"):
+                out.append("AssignIpv6AddressOnCreation off (network.dual_stack)")
         out += tag_drift(ctx.tag_dict(self.name), tags_of(sub.get("Tags")))
         return out
 
     def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
+        ec2 = _ec2(ctx)
+        what = f"the new subnet {res.id}"
         if "MapPublicIpOnLaunch off" in drift:
-            _ec2(ctx).modify_subnet_attribute(SubnetId=res.id, MapPublicIpOnLaunch={"Value": True})
+            settle(
+                ctx,
+                self.name,
+                what,
+                lambda: ec2.modify_subnet_attribute(
+                    SubnetId=res.id, MapPublicIpOnLaunch={"Value": True}
+                ),
+            )
         if "no IPv6 range (network.dual_stack)" in drift:
             block = ipv6_block(ctx.out("vpc").attrs["vpc"])
             net = list(ipaddress.IPv6Network(block).subnets(new_prefix=64))[self.index]
-            _ec2(ctx).associate_subnet_cidr_block(SubnetId=res.id, Ipv6CidrBlock=str(net))
+            settle(
+                ctx,
+                self.name,
+                what,
+                lambda: ec2.associate_subnet_cidr_block(SubnetId=res.id, Ipv6CidrBlock=str(net)),
+            )
+        if any("IPv6 range" in d for d in drift):
+            wait_ipv6(ctx, self.name, [res.id])
+        if "AssignIpv6AddressOnCreation off (network.dual_stack)" in drift:
+            settle(
+                ctx,
+                self.name,
+                what,
+                lambda: ec2.modify_subnet_attribute(
+                    SubnetId=res.id, AssignIpv6AddressOnCreation={"Value": True}
+                ),
+            )
         if any(d.startswith("tag ") for d in drift):
             self.tag(ctx, res)
 
@@ -255,6 +390,32 @@ class Subnet(Step):
             why="waiting for network interfaces in the subnet to be released",
             blocker=lambda: _enis(ctx, [{"Name": "subnet-id", "Values": [res.id]}]),
         )
+
+
+def wait_ipv6(ctx: Context, step: str, subnet_ids: list[str]) -> None:
+    """Until every subnet's IPv6 range is `associated` (AssociateSubnetCidrBlock answers
+    `associating`; a dual-stack load balancer, and an IPv6 address for a task, need it)."""
+    ec2 = _ec2(ctx)
+
+    def associated() -> tuple[bool, str]:
+        subnets = settle(
+            ctx,
+            step,
+            "the new subnets",
+            lambda: ec2.describe_subnets(SubnetIds=subnet_ids)["Subnets"],
+        )
+        pending = [
+            f"{s['SubnetId']} {ipv6_pending(s) or 'none'}" for s in subnets if not ipv6_block(s)
+        ]
+        return not pending, "associating: " + ", ".join(pending)
+
+    ctx.wait_for(
+        step,
+        "the subnets' IPv6 ranges to be associated",
+        associated,
+        timeout=ctx.patience.resource_gone,
+        hint="run up again to resume",
+    )
 
 
 class InternetGateway(Step):
@@ -299,7 +460,12 @@ class InternetGateway(Step):
         if f"not attached to {vpc_id}" in drift:
             for a in res.attrs["igw"].get("Attachments", []):
                 ec2.detach_internet_gateway(InternetGatewayId=res.id, VpcId=a["VpcId"])
-            ec2.attach_internet_gateway(InternetGatewayId=res.id, VpcId=vpc_id)
+            settle(
+                ctx,
+                self.name,
+                f"the new internet gateway {res.id} and VPC {vpc_id}",
+                lambda: ec2.attach_internet_gateway(InternetGatewayId=res.id, VpcId=vpc_id),
+            )
         if any(d.startswith("tag ") for d in drift):
             self.tag(ctx, res)
 
@@ -348,9 +514,15 @@ class RouteTable(Step):
         _retag(ctx, self.name, res)
 
     def create(self, ctx: Context) -> Resource:
-        rt = _ec2(ctx).create_route_table(
-            VpcId=ctx.out("vpc").id,
-            TagSpecifications=_tag_specs(ctx, self.name, "route-table", f"{ctx.stack}-public"),
+        vpc_id = ctx.out("vpc").id
+        rt = settle(
+            ctx,
+            self.name,
+            f"the new VPC {vpc_id}",
+            lambda: _ec2(ctx).create_route_table(
+                VpcId=vpc_id,
+                TagSpecifications=_tag_specs(ctx, self.name, "route-table", f"{ctx.stack}-public"),
+            ),
         )["RouteTable"]
         return Resource(rt["RouteTableId"], attrs={"rt": rt})
 
@@ -398,27 +570,40 @@ class RouteTable(Step):
         ec2 = _ec2(ctx)
         igw = ctx.out("internet-gateway").id
         target, missing, elsewhere = self._state(ctx, res)
+        routes = f"the new route table {res.id} and internet gateway {igw}"
+
+        def route(call: Callable[..., Any], **dest: str) -> None:
+            settle(ctx, self.name, routes, lambda: call(RouteTableId=res.id, GatewayId=igw, **dest))
+
         if target is None:
-            ec2.create_route(RouteTableId=res.id, DestinationCidrBlock=ANYWHERE, GatewayId=igw)
+            route(ec2.create_route, DestinationCidrBlock=ANYWHERE)
         elif target != igw:
-            ec2.replace_route(RouteTableId=res.id, DestinationCidrBlock=ANYWHERE, GatewayId=igw)
+            route(ec2.replace_route, DestinationCidrBlock=ANYWHERE)
         if ctx.cfg.network.dual_stack:
             v6 = self._ipv6_target(res)
             if v6 is None:
-                ec2.create_route(
-                    RouteTableId=res.id, DestinationIpv6CidrBlock=ANYWHERE6, GatewayId=igw
-                )
+                route(ec2.create_route, DestinationIpv6CidrBlock=ANYWHERE6)
             elif v6 != igw:
-                ec2.replace_route(
-                    RouteTableId=res.id, DestinationIpv6CidrBlock=ANYWHERE6, GatewayId=igw
-                )
+                route(ec2.replace_route, DestinationIpv6CidrBlock=ANYWHERE6)
         for subnet in missing:
             if subnet in elsewhere:
-                ec2.replace_route_table_association(
-                    AssociationId=elsewhere[subnet], RouteTableId=res.id
+                settle(
+                    ctx,
+                    self.name,
+                    f"the new route table {res.id}",
+                    lambda subnet=subnet: ec2.replace_route_table_association(
+                        AssociationId=elsewhere[subnet], RouteTableId=res.id
+                    ),
                 )
             else:
-                ec2.associate_route_table(RouteTableId=res.id, SubnetId=subnet)
+                settle(
+                    ctx,
+                    self.name,
+                    f"the new route table {res.id} and subnet {subnet}",
+                    lambda subnet=subnet: ec2.associate_route_table(
+                        RouteTableId=res.id, SubnetId=subnet
+                    ),
+                )
         if any(d.startswith("tag ") for d in drift):
             self.tag(ctx, res)
 
@@ -434,7 +619,10 @@ class RouteTable(Step):
         ignore_missing(lambda: ec2.delete_route_table(RouteTableId=res.id))
 
 
-Rule = tuple[str, int, int, str]  # protocol, from, to, "cidr:..." | "cidr6:..." | "sg:<step>"
+# protocol, from, to, and the source: "cidr:<v4>", "cidr6:<v6>", "sg:<step>" (a group of the
+# stack the step depends on); what AWS may also show: "group:<id>" (any other group, of this
+# stack or not), "prefix-list:<id>".
+Rule = tuple[str, int, int, str]
 
 
 def _rule_text(rule: Rule) -> str:
@@ -443,20 +631,35 @@ def _rule_text(rule: Rule) -> str:
     return f"{'all' if proto == '-1' else proto}/{ports} {src}"
 
 
-def _flatten(perms: list[dict[str, Any]], sg_names: dict[str, str]) -> set[Rule]:
-    out: set[Rule] = set()
+def _flatten(perms: list[dict[str, Any]], sg_names: dict[str, str]) -> dict[Rule, dict[str, Any]]:
+    """Every (rule -> the permission that is exactly that rule, as AWS described it).
+
+    The permission is what revoking the rule takes: a rule pcls never writes (another group's,
+    a prefix list, a range of the other family) is removed with AWS's own words for it.
+    """
+    out: dict[Rule, dict[str, Any]] = {}
     for p in perms:
         proto = str(p.get("IpProtocol"))
         lo, hi = int(p.get("FromPort", -1)), int(p.get("ToPort", -1))
         if proto == "-1":
             lo = hi = -1
+        base: dict[str, Any] = {"IpProtocol": proto}
+        if proto != "-1":
+            base.update(FromPort=lo, ToPort=hi)
+
+        def one(key: str, item: dict[str, Any], base: dict[str, Any] = base) -> dict[str, Any]:
+            return {**base, key: [dict(item)]}  # with its description: AWS ignores it
+
         for r in p.get("IpRanges", []):
-            out.add((proto, lo, hi, f"cidr:{r['CidrIp']}"))
+            out[(proto, lo, hi, f"cidr:{r['CidrIp']}")] = one("IpRanges", r)
         for r in p.get("Ipv6Ranges", []):
-            out.add((proto, lo, hi, f"cidr6:{r['CidrIpv6']}"))
+            out[(proto, lo, hi, f"cidr6:{r['CidrIpv6']}")] = one("Ipv6Ranges", r)
+        for r in p.get("PrefixListIds", []):
+            out[(proto, lo, hi, f"prefix-list:{r['PrefixListId']}")] = one("PrefixListIds", r)
         for r in p.get("UserIdGroupPairs", []):
             gid = r["GroupId"]
-            out.add((proto, lo, hi, f"sg:{sg_names.get(gid, gid)}"))
+            src = f"sg:{sg_names[gid]}" if gid in sg_names else f"group:{gid}"
+            out[(proto, lo, hi, src)] = one("UserIdGroupPairs", r)
     return out
 
 
@@ -470,8 +673,10 @@ def _permission(rule: Rule, ctx: Context, description: str) -> dict[str, Any]:
         perm["IpRanges"] = [{"CidrIp": value, "Description": description}]
     elif kind == "cidr6":
         perm["Ipv6Ranges"] = [{"CidrIpv6": value, "Description": description}]
-    else:
+    elif kind == "sg":
         perm["UserIdGroupPairs"] = [{"GroupId": ctx.out(value).id, "Description": description}]
+    else:
+        raise ValueError(f"pcls never writes a rule from {src}")
     return perm
 
 
@@ -538,11 +743,17 @@ class SecurityGroup(Step):
 
     def create(self, ctx: Context) -> Resource:
         name = self.group_name(ctx)
-        sg_id = _ec2(ctx).create_security_group(
-            GroupName=name,
-            Description=f"pcls {ctx.stack} {self.role}",
-            VpcId=ctx.out("vpc").id,
-            TagSpecifications=_tag_specs(ctx, self.name, "security-group", name),
+        vpc_id = ctx.out("vpc").id
+        sg_id = settle(
+            ctx,
+            self.name,
+            f"the new VPC {vpc_id}",
+            lambda: _ec2(ctx).create_security_group(
+                GroupName=name,
+                Description=f"pcls {ctx.stack} {self.role}",
+                VpcId=vpc_id,
+                TagSpecifications=_tag_specs(ctx, self.name, "security-group", name),
+            ),
         )["GroupId"]
         # A new group has only the default allow-all egress rule.
         sg = {
@@ -556,12 +767,16 @@ class SecurityGroup(Step):
     def _sg_names(self, ctx: Context) -> dict[str, str]:
         return {ctx.outputs[d].id: d for d in self.depends_on if d in ctx.outputs}
 
-    def _rules(self, ctx: Context, res: Resource) -> tuple[set[Rule], set[Rule], set[Rule]]:
+    def _rules(
+        self, ctx: Context, res: Resource
+    ) -> tuple[set[Rule], dict[Rule, dict[str, Any]], dict[Rule, dict[str, Any]]]:
+        """(rules missing, {extra rule: its permission}, {egress rule: its permission})."""
         names = self._sg_names(ctx)
         want = {rule for rule, _ in self.ingress}
         have = _flatten(res.attrs["sg"].get("IpPermissions", []), names)
         egress = _flatten(res.attrs["sg"].get("IpPermissionsEgress", []), names)
-        return want - have, have - want, egress
+        extra = {rule: perm for rule, perm in have.items() if rule not in want}
+        return want - set(have), extra, egress
 
     def drift(self, ctx: Context, res: Resource) -> list[str]:
         missing, extra, egress = self._rules(ctx, res)
@@ -575,19 +790,37 @@ class SecurityGroup(Step):
         ec2 = _ec2(ctx)
         missing, extra, _ = self._rules(ctx, res)
         described = dict(self.ingress)
+        # The group, and the groups its rules name, may be seconds old.
+        what = f"the new security group {res.id}" + (
+            f" and the groups its rules name ({', '.join(self.depends_on[1:])})"
+            if len(self.depends_on) > 1
+            else ""
+        )
         if missing:
-            ec2.authorize_security_group_ingress(
-                GroupId=res.id,
-                IpPermissions=[_permission(r, ctx, described[r]) for r in sorted(missing)],
+            perms = [_permission(r, ctx, described[r]) for r in sorted(missing)]
+            settle(
+                ctx,
+                self.name,
+                what,
+                lambda: ec2.authorize_security_group_ingress(GroupId=res.id, IpPermissions=perms),
             )
         if extra:
-            ec2.revoke_security_group_ingress(
-                GroupId=res.id, IpPermissions=[_permission(r, ctx, "") for r in sorted(extra)]
+            gone = [extra[r] for r in sorted(extra)]
+            settle(
+                ctx,
+                self.name,
+                what,
+                lambda: ec2.revoke_security_group_ingress(GroupId=res.id, IpPermissions=gone),
             )
         if "egress to anywhere missing" in drift:
-            ec2.authorize_security_group_egress(
-                GroupId=res.id,
-                IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": ANYWHERE}]}],
+            settle(
+                ctx,
+                self.name,
+                what,
+                lambda: ec2.authorize_security_group_egress(
+                    GroupId=res.id,
+                    IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": ANYWHERE}]}],
+                ),
             )
         if any(d.startswith("tag ") for d in drift):
             self.tag(ctx, res)
@@ -645,6 +878,10 @@ def steps(cfg: Config) -> list[Step]:
         alb_in += [
             (("tcp", 443, 443, f"cidr6:{ANYWHERE6}"), "HTTPS from anywhere (IPv6)"),
             (("tcp", 80, 80, f"cidr6:{ANYWHERE6}"), "HTTP redirect from anywhere (IPv6)"),
+        ]
+        # A bridge with an IPv6 address offers it as an ICE candidate: it must be reachable.
+        jvb_in += [
+            (("udp", MEDIA_PORT, MEDIA_PORT, f"cidr6:{ANYWHERE6}"), "media from anywhere (IPv6)"),
         ]
     signal_in: list[tuple[Rule, str]] = [
         (("tcp", WEB_PORT, WEB_PORT, "sg:sg-alb"), "web from the load balancer"),
