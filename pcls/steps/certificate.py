@@ -9,6 +9,9 @@ cause (usually an undelegated zone or a CAA record) and fail the same way.
 
 from __future__ import annotations
 
+import hashlib
+import re
+import uuid
 from typing import Any
 
 import botocore.exceptions
@@ -25,6 +28,22 @@ BAD_STATES = ("FAILED", "VALIDATION_TIMED_OUT", "REVOKED", "EXPIRED", "INACTIVE"
 VALIDATION_TAG = "pcls:validation-record"
 MAX_NAME = 64  # ACM refuses a certificate's first domain name longer than 64 characters
 VALIDATION_TTL = 300
+TOKEN_LENGTH = 32  # ACM's IdempotencyToken: at most 32 characters of \w
+
+
+def idempotency_token(stack: str, domain: str, run: str) -> str:
+    """RequestCertificate's IdempotencyToken: pcls_<stack>_<digest of stack, domain, run>.
+
+    botocore resends a request whose answer was lost (a timeout, a reset connection); without
+    a token ACM would make a second certificate for the first call. The token is the same for
+    every attempt of one run, so ACM answers each with the one certificate. It differs between
+    runs (`run`): ACM keeps a token for an hour and answers it with the certificate made
+    then, so a token of the stack and domain alone would hand an `up` shortly after a teardown
+    the ARN of the certificate that teardown deleted.
+    """
+    head = "pcls_" + re.sub(r"\W", "_", stack) + "_"
+    digest = hashlib.sha256(f"{stack}\0{domain}\0{run}".encode()).hexdigest()
+    return (head + digest)[:TOKEN_LENGTH]
 
 
 def _acm(ctx: Context) -> Any:
@@ -65,6 +84,9 @@ class Certificate(Step):
     typical_seconds = 310  # ACM DNS validation: minutes
     depends_on = ("zone",)
     id_pattern = r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+"
+
+    def __init__(self) -> None:
+        self.run = uuid.uuid4().hex  # one per run: the steps are built for each command
 
     def preflight(self, ctx: Context) -> None:
         domain = ctx.cfg.stack.domain
@@ -158,7 +180,10 @@ class Certificate(Step):
     def create(self, ctx: Context) -> Resource:
         domain = ctx.cfg.stack.domain
         arn = _acm(ctx).request_certificate(
-            DomainName=domain, ValidationMethod="DNS", Tags=ctx.tags(self.name)
+            DomainName=domain,
+            ValidationMethod="DNS",
+            IdempotencyToken=idempotency_token(ctx.stack, domain, self.run),
+            Tags=ctx.tags(self.name),
         )["CertificateArn"]
         # ACM fills in the validation record a few seconds later; update() waits for it.
         cert = {"CertificateArn": arn, "DomainName": domain, "Status": "PENDING_VALIDATION"}

@@ -470,6 +470,12 @@ class PublicName(Step):
             res.retained = RETAINED_RECORD
         return res
 
+    def _target_name(self, ctx: Context) -> str:
+        """The alias target: with dual stack, the load balancer's `dualstack.` name, the one
+        that answers AAAA (its plain DNSName answers A only, so AAAA would never resolve)."""
+        dns_name = bare(ctx.out("alb").attrs["dns_name"])
+        return "dualstack." + _lb_name(dns_name) if ctx.cfg.network.dual_stack else dns_name
+
     def _desired(self, ctx: Context, rtype: str) -> dict[str, Any]:
         alb = ctx.out("alb")
         return {
@@ -478,7 +484,7 @@ class PublicName(Step):
             "AliasTarget": {
                 # The ALB's own zone, never the public zone: that is what makes it an alias.
                 "HostedZoneId": alb.attrs["canonical_zone_id"],
-                "DNSName": alb.attrs["dns_name"],
+                "DNSName": self._target_name(ctx),
                 # A single record has nothing to fail over to.
                 "EvaluateTargetHealth": False,
             },
@@ -507,6 +513,12 @@ class PublicName(Step):
                 upsert.append(t)
             elif not aliases_to(rr, alb.attrs["dns_name"], alb.attrs["canonical_zone_id"]):
                 lines.append(f"{t} record points to {alias_target(rr)}, not the load balancer")
+                upsert.append(t)
+            elif ctx.cfg.network.dual_stack and alias_target(rr) != self._target_name(ctx):
+                lines.append(
+                    f"{t} record aliases {alias_target(rr)}, not {self._target_name(ctx)} "
+                    "(without the dualstack. prefix AAAA never resolves)"
+                )
                 upsert.append(t)
         for t in res.attrs["sets"]:
             if t not in self._types(ctx):

@@ -4,6 +4,12 @@ The ALB terminates TLS (a TLS 1.3 policy) and forwards to the signal task's web 
 port 8000 by IP; port 80 only redirects. The idle timeout is raised from AWS's 60 s default
 because the XMPP websocket of a backgrounded browser tab may carry nothing for minutes.
 
+An HTTPS listener created right after its certificate was ISSUED can be refused with
+CertificateNotFound for minutes (ACM and ELB are eventually consistent): the create and modify
+calls retry that code for a bounded time, as terraform-provider-aws does. A dual-stack load
+balancer is created (or switched to dualstack) only once every subnet's IPv6 range is
+`associated`.
+
 Each resource here is the stack's only when it carries pcls:stack=<stack> and pcls:step=<step>;
 names (`<stack>-alb`, `<stack>-web`) and ledger ids only say where to look. A load balancer or
 target group holding the name pcls would create without those tags is in the way, and so is a
@@ -20,6 +26,7 @@ from pcls.aws import STACK_TAG, STEP_TAG, ignore_missing, is_not_found, tag_drif
 from pcls.config import Config
 from pcls.engine import Collision, Conflict, Context, Resource, Step
 from pcls.errors import PclsError
+from pcls.steps.network import propagation, wait_ipv6
 
 WEB_PORT = 8000
 TAGS_PER_CALL = 20  # elbv2 DescribeTags takes at most 20 ARNs
@@ -48,6 +55,8 @@ HTTPS_REDIRECT: dict[str, Any] = {
     },
 }
 IMMUTABLE = "immutable; delete it to recreate"
+# What ELB answers, for minutes after ACM issued it, about a certificate that exists.
+CERTIFICATE_NOT_YET = ("CertificateNotFound",)
 
 
 def _elbv2(ctx: Context) -> Any:
@@ -365,6 +374,8 @@ class LoadBalancer(Step):
         elbv2 = _elbv2(ctx)
         name = self.lb_name(ctx)
         before = _elb_tags(ctx)
+        if ctx.cfg.network.dual_stack:
+            wait_ipv6(ctx, self.name, [ctx.out(s).id for s in self.subnets])
         lb = elbv2.create_load_balancer(
             Name=name,
             Subnets=[ctx.out(s).id for s in self.subnets],
@@ -435,6 +446,8 @@ class LoadBalancer(Step):
         if any(d.startswith("security groups ") for d in drift):
             elbv2.set_security_groups(LoadBalancerArn=res.id, SecurityGroups=sorted(groups))
         if any(d.startswith("ip address type ") for d in drift):
+            if ctx.cfg.network.dual_stack:
+                wait_ipv6(ctx, self.name, sorted(subnets))
             elbv2.set_ip_address_type(LoadBalancerArn=res.id, IpAddressType=self._ip_type(ctx))
         want = self._want_attributes(ctx)
         have = self._have_attributes(ctx, res)
@@ -520,6 +533,7 @@ class Listener(Step):
     id_pattern = ELB_ARN + r"listener/app/[A-Za-z0-9-]+/[0-9a-f]+/[0-9a-f]+"
     port = 0
     protocol = ""
+    not_yet: tuple[str, ...] = ()  # codes AWS answers for a while about what the listener names
 
     def _listeners(self, ctx: Context, alb: dict[str, Any]) -> list[dict[str, Any]]:
         """The ALB's listeners with their tags (the ledger's are in the shared tag call)."""
@@ -565,9 +579,23 @@ class Listener(Step):
     def desired(self, ctx: Context) -> dict[str, Any]:
         raise NotImplementedError
 
+    def _settle(self, ctx: Context, fn: Any) -> Any:
+        if not self.not_yet:
+            return fn()
+        return ctx.retry_while(
+            self.name,
+            fn,
+            codes=self.not_yet,
+            timeout=propagation(ctx),
+            why="waiting for the load balancer to see the new certificate",
+        )
+
     def create(self, ctx: Context) -> Resource:
-        listener = _elbv2(ctx).create_listener(
-            LoadBalancerArn=ctx.out("alb").id, Tags=ctx.tags(self.name), **self.desired(ctx)
+        listener = self._settle(
+            ctx,
+            lambda: _elbv2(ctx).create_listener(
+                LoadBalancerArn=ctx.out("alb").id, Tags=ctx.tags(self.name), **self.desired(ctx)
+            ),
         )["Listeners"][0]
         listener = {**listener, "Tags": ctx.tags(self.name)}
         return Resource(listener["ListenerArn"], attrs={"listener": listener})
@@ -588,7 +616,10 @@ class Listener(Step):
         tags = res.attrs["listener"].get("Tags")
         if any(not d.startswith("tag ") for d in drift):
             # One call restores every reconciled field: modify_listener takes the full set.
-            listener = _elbv2(ctx).modify_listener(ListenerArn=res.id, **self.desired(ctx))
+            listener = self._settle(
+                ctx,
+                lambda: _elbv2(ctx).modify_listener(ListenerArn=res.id, **self.desired(ctx)),
+            )
             res.attrs["listener"] = {**listener["Listeners"][0], "Tags": tags}
         if any(d.startswith("tag ") for d in drift):
             self.tag(ctx, res)
@@ -607,6 +638,8 @@ class HttpsListener(Listener):
     depends_on = ("alb", "certificate", "target-group")
     port = 443
     protocol = "HTTPS"
+    # hashicorp/terraform-provider-aws#10510, #41789: minutes after ISSUED.
+    not_yet = CERTIFICATE_NOT_YET
 
     def desired(self, ctx: Context) -> dict[str, Any]:
         return {
