@@ -146,18 +146,26 @@ class Aws:
         self._cache: dict[tuple[Any, ...], Any] = {}
         self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
         self._identity: dict[str, str] | None = None
+        # Says why credentials were refused when it is not the credentials (a region that is
+        # not enabled fails STS with InvalidClientTokenId); '' when it cannot tell.
+        self.explain_rejection: Callable[[Aws], str] | None = None
 
     # -- clients -----------------------------------------------------------------------------
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, region: str | None = None) -> Any:
+        """The run's client for `service` (in `region` when given: a global API's home)."""
+        key = service if region in (None, self.region) else f"{service}@{region}"
         with self._lock:
-            if service not in self._clients:
+            if key not in self._clients:
                 client = self.session.client(
-                    service, config=self.config, endpoint_url=self.endpoint_url
+                    service,
+                    region_name=region or self.region,
+                    config=self.config,
+                    endpoint_url=self.endpoint_url,
                 )
                 client.meta.events.register("before-call", self._before_call)
-                self._clients[service] = client
-            return self._clients[service]
+                self._clients[key] = client
+            return self._clients[key]
 
     def probe_client(self, service: str) -> Any:
         """A client that tries once with short timeouts, for optional status details.
@@ -225,6 +233,10 @@ class Aws:
                 ) from None
             except botocore.exceptions.ClientError as exc:
                 code = error_code(exc)
+                if code in ("InvalidClientTokenId", "UnrecognizedClientException", "AuthFailure"):
+                    why = self.explain_rejection(self) if self.explain_rejection else ""
+                    if why:
+                        raise ConfigError(why) from None
                 if code in ("ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId"):
                     raise ConfigError(
                         f"AWS credentials: {code}; refresh them (e.g. aws sso login) and retry"

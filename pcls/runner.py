@@ -30,6 +30,7 @@ from pcls.errors import (
 from pcls.ledger import Ledger
 from pcls.lock import STEP as LOCK_STEP
 from pcls.lock import LockHeld, LockLost, RunLock, parameter
+from pcls.steps.account import region_refusal
 from pcls.ui import ConsoleReporter, Outcome, Reporter, stderr_console
 
 SANDBOX_PATIENCE = Patience(poll_min=0.2, poll_max=1.0)
@@ -81,6 +82,7 @@ def open_session(
         patience = patience or SANDBOX_PATIENCE
     region = cfg.stack.region or ("us-east-1" if opts.sandbox else None)
     aws = Aws(region, endpoint_url=endpoint, sandbox=opts.sandbox)
+    aws.explain_rejection = region_refusal
     ledger = Ledger(cfg.state_dir, cfg.stack.name)
     reporter = ui or ConsoleReporter(stderr_console() if quiet else console, quiet, hide)
     ctx = Context(cfg, aws, ledger, reporter, patience)

@@ -440,3 +440,49 @@ def test_dual_stack_without_the_ecs_account_setting_is_warned_about(
         }
     }
     assert not [line for line in plan_lines(harness, capsys, enabled) if "dualStack" in line]
+
+
+@pytest.mark.parametrize("command", ["plan", "up", "status", "teardown"])
+def test_sts_refusing_the_credentials_in_a_region_not_enabled_says_what_it_is(
+    zurich: Harness, command: str, capsys: Any
+) -> None:
+    """On AWS, STS of a region that is not enabled answers InvalidClientTokenId: the one-line
+    error names the region and how to enable it, not the credentials."""
+
+    def refused(_: dict[str, Any]) -> dict[str, Any]:
+        raise client_error(
+            "InvalidClientTokenId",
+            "The security token included in the request is invalid.",
+            "GetCallerIdentity",
+        )
+
+    replies = {
+        "sts:GetCallerIdentity": refused,
+        "account:GetRegionOptStatus": opt_status("DISABLED"),
+    }
+    with answering(replies):
+        args = [command, "--yes"] if command == "teardown" else [command]
+        res = zurich.cli(*args, capsys=capsys)
+    assert res.code == 2, (res.out, res.err)
+    assert res.err.strip().splitlines() == [
+        "error: stack.region: eu-central-2 is an opt-in region that is not enabled for this "
+        f"account; enable it with {ENABLE} (or in the console: account menu, Account, AWS "
+        "Regions, Enable), wait until it shows Enabled, then run again"
+    ]
+    assert not built_anything(zurich)
+
+
+def test_sts_refusing_the_credentials_in_an_enabled_region_is_a_credentials_error(
+    zurich: Harness, capsys: Any
+) -> None:
+    def refused(_: dict[str, Any]) -> dict[str, Any]:
+        raise client_error("InvalidClientTokenId", "The security token is invalid.", "x")
+
+    replies = {
+        "sts:GetCallerIdentity": refused,
+        "account:GetRegionOptStatus": opt_status("ENABLED"),
+    }
+    with answering(replies):
+        res = zurich.cli("plan", capsys=capsys)
+    assert res.code == 2
+    assert res.err.startswith("error: AWS credentials: InvalidClientTokenId;"), res.err

@@ -134,14 +134,7 @@ def _home_client(aws: Aws, service: str) -> Any:
     partition = "aws-cn" if region.startswith("cn-") else "aws"
     if region.startswith("us-gov-"):
         partition = "aws-us-gov"
-    client = aws.session.client(
-        service,
-        region_name=HOME_REGION[partition],
-        config=aws.config,
-        endpoint_url=aws.endpoint_url,
-    )
-    client.meta.events.register("before-call", aws._before_call)
-    return client
+    return aws.client(service, region=HOME_REGION[partition])
 
 
 def region_status(aws: Aws) -> tuple[str, list[str]]:
