@@ -86,6 +86,20 @@ def parser() -> argparse.ArgumentParser:
     ad.add_argument("id", help="the resource's id, as `pcls plan` names it")
     ad.add_argument("--yes", action="store_true", help="do not ask for the stack name")
 
+    tk = sub.add_parser(
+        "token", parents=[common], help='a meeting link with a signed token (auth = "jwt")'
+    )
+    tk.add_argument("--room", required=True, help="the room the token opens")
+    tk.add_argument("--moderator", action="store_true", help="the holder moderates the room")
+    tk.add_argument("--name", help="display name of the holder")
+    tk.add_argument("--ttl", default="2h", help="how long the link works: 30m, 2h, 1d (at most 7d)")
+    vf = sub.add_parser(
+        "verify", parents=[common], help="check the stack from outside, as a browser would"
+    )
+    vf.add_argument("--json", action="store_true", help="machine-readable output")
+    # tests only: every name resolves to this loopback address:port
+    vf.add_argument("--address", help=argparse.SUPPRESS)
+
     co = sub.add_parser("cost", parents=[common], help="monthly cost estimate; no AWS calls")
     co.add_argument("--json", action="store_true", help="machine-readable output")
     co.add_argument("--region", help="price another region (default: stack.region)")
@@ -262,7 +276,8 @@ def _run(argv: list[str] | None = None) -> int:
         if ns.command == "cost":
             return cmd_cost(ns, opts, console)
         hide = frozenset({Outcome.UNCHANGED}) if ns.command == "plan" else frozenset()
-        session = runner.open_session(opts, console, quiet=ns.command == "status", hide=hide)
+        quiet = ns.command in ("status", "token", "verify")
+        session = runner.open_session(opts, console, quiet=quiet, hide=hide)
         if ns.command == "up":
             return runner.cmd_up(session)
         if ns.command == "plan":
@@ -275,6 +290,14 @@ def _run(argv: list[str] | None = None) -> int:
             return runner.cmd_unlock(session, ns.yes)
         if ns.command == "adopt":
             return runner.cmd_adopt(session, ns.step, ns.id, ns.yes)
+        if ns.command == "token":
+            from pcls import token
+
+            return token.run(session, ns.room, ns.moderator, ns.name, ns.ttl)
+        if ns.command == "verify":
+            from pcls import verify
+
+            return verify.run(session, ns.json, ns.address)
         raise ConfigError(f"unknown command {ns.command}")
     except PclsError as exc:
         if session:
