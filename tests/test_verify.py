@@ -540,7 +540,8 @@ def test_cli_verify_after_up(harness: Harness, front_factory, pki, capsys, monke
     monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca_file))
     res = harness.cli("verify", "--address", f"127.0.0.1:{front.port}", capsys=capsys)
     lines = res.out.splitlines()
-    print(res.out)
+    with capsys.disabled():  # shown with pytest -s
+        print("\n" + res.out)
     assert res.code == 0, res.out + res.err
     assert [line.split()[:2] for line in lines] == [
         ["ok", "dns"],
@@ -573,7 +574,8 @@ def test_cli_verify_jwt_mints_its_token_from_the_stacks_secret(
     front = front_factory(secret=secret)
     monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca_file))
     res = harness.cli("verify", "--address", f"127.0.0.1:{front.port}", capsys=capsys)
-    print(res.out)
+    with capsys.disabled():  # shown with pytest -s
+        print("\n" + res.out)
     assert res.code == 0, res.out + res.err
     assert [line.split()[0] for line in res.out.splitlines()] == ["ok"] * 7
     assert secret not in res.out + res.err
