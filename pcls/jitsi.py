@@ -11,7 +11,9 @@ Two tasks:
 - signal: web + prosody + jicofo in one awsvpc task, so they talk over 127.0.0.1. The ALB
   terminates TLS and forwards to web:8000.
 - jvb: one bridge per task with a public IP. It reaches prosody through a Cloud Map name and learns
-  its public address by STUN (Fargate has no EC2 instance metadata for the AWS harvester).
+  its public address by STUN (Fargate has no EC2 instance metadata for the AWS harvester). The
+  bridge guard sidecar drains it when the task stops, through jicofo's REST API on JICOFO_REST_PORT
+  (JICOFO_ENABLE_REST=1), which only the bridges' security group may reach.
 
 With auth = "jwt", prosody takes only HS256 tokens signed with JWT_APP_SECRET, issued by
 JWT_APP_ID for the audience JWT_AUDIENCE (pcls/token.py signs them); the image's contrib module
@@ -27,6 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pcls.sidecar_container import NICK_PREFIX
+
 JITSI_TAG_DEFAULT = "stable-11146-2"
 IMAGE_REPO = "ghcr.io/jitsi"
 
@@ -40,6 +44,7 @@ SIGNAL_CONTAINER_PORT = 8000  # web, target of the ALB
 JVB_MEDIA_PORT = 10000  # udp
 XMPP_PORT = 5222
 PROSODY_HTTP_PORT = 5280
+JICOFO_REST_PORT = 8888  # move-endpoints, called by the bridge guard while it drains a bridge
 JVB_CONTAINER_NAME = "jvb"
 SIGNAL_CONTAINER_NAMES = ("web", "prosody", "jicofo")
 
@@ -80,6 +85,12 @@ SIGNAL_NON_JVM_RESERVE_MIB = 512  # nginx (web) + prosody, which share the signa
 JVM_OVERHEAD_MIN_MIB = 384  # metaspace, code cache, thread stacks, direct buffers, GC
 JVM_HEAP_MIN_MIB = 256
 JICOFO_HEAP_CAP_MIB = 3072  # upstream jicofo.sh default; memory beyond it is left to prosody
+# Bridge memory, see videobridge_memory(): the guard sidecar, the JVM's direct buffers (capped
+# explicitly: by default the JVM allows as much direct memory as -Xmx), the rest of the JVM's
+# native memory, and the heap.
+GUARD_RESERVE_MIB = 64
+JVB_DIRECT_MIN_MIB, JVB_DIRECT_MAX_MIB = 128, 1024
+JVB_NATIVE_MIN_MIB = 384
 
 _FAMILY_RE = re.compile(r"^[A-Za-z0-9_-]{1,240}$")
 _HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
@@ -93,7 +104,8 @@ _HEALTHCHECK_SCRIPT = ["CMD-SHELL", "/usr/local/bin/healthcheck.sh"]
 # bridge redeploy) would mark the essential jicofo UNHEALTHY and ECS would replace the signal task
 # with all its conferences; at first start it could even loop if the service's Cloud Map records
 # follow task health, as bridges would not find prosody. So ECS checks liveness (/about/version,
-# always served); /about/health stays enabled (JICOFO_ENABLE_HEALTH_CHECKS=1) for monitoring.
+# always served). JICOFO_ENABLE_HEALTH_CHECKS is not set: nothing reads /about/health, and with it
+# jicofo would create a throwaway conference every 10 s.
 _JICOFO_LIVENESS = [
     "CMD-SHELL",
     "curl --fail --silent --output /dev/null http://127.0.0.1:8888/about/version",
@@ -105,18 +117,27 @@ _WEB_HEALTHCHECK = [
 ]
 
 # jvb.conf defaults MUC_NICKNAME to $HOSTNAME, and the nickname must differ per bridge, so it
-# cannot be a fixed value in a task definition shared by all bridges. Fargate reportedly sets
-# HOSTNAME to the task's own host name, but that is undocumented, and an empty nickname would
-# break the brewery join of every bridge. The wrapper keeps HOSTNAME when present, else falls back
-# to a random id, then hands over to the image's /init (exec keeps it PID 1, as s6-overlay needs).
+# cannot be a fixed value in a task definition shared by all bridges. The wrapper names the bridge
+# jvb-<ECS task id>, read from the task metadata endpoint (curl and jq are in the jvb image): the
+# bridge guard in the same task derives the same name to ask jicofo to move the bridge's
+# participants, and jicofo's logs name the task. Without metadata it falls back to HOSTNAME, then
+# to a random id (the guard then cannot name the bridge to jicofo and only drains). Then it hands
+# over to the image's /init (exec keeps it PID 1, as s6-overlay needs).
 JVB_ENTRYPOINT = ["/bin/sh", "-c"]
 JVB_COMMAND = [
-    'export JVB_MUC_NICKNAME="${JVB_MUC_NICKNAME:-${HOSTNAME:-'
+    'id=$(curl -fsS --max-time 2 "$ECS_CONTAINER_METADATA_URI_V4/task" 2>/dev/null'
+    " | jq -r '.TaskARN // empty' 2>/dev/null); id=${id##*/};"
+    ' case "$id" in *[!0-9a-f]*) id= ;; esac;'
+    f' export JVB_MUC_NICKNAME="${{JVB_MUC_NICKNAME:-${{id:+{NICK_PREFIX}$id}}}}";'
+    ' export JVB_MUC_NICKNAME="${JVB_MUC_NICKNAME:-${HOSTNAME:-'
     'jvb-$(cat /proc/sys/kernel/random/uuid)}}" && exec /init'
 ]
 
-# Longest wait Fargate allows between SIGTERM and SIGKILL. SIGTERM makes /init stop the services
-# (no drain); a drain has to be started before the stop, and this leaves it the most time to end.
+# Longest wait Fargate allows between SIGTERM and SIGKILL. The jvb gets its SIGTERM only after
+# the bridge guard has exited (ECS stops containers in reverse dependsOn order), that is once the
+# guard has drained the bridge; /init then stops the JVM at once (an s6-rc service: the
+# S6_SERVICES_GRACETIME of s6-overlay applies to /etc/services.d services only, and the JVM
+# needs no longer than S6_KILL_GRACETIME's default once it is drained, so neither is set).
 JVB_STOP_TIMEOUT = 120
 
 
@@ -165,7 +186,7 @@ def fargate_size_error(cpu: int, memory: int) -> str | None:
 
 
 SIGNAL_MEMORY_MIN_MIB = SIGNAL_NON_JVM_RESERVE_MIB + JVM_OVERHEAD_MIN_MIB + JVM_HEAP_MIN_MIB  # 1152
-JVB_MEMORY_MIN_MIB = JVM_OVERHEAD_MIN_MIB + JVM_HEAP_MIN_MIB  # 640
+JVB_MEMORY_MIN_MIB = GUARD_RESERVE_MIB + JVB_DIRECT_MIN_MIB + JVB_NATIVE_MIN_MIB + JVM_HEAP_MIN_MIB
 
 
 def jvm_heap_mib(budget_mib: int, cap_mib: int | None = None) -> int:
@@ -200,19 +221,31 @@ def jicofo_heap_mib(signal_memory: int) -> int:
     return jvm_heap_mib(signal_memory - SIGNAL_NON_JVM_RESERVE_MIB, JICOFO_HEAP_CAP_MIB)
 
 
-def videobridge_heap_mib(jvb_memory: int) -> int:
-    """VIDEOBRIDGE_MAX_MEMORY in MiB for a bridge task of `jvb_memory` MiB.
+def videobridge_memory(jvb_memory: int) -> tuple[int, int]:
+    """(heap, direct memory cap) in MiB for a bridge task of `jvb_memory` MiB.
 
-    The whole task memory is the budget under the jvm_heap_mib rule; the non-heap share also
-    covers a small sidecar. 1024 MiB -> 640 MiB heap, 2048 -> 1536, 4096 -> 3072 (upstream's
-    jvb.sh default), 8192 -> 6144.
+    The JVM lets direct buffers grow as large as the heap unless -XX:MaxDirectMemorySize says
+    otherwise, so with upstream's sizing (-Xmx near the container size) heap + direct can pass the
+    task's memory, and the OOM kill of the essential jvb container drops every conference on it.
+    Rule: 64 MiB for the guard sidecar; direct memory an eighth of the task (128-1024 MiB); the
+    JVM's other native memory (metaspace, code cache, thread stacks, GC) max(3/16, 384 MiB); the
+    rest is heap, rounded down to 64. 1024 MiB -> (448, 128), 2048 -> (1344, 256),
+    4096 -> (2752, 512), 8192 -> (5568, 1024).
     """
     if jvb_memory < JVB_MEMORY_MIN_MIB:
         raise ValueError(
             f"jvb task memory {jvb_memory} MiB is too small: the bridge needs at least "
             f"{JVB_MEMORY_MIN_MIB} MiB"
         )
-    return jvm_heap_mib(jvb_memory)
+    direct = min(max(jvb_memory // 8, JVB_DIRECT_MIN_MIB), JVB_DIRECT_MAX_MIB)
+    native = max(jvb_memory * 3 // 16, JVB_NATIVE_MIN_MIB)
+    heap = jvb_memory - GUARD_RESERVE_MIB - direct - native
+    return heap - heap % 64, direct
+
+
+def videobridge_heap_mib(jvb_memory: int) -> int:
+    """VIDEOBRIDGE_MAX_MEMORY in MiB (the bridge's -Xmx), see videobridge_memory()."""
+    return videobridge_memory(jvb_memory)[0]
 
 
 def _validate(p: JitsiParams) -> None:
@@ -337,6 +370,9 @@ def signal_task_definition(p: JitsiParams) -> dict:
         "DISABLE_HTTPS": "1",
         "ENABLE_HTTP_REDIRECT": "0",
         "ENABLE_LETSENCRYPT": "0",
+        # IPv4 only: nginx's `listen [::]:8000` fails where the task has no IPv6, and nothing
+        # reaches web over IPv6 (the target group is IPv4 even with network.dual_stack)
+        "ENABLE_IPV6": "0",
     }
     prosody_env = {
         **tz,
@@ -351,6 +387,8 @@ def signal_task_definition(p: JitsiParams) -> dict:
         "ENABLE_XMPP_WEBSOCKET": "1",
         # prosody registers <JVB_AUTH_USER>@auth; must match every bridge
         "JVB_AUTH_USER": JVB_AUTH_USER,
+        # IPv4 only: the bridges reach it by a Cloud Map A record, the others on 127.0.0.1
+        "ENABLE_IPV6": "0",
     }
     jicofo_env = {
         **tz,
@@ -362,7 +400,9 @@ def signal_task_definition(p: JitsiParams) -> dict:
         "XMPP_MUC_DOMAIN": XMPP_MUC_DOMAIN,
         "XMPP_INTERNAL_MUC_DOMAIN": XMPP_INTERNAL_MUC_DOMAIN,
         "JVB_BREWERY_MUC": JVB_BREWERY_MUC,
-        "JICOFO_ENABLE_HEALTH_CHECKS": "1",  # without it /about/health is a 404
+        # REST on 0.0.0.0:8888 (default: 127.0.0.1 only) for the bridge guards' move-endpoints
+        # calls; the signal security group must admit 8888 from the bridges' group alone
+        "JICOFO_ENABLE_REST": "1",
         "ENABLE_OCTO": "0",
         "JICOFO_MAX_MEMORY": f"{jicofo_heap_mib(p.signal_memory)}m",
     }
@@ -401,6 +441,7 @@ def signal_task_definition(p: JitsiParams) -> dict:
 def jvb_task_definition(p: JitsiParams) -> dict:
     """register_task_definition kwargs for one bridge task (jvb, plus the sidecar if given)."""
     _validate(p)
+    heap, direct = videobridge_memory(p.jvb_memory)
     env = {
         "TZ": p.timezone,
         # a Cloud Map name that resolves to the signal task; a comma list would join several shards
@@ -411,7 +452,8 @@ def jvb_task_definition(p: JitsiParams) -> dict:
         "JVB_AUTH_USER": JVB_AUTH_USER,
         "JVB_BREWERY_MUC": JVB_BREWERY_MUC,
         "JVB_PORT": str(JVB_MEDIA_PORT),
-        # public address by STUN: the task ENI's public IP is a 1:1 NAT, so STUN sees it
+        # public address by STUN: the task ENI's public IP is a 1:1 NAT, so STUN sees it. ice4j
+        # asks every server at once and keeps each answer; one answering is enough.
         "JVB_STUN_SERVERS": ",".join(p.stun_servers),
         "DISABLE_AWS_HARVESTER": "true",  # EC2 metadata does not exist on Fargate
         "JVB_REQUIRE_VALID_ADDRESS": "1",  # health fails if no public address was found
@@ -419,7 +461,9 @@ def jvb_task_definition(p: JitsiParams) -> dict:
         "COLIBRI_REST_ENABLED": "true",
         "SHUTDOWN_REST_ENABLED": "true",
         "ENABLE_OCTO": "0",  # must match jicofo
-        "VIDEOBRIDGE_MAX_MEMORY": f"{videobridge_heap_mib(p.jvb_memory)}m",
+        "VIDEOBRIDGE_MAX_MEMORY": f"{heap}m",
+        # jvb.sh passes this to java after -Xmx (its only hook for JVM options)
+        "VIDEOBRIDGE_DEBUG_OPTIONS": f"-XX:MaxDirectMemorySize={direct}m",
     }
     jvb = _container(p, JVB_CONTAINER_NAME, "jvb", env)
     jvb["entryPoint"] = list(JVB_ENTRYPOINT)
@@ -434,6 +478,9 @@ def jvb_task_definition(p: JitsiParams) -> dict:
         sidecar = copy.deepcopy(dict(p.sidecar))
         if sidecar.get("name") in (None, JVB_CONTAINER_NAME):
             raise ValueError(f"sidecar needs a name other than {JVB_CONTAINER_NAME!r}")
+        sidecar_env = {e["name"]: e["value"] for e in sidecar.get("environment", [])}
+        sidecar_env["JICOFO_URLS"] = ",".join(jicofo_urls(p.xmpp_server))
+        sidecar["environment"] = _env(sidecar_env)
         containers.append(sidecar)
 
     return {
@@ -447,6 +494,12 @@ def jvb_task_definition(p: JitsiParams) -> dict:
         "runtimePlatform": {"operatingSystemFamily": "LINUX", "cpuArchitecture": "X86_64"},
         "containerDefinitions": containers,
     }
+
+
+def jicofo_urls(xmpp_server: str) -> list[str]:
+    """Jicofo's REST API as the bridges reach it: one signal host per XMPP_SERVER entry."""
+    hosts = [entry.strip().split(":", 1)[0] for entry in xmpp_server.split(",")]
+    return [f"http://{host}:{JICOFO_REST_PORT}" for host in hosts if host]
 
 
 def container_env(task_def: dict) -> dict[str, dict[str, str]]:

@@ -1,6 +1,6 @@
 """The bridge guard against real HTTP servers on 127.0.0.1: a fake JVB stats endpoint and a fake
 ECS agent task-protection endpoint. Time is injected; the end-to-end cases run the script the
-way the container does."""
+way the container does. The stop (drain) path is in test_bridge_guard_drain.py."""
 
 from __future__ import annotations
 
@@ -47,6 +47,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.gets.append(self.path)
         self._reply(self.server.status, self.server.body)
 
+    def do_POST(self) -> None:  # the drain request a stopping guard sends
+        self.server.posts.append(self.path)
+        self._reply(200, b"")
+
     def do_PUT(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         body = json.loads(raw)
@@ -75,6 +79,7 @@ class _Server(ThreadingHTTPServer):
         self.status = 200
         self.body = body
         self.gets: list[str] = []
+        self.posts: list[str] = []
         self.puts: list[dict] = []
         self.lock = threading.Lock()
 
@@ -128,7 +133,7 @@ class Clock:
 
 def make_guard(bridge_url: str, agent_url: str | None, **env: str) -> tuple[bg.Guard, Clock]:
     base = {
-        "BRIDGE_STATS_URL": bridge_url + "/colibri/stats",
+        "BRIDGE_URL": bridge_url,
         "STACK": "demo",
         "GUARD_INTERVAL": "15",
     }
@@ -419,7 +424,8 @@ def test_emf_names_match_the_constants_pcls_uses(bridge: _Server, agent: _Server
     (directive,) = doc["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == sc.METRIC_NAMESPACE
     assert directive["Dimensions"] == [[sc.METRIC_DIMENSION]]
-    assert {m["Name"]: m["Unit"] for m in directive["Metrics"]} == sc.METRIC_UNITS
+    units = {m["Name"]: m["Unit"] for m in directive["Metrics"]}
+    assert units == {k: sc.METRIC_UNITS[k] for k in ("Conferences", "Participants", "StressLevel")}
     assert bg.UNITS == sc.METRIC_UNITS
     assert bg.MAX_MINUTES == sc.MAX_PROTECTION_MINUTES
 
@@ -439,6 +445,55 @@ def test_emf_prefers_local_endpoints_and_omits_missing_values(
     assert set(second) == {"_aws", "Stack", "Conferences"}
 
 
+@pytest.mark.parametrize(
+    ("stats", "share"),
+    [
+        ({"muc_clients_configured": 1, "muc_clients_connected": 1}, 1.0),
+        ({"muc_clients_configured": 2, "muc_clients_connected": 1}, 0.5),
+        ({"muc_clients_configured": 1, "muc_clients_connected": 0}, 0.0),
+        # connected but not in the brewery room: as useless to jicofo as disconnected
+        (
+            {
+                "muc_clients_configured": 1,
+                "muc_clients_connected": 1,
+                "mucs_configured": 1,
+                "mucs_joined": 0,
+            },
+            0.0,
+        ),
+        ({"mucs_configured": 2, "mucs_joined": 2}, 1.0),
+        ({"muc_clients_configured": 0, "muc_clients_connected": 0}, None),  # no XMPP at all
+        ({"muc_clients_configured": "1", "muc_clients_connected": 1}, None),
+        ({}, None),
+    ],
+)
+def test_xmpp_connected_share(bridge: _Server, agent: _Server, stats: dict, share: Any) -> None:
+    guard, _ = make_guard(bridge.url, agent.url)
+    bridge.body = {"conferences": 0, **stats}
+    guard.step()
+    doc = json.loads(lines(guard.out)[0])
+    declared = [m["Name"] for m in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
+    if share is None:
+        assert "XmppConnected" not in doc and "XmppConnected" not in declared
+    else:
+        assert doc["XmppConnected"] == share and "XmppConnected" in declared
+
+
+def test_xmpp_loss_and_return_are_logged_once_each(bridge: _Server, agent: _Server) -> None:
+    guard, _ = make_guard(bridge.url, agent.url)
+    up = {"conferences": 0, "muc_clients_configured": 1, "muc_clients_connected": 1}
+    for connected in (1, 0, 0, 1, 1):
+        bridge.body = {**up, "muc_clients_connected": connected}
+        guard.step()
+    xmpp = [x for x in lines(guard.err) if "xmpp:" in x]
+    assert xmpp == [
+        "bridge-guard: xmpp: connected to every shard",
+        "bridge-guard: xmpp: NOT connected to every shard: 0/1 clients, None/None rooms",
+        "bridge-guard: xmpp: connected to every shard",
+    ]
+    assert [json.loads(x)["XmppConnected"] for x in lines(guard.out)] == [1, 0, 0, 1, 1]
+
+
 # --- loop and settings --------------------------------------------------------------------
 
 
@@ -453,9 +508,12 @@ def test_run_stops_when_told(bridge: _Server, agent: _Server) -> None:
 
     guard.sleep = sleep
     guard.run()
-    assert sleeps == [15, 15, 15]
-    assert len(lines(guard.out)) == 3
+    assert sleeps == [15, 15, 15]  # an idle bridge drains at once: no sleep
+    *loads, stop = [json.loads(x) for x in lines(guard.out)]
+    assert len(loads) == 3 and stop["EarlyStops"] == 1
+    assert bridge.posts == ["/colibri/drain/enable"]
     assert lines(guard.err)[0].startswith("bridge-guard: started:")
+    assert lines(guard.err)[-1] == "bridge-guard: drain: done after 0.0s, no participant left"
 
 
 @pytest.mark.parametrize(
@@ -472,6 +530,8 @@ def test_settings_from_env(env: dict, interval: float, minutes: int, idle_reads:
     assert (guard.interval, guard.minutes, guard.idle_reads) == (interval, minutes, idle_reads)
     assert guard.stats_url == "http://127.0.0.1:8080/colibri/stats"
     assert guard.namespace == "pcls/Jitsi"
+    assert (guard.drain_seconds, guard.poll, guard.presence_wait) == (90.0, 1.0, 6.0)
+    assert (guard.move_retry, guard.early, guard.jicofos, guard.nick) == (15.0, 900.0, [], None)
 
 
 # --- container definition -----------------------------------------------------------------
@@ -491,7 +551,9 @@ def test_guard_container_definition() -> None:
     assert c["image"] == sc.GUARD_IMAGE == "public.ecr.aws/docker/library/python:3.12-alpine"
     assert c["essential"] is False
     assert c["memoryReservation"] <= 64
+    # stopped before the bridge (reverse dependsOn), and killed by ECS only after its drain
     assert c["dependsOn"] == [{"containerName": "jvb", "condition": "START"}]
+    assert c["stopTimeout"] == sc.GUARD_STOP_TIMEOUT == 100
     assert c["logConfiguration"] == {
         "logDriver": "awslogs",
         "options": {
@@ -508,7 +570,9 @@ def test_guard_container_definition() -> None:
     assert env["PROTECTION_MINUTES"] == "60"
     assert env["IDLE_READS"] == "2"
     assert env["METRIC_NAMESPACE"] == "pcls/Jitsi"
-    assert env["BRIDGE_STATS_URL"] == "http://127.0.0.1:8080/colibri/stats"
+    assert env["BRIDGE_URL"] == "http://127.0.0.1:8080"
+    assert env["DRAIN_SECONDS"] == "90"
+    assert env["EARLY_STOP_SECONDS"] == "900"
     assert "ECS_AGENT_URI" not in env  # the agent injects it
     assert base64.b64decode(env["GUARD_SCRIPT_B64"]) == sc.guard_script()
     assert c["command"][:2] == ["python3", "-c"]
@@ -523,6 +587,9 @@ def test_guard_container_options_and_validation() -> None:
         {"protection_minutes": 2881},
         {"interval": 20, "protection_minutes": 1},
         {"idle_reads": 0},
+        {"drain_seconds": 96},  # ECS would kill it mid-drain at stopTimeout 100
+        {"drain_seconds": -1},
+        {"stop_timeout": 121},
     ):
         with pytest.raises(ValueError):
             sc.guard_container("s", "g", "r", **kwargs)
@@ -532,7 +599,7 @@ def test_guard_container_options_and_validation() -> None:
 
 def test_script_is_small_and_stdlib_only() -> None:
     src = sc.guard_script()
-    assert len(src) < 12 * 1024
+    assert len(src) < 16 * 1024  # base64 in an env var of a task definition (64 KiB in all)
     assert b"boto" not in src
     imports = {
         line.split()[1].split(".")[0]
@@ -576,9 +643,10 @@ def test_shipped_command_protects_and_exits_cleanly(bridge: _Server, agent: _Ser
     container = sc.guard_container("e2e", "/pcls/e2e", "eu-west-1")
     proc = _start(
         container,
-        BRIDGE_STATS_URL=bridge.url + "/colibri/stats",
+        BRIDGE_URL=bridge.url,
         ECS_AGENT_URI=agent.url + AGENT_PATH,
         GUARD_INTERVAL="0.1",
+        DRAIN_SECONDS="0.3",  # no jicofo here: the busy bridge keeps its participants till then
     )
     try:
         deadline = time.monotonic() + WAIT
@@ -595,11 +663,14 @@ def test_shipped_command_protects_and_exits_cleanly(bridge: _Server, agent: _Ser
         "body": {"ProtectionEnabled": True, "ExpiresInMinutes": 60},
     }
     assert len(agent.puts) == 1  # still busy, protection fresh: no repeat calls
-    docs = [json.loads(line) for line in out.splitlines()]
+    *docs, stop = [json.loads(line) for line in out.splitlines()]
     assert len(docs) >= 3
     assert docs[0]["Stack"] == "e2e"
     assert docs[0]["Participants"] == 2
+    assert stop["EarlyStops"] == 1
+    assert bridge.posts == ["/colibri/drain/enable"]
     assert "protection on for 60 min" in err
+    assert "drain: time is up with 2 participant(s) left; stopping" in err
     assert "Traceback" not in err
 
 
@@ -607,7 +678,7 @@ def test_shipped_command_survives_dead_endpoints(dead_url: str) -> None:
     container = sc.guard_container("e2e", "/pcls/e2e", "eu-west-1")
     proc = _start(
         container,
-        BRIDGE_STATS_URL=dead_url + "/colibri/stats",
+        BRIDGE_URL=dead_url,
         ECS_AGENT_URI=dead_url + AGENT_PATH,
         GUARD_INTERVAL="0.05",
     )
@@ -617,7 +688,8 @@ def test_shipped_command_survives_dead_endpoints(dead_url: str) -> None:
     finally:
         code, out, err = _stop(proc)
     assert code == 0, err
-    assert out == ""
+    assert [json.loads(x)["EarlyStops"] for x in out.splitlines()] == [1]  # the stop line alone
     failures = [x for x in err.splitlines() if "bridge stats unavailable" in x]
     assert len(failures) >= 2
+    assert "drain: bridge is gone, nothing to drain" in err
     assert "Traceback" not in err

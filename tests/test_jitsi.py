@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
+import os
 import re
+import shutil
+import subprocess
+import threading
 from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import botocore.session
@@ -13,6 +19,7 @@ import pytest
 from botocore.validate import ParamValidator
 
 from pcls import jitsi
+from pcls import sidecar_container as sc
 from pcls.jitsi import (
     AUTH_MODES,
     FARGATE_SIZES,
@@ -24,7 +31,9 @@ from pcls.jitsi import (
     jvb_task_definition,
     signal_task_definition,
     videobridge_heap_mib,
+    videobridge_memory,
 )
+from pcls.sidecar import bridge_guard as bg
 
 CATALOG = json.loads((Path(__file__).parent / "data" / "jitsi-env-catalog.json").read_text())
 ARN = "arn:aws:ssm:eu-west-1:123456789012:parameter/pcls/meet/"
@@ -38,6 +47,9 @@ SIDECAR = {"name": "bridge-guard", "image": "python:3.12-alpine", "essential": F
 # Vars that may legitimately differ between the containers that read them: XMPP_SERVER is a
 # network name (127.0.0.1 for jicofo inside the signal task, the Cloud Map name for the bridge).
 MAY_DIFFER = {"XMPP_SERVER"}
+# Read by a launcher inside the image rather than by a config template, so not in the catalog:
+# jitsi-videobridge's jvb/resources/jvb.sh passes $VIDEOBRIDGE_DEBUG_OPTIONS to java after -Xmx.
+LAUNCHER_VARS = {"jitsi/jvb": {"VIDEOBRIDGE_DEBUG_OPTIONS"}}
 
 
 def make_params(**overrides) -> JitsiParams:
@@ -115,6 +127,7 @@ def test_one_container_per_jitsi_image(params):
 def test_every_var_set_is_read_by_that_image(params):
     for c in jitsi_containers(params):
         known = set(CATALOG["images"][catalog_key(c)]["vars"])
+        known |= LAUNCHER_VARS.get(catalog_key(c), set())
         unknown = set_vars(c) - known
         assert not unknown, f"{c['name']} sets vars its image does not read: {sorted(unknown)}"
 
@@ -140,8 +153,81 @@ def test_bridge_nickname_is_set_per_task_not_in_the_task_definition():
     assert "JVB_MUC_NICKNAME" not in set_vars(jvb)
     assert jvb["entryPoint"] == ["/bin/sh", "-c"]
     (script,) = jvb["command"]
+    assert "$ECS_CONTAINER_METADATA_URI_V4/task" in script
     assert 'export JVB_MUC_NICKNAME="${JVB_MUC_NICKNAME:-${HOSTNAME:-' in script
     assert script.endswith("exec /init")  # the image's own entrypoint, as PID 1
+
+
+def _run_wrapper(tmp_path: Path, env: dict[str, str]) -> dict[str, str]:
+    """The jvb entrypoint as ECS runs it, with `env` in place of the image's /init."""
+    (script,) = jitsi.JVB_COMMAND
+    assert script.endswith("exec /init")
+    probe = script[: -len("/init")] + "env"
+    path = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    done = subprocess.run(
+        [*jitsi.JVB_ENTRYPOINT, probe],
+        env={**path, **env},
+        capture_output=True,
+        text=True,
+        timeout=20,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    return dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+
+
+class _Metadata(BaseHTTPRequestHandler):
+    body = b""
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        ok = self.path == "/v4/abc/task"
+        self.send_response(200 if ok else 404)
+        self.end_headers()
+        self.wfile.write(self.body if ok else b"")
+
+
+@pytest.mark.skipif(not (shutil.which("curl") and shutil.which("jq")), reason="curl and jq")
+def test_bridge_nickname_is_the_ecs_task_id_as_the_guard_derives_it(tmp_path):
+    task = "0123456789abcdef0123456789abcdef"
+    doc = {"TaskARN": f"arn:aws:ecs:eu-west-1:123456789012:task/meet/{task}", "Family": "x"}
+    _Metadata.body = json.dumps(doc).encode()
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Metadata)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{srv.server_address[1]}/v4/abc"
+        env = _run_wrapper(tmp_path, {"ECS_CONTAINER_METADATA_URI_V4": base, "HOSTNAME": "ip-1"})
+        assert env["JVB_MUC_NICKNAME"] == f"jvb-{task}"
+        guard = bg.Guard(env={"ECS_CONTAINER_METADATA_URI_V4": base}, err=io.StringIO())
+        assert guard.nickname() == env["JVB_MUC_NICKNAME"]
+        # a TaskARN that is not hex never reaches the bridge config
+        _Metadata.body = json.dumps({"TaskARN": 'arn:x/task/c/"; x'}).encode()
+        env = _run_wrapper(tmp_path, {"ECS_CONTAINER_METADATA_URI_V4": base, "HOSTNAME": "ip-1"})
+        assert env["JVB_MUC_NICKNAME"] == "ip-1"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    # no metadata endpoint at all: HOSTNAME, else a random id; an explicit nickname wins
+    assert _run_wrapper(tmp_path, {"HOSTNAME": "ip-2"})["JVB_MUC_NICKNAME"] == "ip-2"
+    assert re.fullmatch(r"jvb-[0-9a-f-]{36}", _run_wrapper(tmp_path, {})["JVB_MUC_NICKNAME"])
+    assert _run_wrapper(tmp_path, {"JVB_MUC_NICKNAME": "n1"})["JVB_MUC_NICKNAME"] == "n1"
+    assert sc.NICK_PREFIX == bg.NICK_PREFIX == "jvb-"
+
+
+def test_health_and_ipv6_settings(params):
+    env = container_env(signal_task_definition(params))
+    assert env["web"]["ENABLE_IPV6"] == env["prosody"]["ENABLE_IPV6"] == "0"
+    # nothing reads jicofo's /about/health (ECS checks /about/version), so it stays off
+    assert "JICOFO_ENABLE_HEALTH_CHECKS" not in env["jicofo"]
+    assert env["jicofo"]["JICOFO_ENABLE_REST"] == "1"
+
+
+def test_jvb_task_definition_stays_under_the_ecs_size_limit():
+    guard = sc.guard_container("meet", "/pcls/meet", "eu-west-1")
+    td = jvb_task_definition(make_params(sidecar=guard))
+    assert len(json.dumps(td).encode()) < 48 * 1024  # ECS refuses task definitions over 64 KiB
 
 
 def test_shared_vars_are_identical_in_every_container(params):
@@ -183,7 +269,7 @@ def test_boolean_values_parse_in_the_image_templates(params):
     # The templates feed flags through tpl's toBool (Go strconv.ParseBool); "yes"/"on" would be
     # read as true whatever they meant, so only ParseBool spellings are used.
     go_bools = {"1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False"}
-    flags = re.compile(r"^(ENABLE_|DISABLE_)|_ENABLED$|_REQUIRE_|HEALTH_CHECKS$")
+    flags = re.compile(r"^(ENABLE_|DISABLE_)|_ENABLE_|_ENABLED$|_REQUIRE_|HEALTH_CHECKS$")
     for c in jitsi_containers(params):
         for e in c["environment"]:
             if flags.search(e["name"]):
@@ -308,6 +394,7 @@ def test_signal_task_env():
         "DISABLE_HTTPS": "1",
         "ENABLE_AUTH": "0",
         "ENABLE_HTTP_REDIRECT": "0",
+        "ENABLE_IPV6": "0",
         "ENABLE_LETSENCRYPT": "0",
         "ENABLE_XMPP_WEBSOCKET": "1",
         "PUBLIC_URL": "https://meet.example.com",
@@ -318,6 +405,7 @@ def test_signal_task_env():
     }
     assert env["prosody"] == {
         "ENABLE_AUTH": "0",
+        "ENABLE_IPV6": "0",
         "ENABLE_XMPP_WEBSOCKET": "1",
         "JVB_AUTH_USER": "jvb",
         "PROSODY_HTTP_PORT": "5280",
@@ -332,7 +420,7 @@ def test_signal_task_env():
     assert env["jicofo"] == {
         "ENABLE_AUTH": "0",
         "ENABLE_OCTO": "0",
-        "JICOFO_ENABLE_HEALTH_CHECKS": "1",
+        "JICOFO_ENABLE_REST": "1",
         "JICOFO_MAX_MEMORY": "1152m",
         "JVB_BREWERY_MUC": "jvbbrewery",
         "TZ": "UTC",
@@ -358,7 +446,8 @@ def test_jvb_task_env():
         "JVB_STUN_SERVERS": "stun1.example.net:3478,stun2.example.net:3478",
         "SHUTDOWN_REST_ENABLED": "true",
         "TZ": "UTC",
-        "VIDEOBRIDGE_MAX_MEMORY": "3072m",
+        "VIDEOBRIDGE_DEBUG_OPTIONS": "-XX:MaxDirectMemorySize=512m",
+        "VIDEOBRIDGE_MAX_MEMORY": "2752m",
         "XMPP_AUTH_DOMAIN": "auth.meet.jitsi",
         "XMPP_INTERNAL_MUC_DOMAIN": "internal-muc.meet.jitsi",
         "XMPP_PORT": "5222",
@@ -427,8 +516,39 @@ def test_sidecar_is_appended_to_the_jvb_task_only():
     params = make_params(sidecar=SIDECAR)
     containers = jvb_task_definition(params)["containerDefinitions"]
     assert [c["name"] for c in containers] == ["jvb", "bridge-guard"]
-    assert containers[1] == SIDECAR
+    # told where the bridges reach jicofo's REST API, otherwise as given
+    jicofo = [{"name": "JICOFO_URLS", "value": "http://xmpp.meet.internal:8888"}]
+    assert containers[1] == {**SIDECAR, "environment": jicofo}
     assert len(signal_task_definition(params)["containerDefinitions"]) == 3
+
+
+def test_sidecar_gets_one_jicofo_per_shard():
+    assert jitsi.jicofo_urls("a.internal,b.internal:5222") == [
+        "http://a.internal:8888",
+        "http://b.internal:8888",
+    ]
+    guard = sc.guard_container("meet", "/pcls/meet", "eu-west-1")
+    (_, sidecar) = jvb_task_definition(make_params(sidecar=guard))["containerDefinitions"]
+    env = {e["name"]: e["value"] for e in sidecar["environment"]}
+    assert env["JICOFO_URLS"] == "http://xmpp.meet.internal:8888"
+    assert [e["name"] for e in sidecar["environment"]] == sorted(env)
+
+
+def test_the_guard_stops_first_and_drains_within_the_stop_timeouts():
+    # ECS stops a container only after those that depend on it: the guard (dependsOn jvb) gets
+    # SIGTERM first and the bridge keeps its media until the guard has drained it and exited.
+    guard = sc.guard_container("meet", "/pcls/meet", "eu-west-1")
+    jvb, sidecar = jvb_task_definition(make_params(sidecar=guard))["containerDefinitions"]
+    assert sidecar["dependsOn"] == [{"containerName": "jvb", "condition": "START"}]
+    assert "dependsOn" not in jvb
+    assert jvb["essential"] is True and sidecar["essential"] is False
+    env = {e["name"]: e["value"] for e in sidecar["environment"]}
+    drain = int(env["DRAIN_SECONDS"])
+    # the drain ends before ECS kills the guard, and both fit ECS's 120 s maximum
+    assert drain + 5 <= sidecar["stopTimeout"] <= 120
+    assert jvb["stopTimeout"] == 120
+    # Fargate Spot takes the task 120 s after its notice: the bridge keeps >= 30 s to stop
+    assert 120 - drain >= 30
 
 
 def test_sidecar_named_like_the_bridge_is_refused():
@@ -532,7 +652,14 @@ def test_invalid_cpu_lists_allowed_cpu_values(cpu):
 
 def test_default_heaps():
     assert jicofo_heap_mib(jitsi.SIGNAL_MEMORY_DEFAULT) == 1152
-    assert videobridge_heap_mib(jitsi.JVB_MEMORY_DEFAULT) == 3072
+    assert videobridge_heap_mib(jitsi.JVB_MEMORY_DEFAULT) == 2752
+    assert videobridge_memory(jitsi.JVB_MEMORY_DEFAULT) == (2752, 512)
+    assert [videobridge_memory(m) for m in (1024, 2048, 8192, 16384)] == [
+        (448, 128),
+        (1344, 256),
+        (5568, 1024),
+        (12224, 1024),
+    ]
 
 
 def _all_memories() -> list[int]:
@@ -557,15 +684,22 @@ def test_videobridge_heap_fits_the_jvb_task(memory):
         with pytest.raises(ValueError, match="too small"):
             videobridge_heap_mib(memory)
         return
-    heap = videobridge_heap_mib(memory)
+    heap, direct = videobridge_memory(memory)
     assert heap >= 256 and heap % 64 == 0
-    assert heap + max(memory // 4, 384) <= memory
+    assert 128 <= direct <= 1024
+    # heap + capped direct buffers + the JVM's other native memory (>= 384 MiB, growing with
+    # the task) + the guard sidecar fit the task: no OOM kill of the essential container
+    assert heap + direct + max(384, memory * 3 // 16) + 64 <= memory
+    # the memoryReservation of the guard is inside its 64 MiB
+    assert sc.guard_container("s", "g", "r")["memoryReservation"] <= 64
 
 
 def test_heaps_in_the_task_definitions_follow_the_task_memory():
     params = make_params(signal_cpu=2048, signal_memory=8192, jvb_cpu=1024, jvb_memory=2048)
     assert container_env(signal_task_definition(params))["jicofo"]["JICOFO_MAX_MEMORY"] == "3072m"
-    assert container_env(jvb_task_definition(params))["jvb"]["VIDEOBRIDGE_MAX_MEMORY"] == "1536m"
+    jvb = container_env(jvb_task_definition(params))["jvb"]
+    assert jvb["VIDEOBRIDGE_MAX_MEMORY"] == "1344m"
+    assert jvb["VIDEOBRIDGE_DEBUG_OPTIONS"] == "-XX:MaxDirectMemorySize=256m"
 
 
 def test_signal_task_too_small_for_three_containers_is_refused():
