@@ -509,8 +509,13 @@ class JitsiSection:
         _optional(_pattern(_JWT_APP_ID_RE, JWT_APP_ID_ALLOWED)),
     )
     stun_servers: tuple[str, ...] = _f(
-        ("meet-jit-si-turnrelay.jitsi.net:443",),
-        "STUN servers the bridges use to learn their public IP.",
+        (
+            "meet-jit-si-turnrelay.jitsi.net:443",
+            "stun.l.google.com:19302",
+            "stun.cloudflare.com:3478",
+        ),
+        "STUN servers the bridges use to learn their public IP (asked all at once at bridge "
+        "start; one answer is enough, so list independent operators).",
         _stun_servers,
     )
 

@@ -31,7 +31,8 @@ from tests.conftest import DOMAIN, REGION
 from tests.harness import Harness
 
 HAND_STUN = "stun.example.net:3478"  # what the task definition changed by hand points at
-PCLS_STUN = "meet-jit-si-turnrelay.jitsi.net:443"  # the config default
+# the config default
+PCLS_STUN = "meet-jit-si-turnrelay.jitsi.net:443,stun.l.google.com:19302,stun.cloudflare.com:3478"
 
 # -- the shared stack --------------------------------------------------------------------------
 
