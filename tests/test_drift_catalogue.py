@@ -399,7 +399,7 @@ CATALOGUE = [
     Drift(
         "dashboard-body-changed",
         "dashboard",
-        "body differs from config (1 widgets, want 10)",
+        "body differs from config (1 widgets, want 11)",
         dashboard_changed,
     ),
     Drift("log-retention-changed", "log-group", "retention 30 -> 14 days", retention_changed),

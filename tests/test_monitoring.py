@@ -18,6 +18,8 @@ ALARMS = {
     "meet-signal-down",
     "meet-jvb-load-high",
     "meet-jvb-cpu-high",
+    "meet-jvb-xmpp",
+    "meet-jvb-restarting",
     "meet-jvb-at-max",
 }
 MONITORING_STEPS = ("alarm-topic", "alarms", "dashboard")
@@ -138,6 +140,25 @@ def test_up_creates_topic_subscription_alarms_and_dashboard_as_designed(harness:
     assert pool["lines"]["MetricStat"]["Metric"]["MetricName"] == "Conferences"
     assert alarms["meet-jvb-at-max"]["Threshold"] == 3.5  # max_count 4
 
+    # a bridge short of an XMPP shard: the guard's connected share, least connected bridge
+    xmpp = alarms["meet-jvb-xmpp"]
+    assert (xmpp["Namespace"], xmpp["MetricName"], _dims(xmpp)) == (
+        "pcls/Jitsi",
+        "XmppConnected",
+        {"Stack": "meet"},
+    )
+    assert (xmpp["Statistic"], xmpp["Period"], xmpp["EvaluationPeriods"]) == ("Minimum", 60, 5)
+    assert (xmpp["ComparisonOperator"], xmpp["Threshold"]) == ("LessThanThreshold", 1.0)
+    assert xmpp["TreatMissingData"] == "notBreaching"  # no bridge, no line: not this alarm's case
+    # bridges replaced in a loop: early stops (under 15 minutes up) summed over 30 minutes
+    stops = alarms["meet-jvb-restarting"]
+    assert (stops["MetricName"], stops["Statistic"], stops["Period"]) == ("EarlyStops", "Sum", 1800)
+    assert (stops["ComparisonOperator"], stops["Threshold"], stops["EvaluationPeriods"]) == (
+        "GreaterThanOrEqualToThreshold",
+        3.0,
+        1,
+    )
+
     body = json.loads(cw.get_dashboard(DashboardName="meet")["DashboardBody"])
     titles = [w["properties"].get("title") for w in body["widgets"]]
     assert "Bridge participants" in titles and "Alarms" in titles
@@ -170,14 +191,18 @@ def test_drift_on_alarms_and_dashboard_is_shown_and_restored(
     cw.set_alarm_state(AlarmName="meet-alb-5xx", StateValue="ALARM", StateReason="test")
 
     status = harness.status()
-    assert status.results["alarms"].details == {"alarms": 5, "in_alarm": "meet-alb-5xx"}
+    details = status.results["alarms"].details
+    assert details["alarms"] == 7 and details["in_alarm"] == "meet-alb-5xx"
+    # moto starts alarms OK (AWS: INSUFFICIENT_DATA, shown as "no data yet")
+    assert details["bridges_xmpp"] == "every bridge connected"
+    assert details["bridge_stops"] == "normal"
     assert status.results["alarm-topic"].details == {"email": "confirmed"}
     assert status.results["alarms"].outcome is Outcome.DRIFTED
     assert status.results["alarms"].drift == [
         "meet-signal-down missing",
         "meet-jvb-cpu-high: Threshold 99.0 (want 85.0)",
     ]
-    assert status.results["dashboard"].drift == ["body differs from config (1 widgets, want 10)"]
+    assert status.results["dashboard"].drift == ["body differs from config (1 widgets, want 11)"]
 
     fixed = harness.up()
     assert fixed.results["alarms"].outcome is Outcome.UPDATED
@@ -188,6 +213,23 @@ def test_drift_on_alarms_and_dashboard_is_shown_and_restored(
     restored = _alarms(harness)["meet-signal-down"]["AlarmArn"]
     tags = cw.list_tags_for_resource(ResourceARN=restored)["Tags"]
     assert {"Key": "pcls:stack", "Value": "meet"} in tags
+
+
+def test_status_shows_bridge_health_from_its_alarms(harness: Harness) -> None:
+    assert harness.up().ok
+    cw = harness.client("cloudwatch")
+    cw.set_alarm_state(AlarmName="meet-jvb-xmpp", StateValue="ALARM", StateReason="test")
+    cw.set_alarm_state(AlarmName="meet-jvb-restarting", StateValue="OK", StateReason="test")
+    details = harness.status().results["alarms"].details
+    assert details["bridges_xmpp"].startswith("a bridge lacks a shard since ")
+    assert details["bridges_xmpp"].endswith(" UTC")
+    assert details["bridge_stops"] == "normal"
+    assert details["in_alarm"] == "meet-jvb-xmpp"
+    cw.set_alarm_state(AlarmName="meet-jvb-xmpp", StateValue="OK", StateReason="test")
+    cw.set_alarm_state(AlarmName="meet-jvb-restarting", StateValue="ALARM", StateReason="test")
+    details = harness.status().results["alarms"].details
+    assert details["bridges_xmpp"] == "every bridge connected"
+    assert details["bridge_stops"].startswith("bridges keep stopping since ")
 
 
 def test_config_changes_move_the_subscription_and_the_alarm_set(harness: Harness) -> None:

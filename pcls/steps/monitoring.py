@@ -6,7 +6,10 @@ Every metric here exists without Container Insights (which costs extra and is of
   task, so "no data" means "no task": the signal alarm counts samples and treats missing data
   as breaching;
 - the bridge-guard sidecar's EMF metrics in pcls/Jitsi (one line per bridge per interval), whose
-  sample count estimates how many bridges run (ECS publishes no task count without Insights).
+  sample count estimates how many bridges run (ECS publishes no task count without Insights); its
+  XmppConnected share (a bridge not connected to every signal shard gets no new participant
+  from jicofo there, and its health check does not notice), and its EarlyStops (one line per
+  bridge that stops, 1 when it ran under 15 minutes: bridges replaced in a loop).
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ from pcls.aws import ignore_missing, tag_drift, tags_of
 from pcls.config import Config
 from pcls.engine import Context, Resource, Step
 from pcls.sidecar_container import (
+    EARLY_STOP_SECONDS,
     GUARD_INTERVAL,
     METRIC_CONFERENCES,
     METRIC_DIMENSION,
+    METRIC_EARLY_STOPS,
     METRIC_NAMESPACE,
     METRIC_PARTICIPANTS,
     METRIC_STRESS_LEVEL,
+    METRIC_XMPP,
 )
 from pcls.steps.loadbalancer import find_alb
 from pcls.steps.scaling import SCALING_METRICS, short_name
@@ -37,6 +43,12 @@ POOL_PERIOD = 900  # 60 guard lines per bridge: one line more or less moves the 
 LOAD_ALARM_FACTOR = 1.5  # bridge load this far above target for 10 min: scaling cannot keep up
 CPU_ALARM_MARGIN = 15.0  # percent above the CPU guard's target
 FIVE_XX_THRESHOLD = 10.0  # 5xx responses in 5 minutes
+XMPP_MINUTES = 5  # a bridge short of a shard this long: longer than a start or a signal rollout
+# Early stops in RESTART_PERIOD: a bridge replaced in a loop (unhealthy after ~3 minutes, e.g. no
+# public address found) stops about 6 times in 30 minutes; a rollout or scale-in replaces bridges
+# that ran longer, and two scale-ins of new bridges within 30 minutes stay below.
+RESTART_PERIOD = 1800
+RESTART_THRESHOLD = 3.0
 
 TOPIC_STEP = "alarm-topic"
 SOURCE_STEPS = ("alb", "target-group", "service-signal", "service-jvb")
@@ -98,8 +110,17 @@ class Refs:
 
 # -- alarms ----------------------------------------------------------------------------------
 
-ALARM_KINDS = ("alb-5xx", "alb-unhealthy", "signal-down", "jvb-load-high", "jvb-cpu-high")
+ALARM_KINDS = (
+    "alb-5xx",
+    "alb-unhealthy",
+    "signal-down",
+    "jvb-load-high",
+    "jvb-cpu-high",
+    "jvb-xmpp",
+    "jvb-restarting",
+)
 POOL_ALARM = "jvb-at-max"
+XMPP_ALARM, RESTART_ALARM = "jvb-xmpp", "jvb-restarting"
 
 
 def alarm_name(stack: str, what: str) -> str:
@@ -227,6 +248,26 @@ def alarm_specs(cfg: Config, refs: Refs) -> dict[str, dict[str, Any]]:
             EvaluationPeriods=10,
             Threshold=cpu_threshold,
             ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching",
+        ),
+        spec(
+            XMPP_ALARM,
+            f"a bridge not connected to every XMPP shard for {XMPP_MINUTES} minutes "
+            "(jicofo cannot use it: conferences of 3+ on it fail; its health check stays green)",
+            **single(METRIC_NAMESPACE, METRIC_XMPP, bridge, "Minimum", 60),
+            EvaluationPeriods=XMPP_MINUTES,
+            Threshold=1.0,
+            ComparisonOperator="LessThanThreshold",
+            TreatMissingData="notBreaching",
+        ),
+        spec(
+            RESTART_ALARM,
+            f"bridges keep stopping: {RESTART_THRESHOLD:g}+ bridges stopped within "
+            f"{EARLY_STOP_SECONDS // 60} minutes of their start in {RESTART_PERIOD // 60} minutes",
+            **single(METRIC_NAMESPACE, METRIC_EARLY_STOPS, bridge, "Sum", RESTART_PERIOD),
+            EvaluationPeriods=1,
+            Threshold=RESTART_THRESHOLD,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
             TreatMissingData="notBreaching",
         ),
     ]
@@ -432,6 +473,19 @@ def dashboard_body(cfg: Config, refs: Refs) -> dict[str, Any]:
         graph(
             "Bridge stress level",
             [[METRIC_NAMESPACE, METRIC_STRESS_LEVEL, *bridge, {"stat": "Maximum"}]],
+        ),
+        graph(
+            "Bridge health: XMPP connected (least connected bridge) and early stops",
+            [
+                [METRIC_NAMESPACE, METRIC_XMPP, *bridge, {"stat": "Minimum", "label": "xmpp"}],
+                [
+                    METRIC_NAMESPACE,
+                    METRIC_EARLY_STOPS,
+                    *bridge,
+                    {"stat": "Sum", "label": "early stops", "yAxis": "right"},
+                ],
+            ],
+            annotations=lines(("all shards", 1.0)),
         ),
         graph(
             "Signal task: CPU % and samples (no samples = no running task)",
@@ -683,7 +737,24 @@ class Alarms(Step):
     def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
         alarms = res.attrs["alarms"]
         firing = sorted(n for n, a in alarms.items() if a.get("StateValue") == "ALARM")
-        return {"alarms": len(alarms), "in_alarm": ", ".join(firing) or "none"}
+        out: dict[str, Any] = {"alarms": len(alarms), "in_alarm": ", ".join(firing) or "none"}
+        # the bridges' health that ECS does not see, from their alarms' state (no extra call)
+        words = {
+            XMPP_ALARM: ("bridges_xmpp", "every bridge connected", "a bridge lacks a shard"),
+            RESTART_ALARM: ("bridge_stops", "normal", "bridges keep stopping"),
+        }
+        for what, (key, ok, bad) in words.items():
+            alarm = alarms.get(alarm_name(ctx.stack, what))
+            if alarm is None:
+                continue
+            state = alarm.get("StateValue")
+            if state == "ALARM":
+                since = alarm.get("StateUpdatedTimestamp")
+                when = since.strftime(" since %Y-%m-%d %H:%M UTC") if since else ""
+                out[key] = bad + when
+            else:
+                out[key] = ok if state == "OK" else "no data yet"
+        return out
 
 
 class Dashboard(Step):
