@@ -253,7 +253,7 @@ def alarm_specs(cfg: Config, refs: Refs) -> dict[str, dict[str, Any]]:
         spec(
             XMPP_ALARM,
             f"a bridge not connected to every XMPP shard for {XMPP_MINUTES} minutes "
-            "(jicofo cannot use it: conferences of 3+ on it fail; its health check stays green)",
+            "(jicofo cannot use it there; its ECS health check stays green)",
             **single(METRIC_NAMESPACE, METRIC_XMPP, bridge, "Minimum", 60),
             EvaluationPeriods=XMPP_MINUTES,
             Threshold=1.0,
