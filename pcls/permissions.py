@@ -52,7 +52,13 @@ READ = {
         "DescribeScheduledActions",
         "ListTagsForResource",
     ],
-    "cloudwatch": ["DescribeAlarms", "GetDashboard", "ListDashboards", "ListTagsForResource"],
+    "cloudwatch": [
+        "DescribeAlarms",
+        "GetDashboard",
+        "GetMetricStatistics",  # pcls verify: the bridges' XmppConnected
+        "ListDashboards",
+        "ListTagsForResource",
+    ],
     "ec2": [
         "DescribeAvailabilityZones",
         "DescribeInternetGateways",

@@ -14,8 +14,9 @@ One line per check, in the order a browser meets them:
   stream features, SASL ANONYMOUS (with a short-lived token as `?token=` on a jwt stack, as
   the Jitsi client sends it), stream restart, resource bind;
 - auth: on a jwt stack a session without a token must be refused; an open stack is a warning;
-- bridges: the bridge service's running tasks against its desired count, as ECS reports them
-  (the bridges' own XMPP connection is not measured there).
+- bridges: the bridge service's running tasks against its desired count, as ECS reports them,
+  and the lowest XmppConnected share the bridge guards published in the newest minute (1 when
+  every bridge is connected to every signal shard and joined its brewery room).
 
 Every connection goes to the domain's own addresses on port 443; the resolver and the port are
 parameters only so that the tests can point them at 127.0.0.1. Standard library only.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import hashlib
 import http.client
 import ipaddress
@@ -630,8 +632,17 @@ def verify(
     return checks
 
 
-def bridge_check(services: dict[str, dict[str, Any]]) -> Check:
-    """The bridges as ECS counts them (DescribeServices of the stack's cluster)."""
+@dataclass(frozen=True)
+class XmppShare:
+    """The lowest XmppConnected the bridge guards published in the newest minute with data."""
+
+    minimum: float
+    samples: int
+    at: float  # epoch seconds of that minute
+
+
+def bridge_check(services: dict[str, dict[str, Any]], xmpp: XmppShare | None = None) -> Check:
+    """The bridges as ECS counts them, and as their guards see their XMPP connections."""
     jvb, signal = services.get("jvb"), services.get("signal")
     if jvb is None:
         return Check("bridges", FAIL, "the stack has no jvb service in ECS")
@@ -639,17 +650,47 @@ def bridge_check(services: dict[str, dict[str, Any]]) -> Check:
     sig = (
         f"signal {signal.get('runningCount', 0)}/{signal.get('desiredCount', 0)}"
         if signal
-        else ("no signal service")
+        else "no signal service"
     )
-    detail = (
-        f"jvb {running}/{desired} running, {sig} (ECS task counts; the bridges' XMPP "
-        "connection is not measured)"
-    )
+    counts = f"jvb {running}/{desired} running, {sig}"
+    if xmpp is None:
+        detail = f"{counts} (ECS task counts; no XmppConnected datapoint in the last 10 minutes)"
+    else:
+        when = time.strftime("%H:%M UTC", time.gmtime(xmpp.at))
+        detail = (
+            f"{counts}; XmppConnected minimum {xmpp.minimum:g} over {xmpp.samples} "
+            f"report(s) at {when}"
+        )
     if desired == 0:
         return Check("bridges", WARN, detail + "; no bridge is wanted: calls of 3+ fail")
     if running < desired:
         return Check("bridges", FAIL, detail)
+    if xmpp is not None and xmpp.minimum < 1:
+        return Check("bridges", FAIL, detail + ": a bridge is not connected to every shard")
     return Check("bridges", OK, detail)
+
+
+def xmpp_share(cloudwatch: Any, stack: str, now: float) -> XmppShare | None:
+    """The newest minute of the guards' XmppConnected metric (pcls/sidecar_container.py)."""
+    from pcls.sidecar_container import METRIC_DIMENSION, METRIC_NAMESPACE, METRIC_XMPP
+
+    end = dt.datetime.fromtimestamp(now, dt.UTC) + dt.timedelta(minutes=1)  # the current minute
+    reply = cloudwatch.get_metric_statistics(
+        Namespace=METRIC_NAMESPACE,
+        MetricName=METRIC_XMPP,
+        Dimensions=[{"Name": METRIC_DIMENSION, "Value": stack}],
+        StartTime=end - dt.timedelta(minutes=11),
+        EndTime=end,
+        Period=60,
+        Statistics=["Minimum", "SampleCount"],
+    )
+    points = sorted(reply.get("Datapoints", []), key=lambda p: p["Timestamp"])
+    if not points:
+        return None
+    last = points[-1]
+    return XmppShare(
+        float(last["Minimum"]), int(last.get("SampleCount", 0)), last["Timestamp"].timestamp()
+    )
 
 
 # -- the command ------------------------------------------------------------------------------
@@ -711,9 +752,16 @@ def run(s: Any, as_json: bool, address: str | None = None) -> int:
 
     def bridges() -> Check:
         try:
-            return bridge_check(describe_all(s.ctx))
+            services = describe_all(s.ctx)
         except botocore.exceptions.ClientError as exc:
             return Check("bridges", FAIL, f"DescribeServices: {describe_error(exc)}")
+        try:
+            share = xmpp_share(s.aws.client("cloudwatch"), cfg.stack.name, time.time())
+        except botocore.exceptions.ClientError as exc:
+            check = bridge_check(services)
+            why = f"; GetMetricStatistics: {describe_error(exc)}"
+            return Check(check.name, check.status, check.detail + why)
+        return bridge_check(services, share)
 
     checks = verify(
         cfg.stack.domain,

@@ -554,13 +554,32 @@ def test_cli_verify_after_up(harness: Harness, front_factory, pki, capsys, monke
     ]
     assert lines[0].startswith(f"ok   dns      {DOMAIN} → 127.0.0.1, the load balancer meet-alb")
     assert lines[-1] == (
-        "ok   bridges  jvb 1/1 running, signal 1/1 (ECS task counts; the bridges' XMPP "
-        "connection is not measured)"
+        "ok   bridges  jvb 1/1 running, signal 1/1 (ECS task counts; no XmppConnected "
+        "datapoint in the last 10 minutes)"
     )
+    # the bridge guards' metric, as they publish it (EMF lines become these datapoints)
+    harness.client("cloudwatch").put_metric_data(
+        Namespace="pcls/Jitsi",
+        MetricData=[
+            {
+                "MetricName": "XmppConnected",
+                "Dimensions": [{"Name": "Stack", "Value": "meet"}],
+                "Value": value,
+                "Unit": "None",
+            }
+            for value in (1.0, 0.5)
+        ],
+    )
+    res = harness.cli("verify", "--address", f"127.0.0.1:{front.port}", capsys=capsys)
+    assert res.code == 1
+    assert res.out.splitlines()[-1].startswith(
+        "FAIL bridges  jvb 1/1 running, signal 1/1; XmppConnected minimum 0.5 over 2 report(s) at "
+    )
+    assert res.out.splitlines()[-1].endswith(": a bridge is not connected to every shard")
     res = harness.cli("verify", "--json", "--address", f"127.0.0.1:{front.port}", capsys=capsys)
     doc = json.loads(res.out)
-    assert res.code == 0 and doc["ok"] is True and doc["domain"] == DOMAIN
-    assert [c["status"] for c in doc["checks"]] == ["ok"] * 5 + ["warn", "ok"]
+    assert res.code == 1 and doc["ok"] is False and doc["domain"] == DOMAIN
+    assert [c["status"] for c in doc["checks"]] == ["ok"] * 5 + ["warn", "FAIL"]
 
 
 def test_cli_verify_jwt_mints_its_token_from_the_stacks_secret(
@@ -681,18 +700,21 @@ def test_a_name_that_does_not_resolve_stops_every_network_check() -> None:
 
 
 @pytest.mark.parametrize(
-    ("jvb", "status", "tail"),
+    ("jvb", "share", "status", "tail"),
     [
-        ({"runningCount": 2, "desiredCount": 2}, v.OK, "not measured)"),
-        ({"runningCount": 1, "desiredCount": 2}, v.FAIL, "not measured)"),
-        ({"runningCount": 0, "desiredCount": 0}, v.WARN, "no bridge is wanted: calls of 3+ fail"),
+        ({"runningCount": 2, "desiredCount": 2}, None, v.OK, "in the last 10 minutes)"),
+        ({"runningCount": 2, "desiredCount": 2}, 1.0, v.OK, "over 3 report(s) at 08:00 UTC"),
+        ({"runningCount": 2, "desiredCount": 2}, 0.5, v.FAIL, "not connected to every shard"),
+        ({"runningCount": 1, "desiredCount": 2}, None, v.FAIL, "in the last 10 minutes)"),
+        ({"runningCount": 0, "desiredCount": 0}, None, v.WARN, "calls of 3+ fail"),
     ],
 )
-def test_bridges_are_counted_as_ecs_reports_them(
-    jvb: dict[str, int], status: str, tail: str
+def test_bridges_are_counted_by_ecs_and_by_their_xmpp_share(
+    jvb: dict[str, int], share: float | None, status: str, tail: str
 ) -> None:
-    check = v.bridge_check({"jvb": jvb, "signal": {"runningCount": 1, "desiredCount": 1}})
-    assert check.status == status and check.detail.endswith(tail)
+    xmpp = None if share is None else v.XmppShare(share, 3, 1_800_000_000)
+    check = v.bridge_check({"jvb": jvb, "signal": {"runningCount": 1, "desiredCount": 1}}, xmpp)
+    assert check.status == status and check.detail.endswith(tail), check
     assert check.detail.startswith(f"jvb {jvb['runningCount']}/{jvb['desiredCount']} running")
 
 
