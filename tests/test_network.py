@@ -55,6 +55,7 @@ def test_up_creates_network_with_expected_shape(harness: Harness) -> None:
     assert pairs == {
         (8000, result.results["sg-alb"].id),
         (5222, result.results["sg-jvb"].id),
+        (8888, result.results["sg-jvb"].id),  # jicofo REST, for draining bridges
     }
     # Every resource carries the stack and step tags.
     tags = {t["Key"]: t["Value"] for t in ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"][0]["Tags"]}

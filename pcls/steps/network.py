@@ -35,6 +35,7 @@ ANYWHERE6 = "::/0"
 XMPP_PORT = 5222
 WEB_PORT = 8000
 MEDIA_PORT = 10000
+JICOFO_REST_PORT = 8888  # the same port pcls.jitsi opens jicofo's REST API on
 # What EC2 answers, for a few seconds after the create call, about an id that exists.
 NOT_YET = (
     "InvalidVpcID.NotFound",
@@ -886,6 +887,8 @@ def steps(cfg: Config) -> list[Step]:
     signal_in: list[tuple[Rule, str]] = [
         (("tcp", WEB_PORT, WEB_PORT, "sg:sg-alb"), "web from the load balancer"),
         (("tcp", XMPP_PORT, XMPP_PORT, "sg:sg-jvb"), "XMPP from the bridges"),
+        # A draining bridge asks jicofo to move its participants; nothing else reaches it.
+        (("tcp", JICOFO_REST_PORT, JICOFO_REST_PORT, "sg:sg-jvb"), "jicofo REST from the bridges"),
     ]
     return [
         Vpc(),
