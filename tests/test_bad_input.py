@@ -301,7 +301,12 @@ def test_refused_up_leaves_no_ledger_behind(
     harness: Harness, capsys: pytest.CaptureFixture[str]
 ) -> None:
     drop_zone(harness)
-    assert harness.cli("up", capsys=capsys).code == 2
+    res = harness.cli("up", capsys=capsys)
+    assert res.code == 2
+    assert one_line(res) == (
+        "error: no public hosted zone holds meet.example.com; "
+        "create one or set dns.create_zone = true"
+    )
     assert not harness.ledger_path.exists()
 
 

@@ -99,7 +99,13 @@ def test_ledger_from_another_region_stops_the_run(
     harness.state_dir.mkdir()
     ledger = {"schema": 1, "stack": "meet", "account": "", "region": "us-west-2", "steps": {}}
     harness.ledger_path.write_text(json.dumps(ledger))
-    assert harness.cli("up", capsys=capsys).code == 2
+    res = harness.cli("up", capsys=capsys)
+    assert res.code == 2
+    assert one_line(res) == (
+        f"error: {harness.ledger_path}: ledger is for region us-west-2, credentials point at "
+        f"{harness.region}; switch region or move the ledger away"
+    )
+    assert json.loads(harness.ledger_path.read_text()) == ledger
 
 
 def test_corrupted_ledger_is_kept_as_backup(

@@ -299,6 +299,11 @@ def test_a_failing_run_releases_the_lock(
     with on_every_client(fail.register):
         res = harness.cli("up", capsys=capsys)
     assert res.code == 1 and fail.raised
+    step, _, why = error_line(res).removeprefix("error: ").partition(": ")
+    assert step in ("sg-alb", "sg-jvb", "sg-signal")
+    assert (
+        why == "CreateSecurityGroup failed: UnauthorizedOperation: injected UnauthorizedOperation"
+    )
     assert lock_value(harness) is None
 
 
