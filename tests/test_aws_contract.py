@@ -338,3 +338,76 @@ def test_eventually_gives_up_after_its_timeout_with_the_last_error() -> None:
 
     assert aws.eventually(later, codes=("Busy",), timeout=600, sleep=long_wait.append) == "ok"
     assert long_wait == [0.5, 1.0, 2.0, 4.0, 8.0, 15.0]  # at most 15 s between tries
+
+
+def test_a_client_in_another_region_is_its_own(aws_mock: None) -> None:
+    a = Aws(REGION)
+    home = a.client("sns", region="us-east-1")
+    assert home.meta.region_name == "us-east-1"
+    assert a.client("sns", region="us-east-1") is home
+    assert a.client("sns") is not home
+    assert a.client("sns").meta.region_name == REGION
+    assert a.client("ec2", region=REGION) is a.client("ec2")
+    home.list_topics()
+    assert a.calls == {("sns", "ListTopics"): 1}  # counted like any other
+
+
+@pytest.mark.parametrize(
+    "code", ["InvalidClientTokenId", "UnrecognizedClientException", "AuthFailure"]
+)
+def test_refused_credentials_are_explained_when_the_session_can(
+    code: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = Aws(REGION)
+    monkeypatch.setattr(
+        a.client("sts"), "get_caller_identity", lambda: (_ for _ in ()).throw(err(code))
+    )
+    a.explain_rejection = lambda s: f"region {s.region} is not enabled"
+    with pytest.raises(ConfigError) as e:
+        a.identity()
+    assert str(e.value) == f"region {REGION} is not enabled"
+    a.explain_rejection = lambda s: ""
+    if code == "InvalidClientTokenId":
+        with pytest.raises(ConfigError) as e:
+            a.identity()
+        assert str(e.value).startswith("AWS credentials: InvalidClientTokenId; refresh them")
+    else:
+        with pytest.raises(ClientError):
+            a.identity()
+
+
+def test_questions_that_differ_deep_inside_are_not_confused(aws_mock: None) -> None:
+    a = Aws(REGION)
+    ec2 = a.client("ec2")
+    one = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+    two = ec2.create_vpc(CidrBlock="10.2.0.0/16")["Vpc"]["VpcId"]
+    for vpc in (one, two, one):
+        got = a.all("ec2", "describe_vpcs", "Vpcs", Filters=[{"Name": "vpc-id", "Values": [vpc]}])
+        assert [v["VpcId"] for v in got] == [vpc]
+    got = a.all("ec2", "describe_vpcs", "Vpcs", VpcIds=[two])
+    assert [v["VpcId"] for v in got] == [two]
+    a.current_step = "s"
+    a.all("ec2", "describe_vpcs", "Vpcs", VpcIds=[one])
+    a.all("ec2", "describe_vpcs", "Vpcs", VpcIds=[two, one])
+    assert a.step_calls[("s", "ec2", "DescribeVpcs")] == 2
+
+
+def test_sessions_share_one_parse_of_the_service_models() -> None:
+    first, second = Aws(REGION), Aws("us-west-2")
+    loader = first.session._session.get_component("data_loader")
+    assert loader is aws._LOADER
+    assert second.session._session.get_component("data_loader") is loader
+
+
+def test_the_wait_between_tries_is_at_least_a_fifth_of_a_second() -> None:
+    sleeps: list[float] = []
+    answers = [err("Busy"), "ok"]
+
+    def fn() -> str:
+        a = answers.pop(0)
+        if isinstance(a, Exception):
+            raise a
+        return a
+
+    assert aws.eventually(fn, codes=("Busy",), timeout=0.4, sleep=sleeps.append) == "ok"
+    assert sleeps == [0.2]  # at most timeout / 4 (0.1), but never under 0.2

@@ -270,3 +270,103 @@ def test_the_run_lock_is_exclusive_and_names_its_holder(tmp_path: Path) -> None:
     assert stat.S_IMODE(os.stat(tmp_path / "s/meet.lock").st_mode) == 0o600
     with other.locked():  # released: the next run takes it
         pass
+
+
+def test_a_fifo_where_the_file_should_be_is_never_opened(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "meet.json")
+    message = refused(tmp_path)
+    backup = backup_of(tmp_path / "meet.json")
+    assert message == (
+        f"{tmp_path / 'meet.json'}: not a regular file, where the ledger file should be; "
+        f"kept as {backup.name}; {REBUILD}"
+    )
+
+
+def test_too_deep_json_says_why(tmp_path: Path) -> None:
+    write(tmp_path, "[" * 100000 + "]" * 100000)
+    assert "maximum recursion depth" in refused(tmp_path)
+
+
+def test_unreadable_paths_are_config_errors_that_move_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, EMPTY)
+    real_stat = os.stat
+
+    def denied_stat(p: Any, *a: Any, **kw: Any) -> Any:
+        if Path(p) == deny:
+            raise PermissionError(13, "Permission denied")
+        return real_stat(p, *a, **kw)
+
+    monkeypatch.setattr(os, "stat", denied_stat)
+    deny = tmp_path
+    assert refused(tmp_path) == (
+        f"{tmp_path}: cannot read ledger directory ([Errno 13] Permission denied)"
+    )
+    deny = path
+    assert refused(tmp_path) == f"{path}: cannot read ledger ([Errno 13] Permission denied)"
+    deny = Path("/nowhere")
+    monkeypatch.setattr(Path, "read_text", lambda self, **kw: (_ for _ in ()).throw(
+        PermissionError(13, "Permission denied")))  # fmt: skip
+    assert refused(tmp_path) == f"{path}: cannot read ledger ([Errno 13] Permission denied)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["meet.json"]
+
+
+def test_a_ledger_that_vanishes_before_it_is_moved_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, "broken")
+    real = os.rename
+
+    def vanish(src: Any, dst: Any) -> None:
+        os.unlink(src)  # another process removed it first
+        real(src, dst)
+
+    monkeypatch.setattr(os, "rename", vanish)
+    assert refused(tmp_path) == (
+        f"{path}: unreadable ledger (Expecting value: line 1 column 1 (char 0)); "
+        f"no file to keep; {REBUILD}"
+    )
+    write(tmp_path, "broken")
+
+    def no_parent(src: Any, dst: Any) -> None:
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(os, "rename", no_parent)
+    with pytest.raises(FileNotFoundError):
+        Ledger(tmp_path, "meet")
+
+
+def test_reject_before_any_ledger_file_says_so(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "none", "meet")
+    with pytest.raises(ConfigError) as err:
+        ledger.reject("vpc", "not a vpc id")
+    assert str(err.value) == (
+        f"{tmp_path / 'none' / 'meet.json'}: ledger entry vpc: not a vpc id; "
+        f"no ledger file was written yet; {REBUILD}"
+    )
+
+
+def test_bind_target_again_with_the_same_target(tmp_path: Path) -> None:
+    write(tmp_path, {**EMPTY, "account": "123456789012", "region": "eu-central-1"})
+    ledger = Ledger(tmp_path, "meet")
+    ledger.bind_target("123456789012", "eu-central-1")
+    with pytest.raises(ConfigError):
+        ledger.bind_target("123456789012", "us-east-1")
+
+
+def test_the_temporary_file_is_made_beside_the_ledger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[Path] = []
+    real = os.replace
+
+    def spy(src: Any, dst: Any) -> None:
+        seen.append(Path(src).parent)
+        real(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    Ledger(tmp_path / "s", "meet").record("vpc", {"id": "vpc-é"})
+    assert seen == [tmp_path / "s"]
+    assert (tmp_path / "s" / "meet.json").read_bytes().isascii()  # JSON escapes the rest
+    assert Ledger(tmp_path / "s", "meet").id("vpc") == "vpc-é"
