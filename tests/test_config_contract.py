@@ -964,3 +964,184 @@ def test_nesting_deeper_than_eight_is_refused(tmp_path: Path) -> None:
     )
     assert config._too_deep({"a": [[[]]]}) is None
     assert config._too_deep({"a": {"b": [[[[[[[[]]]]]]]]}}) == "a.b[0][0][0][0][0][0][0]"
+
+
+def refusal(text: str) -> str:
+    with pytest.raises(ConfigError) as err:
+        config.loads(text)
+    return str(err.value)
+
+
+def test_the_check_builders() -> None:
+    """The checks are built when the module loads; their builders' contracts, called here."""
+    between = config._between(2, 6)
+    assert [between(v) for v in (1, 2, 6, 7)] == [
+        "a number from 2 to 6",
+        None,
+        None,
+        "a number from 2 to 6",
+    ]
+    one_of = config._one_of(("a", "b"))
+    assert (one_of("a"), one_of("c")) == (None, "one of a, b")
+    import re
+
+    pattern = config._pattern(re.compile(r"^x+$"), "only x")
+    assert (pattern("xx"), pattern("y")) == (None, "only x")
+    optional = config._optional(lambda v: f"bad {v}")
+    assert (optional(""), optional("v")) == (None, "bad v")
+    f = config._f({"k": "v"}, "doc", between)
+    made = f.default_factory()
+    assert made == {"k": "v"} and made is not f.default_factory()
+    assert f.metadata == {"doc": "doc", "check": between}
+    g = config._f(3, "three")
+    assert (g.default, g.metadata["doc"], g.metadata["check"]) == (3, "three", None)
+    assert config._auth("internal").startswith("jwt (hand out room links with `pcls token`)")
+    assert config._auth("open") is None
+    assert config._auth("ldap") == "one of " + ", ".join(config.AUTH_MODES)
+
+
+def test_boundaries_between_sections_are_inclusive() -> None:
+    from pcls.jitsi import SIGNAL_MEMORY_MIN_MIB
+
+    ok = config.loads(BASE + "[jvb]\nmin_count = 3\nmax_count = 3\n")
+    assert (ok.jvb.min_count, ok.jvb.max_count) == (3, 3)
+    assert refusal(BASE + "[jvb]\nmin_count = 3\nmax_count = 2\n") == (
+        "jvb.max_count: 2 is below jvb.min_count 3"
+    )
+    sched = '[[scaling.schedule]]\nname = "n"\ncron = "rate(1 hour)"\n'
+    config.loads(BASE + sched + "min_count = 2\nmax_count = 2\n")
+    assert refusal(BASE + sched + "min_count = 2\nmax_count = 1\n") == (
+        "scaling.schedule[0].max_count: below its min_count"
+    )
+    assert refusal(BASE + '[jitsi]\nauth = "jwt"\n') == (
+        'jitsi.jwt_app_id: required when jitsi.auth = "jwt"'
+    )
+    assert SIGNAL_MEMORY_MIN_MIB == 1152
+    for text, ok_ in ((BASE + "[network]\nazs = 2\n", True), (BASE + "[network]\nazs = 6\n", True)):
+        assert bool(config.loads(text)) is ok_
+
+
+def test_values_are_kept_as_given() -> None:
+    cfg = config.loads(BASE + '[jitsi]\nstun_servers = ["a.example.com:1", "b:2"]\n')
+    assert cfg.jitsi.stun_servers == ("a.example.com:1", "b:2")
+    assert refusal(BASE + "[jitsi]\nstun_servers = []\n") == (
+        "jitsi.stun_servers: () is not allowed; expected a non-empty list of host:port strings"
+    )
+    assert refusal(BASE + "[logs]\nkeep_on_teardown = 0\n") == (
+        "logs.keep_on_teardown: 0 is not true or false"
+    )
+    assert refusal(BASE + '[jitsi]\nauth = "ldap"\n') == (
+        "jitsi.auth: 'ldap' is not allowed; expected one of " + ", ".join(config.AUTH_MODES)
+    )
+    assert config.loads(BASE + '[alerts]\nemail = ""\n').alerts.email == ""
+    assert refusal(BASE + '[alerts]\nemail = "x"\n').startswith("alerts.email: 'x' is not allowed")
+    assert config.loads(BASE + '[jitsi]\nauth = "jwt"\njwt_app_id = ""\n'.replace(
+        'jwt_app_id = ""', 'jwt_app_id = "a"')).jitsi.jwt_app_id == "a"  # fmt: skip
+
+
+def test_long_values_are_shortened_in_messages() -> None:
+    for n, shown in ((80, None), (81, 80)):
+        tag = "a" * (n - 1) + "_"
+        text = refusal(BASE + f'[jitsi]\nimage_tag = "-{tag[1:]}"\n')
+        value = "-" + tag[1:]
+        if shown is None:
+            assert (
+                text == f"jitsi.image_tag: {value!r} is not allowed; expected a container image tag"
+            )
+        else:
+            assert text == (
+                f"jitsi.image_tag: {value[:80]!r}"[:-1]
+                + f"…' ({n} characters) is not allowed; expected a container image tag"
+            )
+    key40 = "k" * 39 + "!"
+    assert config._tags({key40: "v"}).endswith(f"(tag {key40!r} has '!')")
+    key41 = "k" * 40 + "!"
+    assert config._tags({key41: "v"}).endswith(
+        f"(tag {('k' * 40)!r}"[:-1] + "…' (41 characters) has '!')"
+    )
+
+
+def test_tag_length_bounds() -> None:
+    assert config._tags({"k" * 128: "v" * 256}) is None
+    assert config._tags({"k": "v" * 257}) == "values of at most 256 characters (tag 'k' has 257)"
+    assert config._tags({"k" * 129: "v"}).startswith("keys of 1-128 characters (got 'kkkk")
+    assert config._tags({f"k{i}": "v" for i in range(8)}) is None
+
+
+def test_deep_values_are_found_wherever_they_are() -> None:
+    deep = [[[[[[[[[]]]]]]]]]
+    alone = config._too_deep({"b": deep})
+    assert alone == "b[0][0][0][0][0][0][0][0]"
+    assert config._too_deep({"a": {"x": 1}, "b": deep, "c": 2}) == alone
+    assert config._too_deep({"b": deep, "z": {"x": 1}}) == alone
+    assert config._too_deep({"b": [1, deep[0], 2]}) == "b[1][0][0][0][0][0][0][0]"
+    nested = {"s": {"a": 1, "t": {"u": {"v": {"w": {"x": {"y": {"z": {"q": {}}}}}}}}}}
+    assert config._too_deep(nested) == "s.t.u.v.w.x.y.z.q"
+
+
+def test_default_names_at_their_edges() -> None:
+    assert config.default_name("ab.example.com") == "ab"
+    assert config.default_name("-abcdefghijklmnopq.example.com") == "abcdefghijklmnop"
+    assert config.default_name("abcdefghijklmno-p.example.com") == "abcdefghijklmno"
+    assert config.default_name("a b.example.com") == "a-b"
+
+
+def test_day_of_week_nth_runs_from_1_to_5() -> None:
+    for n in "12345":
+        assert config.schedule_error(f"cron(0 20 ? * MON#{n} *)") is None
+    assert config.schedule_error("cron(0 20 ? * MON#0 *)") is not None
+
+
+def test_load_names_the_file_in_every_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[stack\n")
+    with pytest.raises(ConfigError) as err:
+        config.load(bad)
+    assert str(err.value).startswith(f"{bad}: not valid TOML: ")
+    deep = tmp_path / "deep.toml"
+    deep.write_text("x = " + "[" * 5000 + "]" * 5000)
+    with pytest.raises(ConfigError) as err:
+        config.load(deep)
+    assert str(err.value) == (
+        f"{deep}: a value nested deeper than 8 tables or arrays; "
+        "expected the flat layout of README.md#configuration"
+    )
+    assert config.load(_write(tmp_path / "ok.toml", BASE)).path == tmp_path / "ok.toml"
+    old_mac = _write(tmp_path / "cr.toml", BASE.replace("\n", "\r"))
+    assert config.load(old_mac).stack.domain == "meet.example.com"
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_bytes(text.encode())
+    return path
+
+
+def test_a_file_swapped_or_grown_after_the_check_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    regular = _write(tmp_path / "ok.toml", BASE)
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: real_stat(regular if p == fifo else p))
+    with pytest.raises(ConfigError) as err:
+        config.load(fifo)  # opened without blocking, then seen to be a FIFO after all
+    assert str(err.value) == f"{fifo}: cannot read config (not a regular file)"
+    big = _write(tmp_path / "big.toml", BASE + "#" * config.MAX_BYTES)
+    real_fstat = os.fstat
+    small = real_stat(regular)
+    monkeypatch.setattr(os, "fstat", lambda fd: small if fd > 2 else real_fstat(fd))
+    with pytest.raises(ConfigError) as err:
+        config.load(big)
+    assert str(err.value) == f"{big}: cannot read config (over 1 MiB); expected at most 1 MiB"
+    monkeypatch.setattr(os, "fstat", real_fstat)
+
+    def denied(*a: object, **k: object) -> int:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "open", denied)
+    with pytest.raises(ConfigError) as err:
+        config.load(regular)
+    assert str(err.value) == f"{regular}: cannot read config ([Errno 13] Permission denied)"
