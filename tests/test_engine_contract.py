@@ -603,3 +603,315 @@ def test_run_result_counts() -> None:
     assert not RunResult("up", {}, interrupted=True).ok
     p = Patience()
     assert (p.poll_min, p.poll_max, p.iam_propagation, p.read_settle) == (2.0, 10.0, 120.0, 120.0)
+
+
+# -- what each walk shows, step by step --------------------------------------------------------
+
+
+class Watched(Thing):
+    """A Thing that checks what the engine hands it and where it runs."""
+
+    seen: list[tuple[str, str, str, str]]
+
+    def _check(self, where: str, ctx: Context, res: Resource | None = None) -> None:
+        assert isinstance(ctx, Context), where
+        if res is not None or where in ("drift", "update", "delete", "details"):
+            assert res is self.world[self.name], where
+        thread = threading.current_thread().name
+        Watched.seen.append((self.name, where, ctx.aws.current_step, thread.split("_")[0]))
+
+    def find(self, ctx: Context) -> Resource | None:
+        self._check("find", ctx)
+        return super().find(ctx)
+
+    def create(self, ctx: Context) -> Resource:
+        self._check("create", ctx)
+        return super().create(ctx)
+
+    def drift(self, ctx: Context, res: Resource) -> list[str]:
+        self._check("drift", ctx, res)
+        return super().drift(ctx, res)
+
+    def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
+        self._check("update", ctx, res)
+        assert drift == self.drifts
+        super().update(ctx, res, drift)
+
+    def delete(self, ctx: Context, res: Resource) -> None:
+        self._check("delete", ctx, res)
+        super().delete(ctx, res)
+
+    def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
+        self._check("details", ctx, res)
+        return super().details(ctx, res)
+
+    def preflight(self, ctx: Context) -> None:
+        assert isinstance(ctx, Context)
+
+
+def full(result: RunResult, engine: Engine) -> list[tuple[str, str, str, str, str]]:
+    out = []
+    for name, r in sorted(result.results.items()):
+        assert r.step == name and r.kind == engine.steps[name].kind, name
+        assert 0 <= r.elapsed < 5
+        out.append((name, r.kind, r.outcome.value, r.id, r.detail))
+    return out
+
+
+def events(engine: Engine, kind: str) -> list[tuple[str, ...]]:
+    return sorted(e for e in engine.ctx.ui.events if e[0] == kind)
+
+
+def test_each_walk_names_its_steps_and_hands_them_the_context(env) -> None:
+    Watched.seen = []
+    world: dict[str, Resource] = {"b": Resource("id-b")}
+    steps = [Watched("a", world), Watched("b", world, drift=["size 2 -> 3", "port 80"])]
+    engine = env(steps)
+    result = engine.up()
+    assert result.mode == "up"
+    assert full(result, engine) == [
+        ("a", "test thing", "created", "id-a", "id-a"),
+        ("b", "test thing", "updated", "id-b", "id-b: size 2 -> 3; port 80"),
+    ]
+    assert result.results["b"].drift == ["size 2 -> 3", "port 80"]
+    assert events(engine, "start") == [("start", "a", "checking"), ("start", "b", "checking")]
+    assert events(engine, "progress") == [
+        ("progress", "a", "creating"),
+        ("progress", "b", "repairing: size 2 -> 3; port 80"),
+    ]
+    assert events(engine, "finish") == [
+        ("finish", "a", "created", "id-a"),
+        ("finish", "b", "updated", "id-b: size 2 -> 3; port 80"),
+    ]
+    walked = [s for s in Watched.seen if s[3] == "pcls-step"]
+    assert {(n, w, cur) for n, w, cur, _ in walked} >= {
+        ("a", "find", "a"),
+        ("a", "create", "a"),
+        ("b", "drift", "b"),
+        ("b", "update", "b"),
+    }
+    assert all(cur == n for n, _, cur, _ in walked)
+    surveyed = [s for s in Watched.seen if s[3] == "pcls-find"]
+    assert {(n, w) for n, w, _, _ in surveyed} == {("a", "find"), ("b", "find")}
+    assert engine.ctx.aws.current_step == ""
+
+    Watched.seen = []
+    steps[1].drifts = ["x", "y"]
+    engine = env(steps)
+    result = engine.status()
+    assert (result.mode, engine.ctx.mode) == ("status", "status")
+    assert full(result, engine) == [
+        ("a", "test thing", "in sync", "id-a", "id-a"),
+        ("b", "test thing", "drifted", "id-b", "id-b: x; y"),
+    ]
+    assert ("b", "details", "b", "pcls-step") in Watched.seen
+    assert events(engine, "start") == [("start", "a", "checking"), ("start", "b", "checking")]
+    engine = env(steps)
+    result = engine.plan()
+    assert result.mode == "plan"
+    assert full(result, engine)[1] == ("b", "test thing", "would update", "id-b", "id-b: x; y")
+
+    Watched.seen = []
+    engine = env(steps)
+    result = engine.teardown()
+    assert result.mode == "teardown"
+    assert full(result, engine) == [
+        ("a", "test thing", "deleted", "id-a", "id-a"),
+        ("b", "test thing", "deleted", "id-b", "id-b"),
+    ]
+    assert events(engine, "progress") == [("progress", "a", "deleting"),
+                                          ("progress", "b", "deleting")]  # fmt: skip
+    engine = env(steps)
+    result = engine.teardown()
+    assert full(result, engine) == [("a", "test thing", "absent", "", ""),
+                                    ("b", "test thing", "absent", "", "")]  # fmt: skip
+    assert events(engine, "start") == [("start", "a", "checking"), ("start", "b", "checking")]
+
+
+def test_missing_dependencies_are_all_named(env) -> None:
+    world: dict[str, Resource] = {"c": Resource("id-c")}
+    steps = [Thing("a", world), Thing("b", world), Thing("c", world, ("a", "b")),
+             Thing("d", world, ("a", "b"))]  # fmt: skip
+    engine = env(steps)
+    result = engine.plan()
+    assert full(result, engine)[2:] == [
+        ("c", "test thing", "would update", "id-c", "id-c: depends on missing a, b"),
+        ("d", "test thing", "would create", "", "after a, b"),
+    ]
+    kept = {"k": Resource("Z", retained="used, not made")}
+    engine = env([Thing("k", kept)])
+    assert full(engine.teardown(), engine) == [("k", "test thing", "kept", "Z", "used, not made")]
+
+
+def test_a_walk_skips_every_dependant_of_a_failure_and_runs_the_rest(env) -> None:
+    world: dict[str, Resource] = {}
+    boom = RuntimeError("no")
+    steps = [Thing("a", world, fail=boom, where="find"), Thing("b", world, ("a",)),
+             Thing("c", world, ("a",)), Thing("d", world, ("b",)), Thing("e", world),
+             Thing("f", world, ("e",))]  # fmt: skip
+    for s in steps:
+        s.typical_seconds = {"a": 50.0, "b": 10.0, "c": 10.0}.get(s.name, 1.0)
+    engine = env(steps, parallel=1)
+    result = engine.status()
+    assert full(result, engine) == [
+        ("a", "test thing", "failed", "", "a: run failed: RuntimeError: no"),
+        ("b", "test thing", "skipped", "", "a did not finish"),
+        ("c", "test thing", "skipped", "", "a did not finish"),
+        ("d", "test thing", "skipped", "", "b did not finish"),
+        ("e", "test thing", "missing", "", "not found"),
+        ("f", "test thing", "missing", "", "not found"),
+    ]
+    assert ("finish", "b", "skipped", "a did not finish") in engine.ctx.ui.events
+    assert result.results["a"].trace.startswith("Traceback (most recent call last):")
+
+
+def test_teardown_starts_nothing_new_after_a_failure(env) -> None:
+    world: dict[str, Resource] = {"a": Resource("id-a"), "b": Resource("id-b")}
+    steps = [Thing("a", world, fail=RuntimeError("stuck"), where="delete"), Thing("b", world)]
+    steps[0].typical_seconds = 10.0
+    engine = env(steps, parallel=1)
+    result = engine.teardown()
+    assert full(result, engine) == [
+        ("a", "test thing", "failed", "", "a: run failed: RuntimeError: stuck"),
+        ("b", "test thing", "skipped", "", "not started after a failure"),
+    ]
+    assert "b" in world and result.remaining == []  # no after-check when the walk failed
+
+
+def test_an_interrupt_stops_the_walk_and_cancels_what_did_not_start(env) -> None:
+    import _thread
+    import time
+
+    world: dict[str, Resource] = {}
+
+    class Interrupting(Thing):
+        def create(self, ctx: Context) -> Resource:
+            time.sleep(0.2)  # the walk is waiting for its steps by now
+            _thread.interrupt_main()  # Ctrl-C while this step works
+            time.sleep(0.3)
+            return super().create(ctx)
+
+    steps = [Interrupting("a", world), Thing("b", world), Thing("c", world, ("a",))]
+    steps[0].typical_seconds = 10.0
+    engine = env(steps, parallel=1)
+    try:
+        result = engine.up()
+    except KeyboardInterrupt:  # pragma: no cover - must not reach pytest itself
+        pytest.fail("the interrupt escaped the walk's wait")
+    assert result.interrupted and not result.ok
+    assert engine.ctx.cancel.is_set()
+    assert full(result, engine) == [
+        ("a", "test thing", "created", "id-a", "id-a"),  # the step in flight finished
+        ("b", "test thing", "cancelled", "", "interrupted"),
+        ("c", "test thing", "cancelled", "", "interrupted"),
+    ]
+
+
+def test_a_collision_met_during_the_walk_fails_that_step_in_up_and_plan(env) -> None:
+    class Late(Thing):
+        """Meets a resource in its way only on its second look (after the survey)."""
+
+        looks = 0
+
+        def find(self, ctx: Context) -> Resource | None:
+            Late.looks += 1
+            if Late.looks % 2 == 0:
+                ctx.collision(self.name, "x-2", "thing", tagged("zz", "late"))
+            return super().find(ctx)
+
+    for walk in ("up", "plan", "status"):
+        Late.looks = 0
+        engine = env([Late("late", {}), Thing("free", {})])
+        result = getattr(engine, walk)()
+        late = result.results["late"]
+        if walk == "status":
+            assert late.outcome is Outcome.MISSING
+            assert late.detail.startswith("late: thing (x-2) belongs to stack 'zz'")
+            continue
+        assert (late.outcome, late.detail) == (Outcome.FAILED, (
+            "late: thing (x-2) belongs to stack 'zz' (pcls:stack=zz); it has the name pcls "
+            "would use: another stack's resource is never adopted: rename the stack (stack.name)"
+        )), walk  # fmt: skip
+        assert late.error.exit_code == 2  # type: ignore[union-attr]
+
+
+def test_the_longest_remaining_chain_goes_first(env) -> None:
+    order: list[str] = []
+
+    class Timed(Thing):
+        def create(self, ctx: Context) -> Resource:
+            order.append(self.name)
+            return super().create(ctx)
+
+    world: dict[str, Resource] = {}
+    steps = [Timed("w", world), Timed("x", world), Timed("y", world, ("x",)),
+             Timed("z", world, ("y",))]  # fmt: skip
+    for s, t in zip(steps, (25.0, 10.0, 10.0, 10.0), strict=True):
+        s.typical_seconds = t
+    assert env(steps, parallel=1).up().ok
+    assert order == ["x", "w", "y", "z"]  # x heads 30 s of work, w only 25 s
+
+
+def test_context_details(env) -> None:
+    ctx = env([]).ctx
+    assert ctx.mode == "" and ctx.adopting == {} and ctx.outputs == {}
+    assert ctx.claims("vpc", "v-1", tagged("tt", "vpc"))
+    assert not ctx.claims("vpc", "v-1", tagged("tt", "subnet"))
+    same = Conflict("vpc", "v-1", "VPC", "tt", "subnet", from_ledger=True)
+    assert same.message("tt") == (
+        "vpc: VPC (v-1) carries pcls:stack=tt but pcls:step=subnet; the ledger names it: rename "
+        "the stack (stack.name), remove that resource, or claim it with `pcls adopt vpc v-1`"
+    )
+    with pytest.raises(Cancelled) as e:
+        ctx.cancel.set()
+        ctx.wait_for("vpc", "it", lambda: (False, ""), timeout=5)
+    assert str(e.value) == "vpc"
+
+
+def test_wait_and_retry_name_their_step(env) -> None:
+    clock = Clock()
+    ctx = env([], patience=Patience(poll_min=1.0, sleep=clock.sleep, clock=clock)).ctx
+    states = iter([(False, ""), (True, "")])
+    ctx.wait_for("sg", "the group", lambda: next(states), timeout=10)
+    answers: list[Any] = [ClientError({"Error": {"Code": "Busy", "Message": "m"}}, "Op"), 1]
+
+    def call() -> Any:
+        a = answers.pop(0)
+        if isinstance(a, Exception):
+            raise a
+        return a
+
+    assert ctx.retry_while("sg", call, codes=("Busy",), timeout=30, why="waiting") == 1
+    assert [e for e in ctx.ui.events if e[0] == "progress"] == [
+        ("progress", "sg", "waiting for the group"),
+        ("progress", "sg", "waiting: retrying (Busy: m)"),
+    ]
+    ctx.cancel.set()
+    answers[:] = [ClientError({"Error": {"Code": "Busy", "Message": "m"}}, "Op")] * 3
+    with pytest.raises(Cancelled) as e:
+        ctx.retry_while("sg", call, codes=("Busy",), timeout=30, why="waiting")
+    assert str(e.value) == "sg"
+
+
+def test_teardown_names_each_step_aws_still_lists(env) -> None:
+    clock = Clock()
+    patience = Patience(iam_propagation=1.0, poll_min=0.5, poll_max=0.5, sleep=clock.sleep,
+                        clock=clock)  # fmt: skip
+
+    class Stuck(Thing):
+        def delete(self, ctx: Context, res: Resource) -> None:
+            pass
+
+        def strays(self, ctx: Context) -> dict[str, str]:
+            assert isinstance(ctx, Context)
+            return {}
+
+    world = {"a": Resource("id-a"), "b": Resource("id-b")}
+    engine = env([Stuck("a", world), Stuck("b", world)], patience=patience)
+    result = engine.teardown()
+    assert result.remaining == ["a (test thing id-a)", "b (test thing id-b)"]
+    waits = {e[2] for e in engine.ctx.ui.events if e[0] == "progress" and e[1] == "teardown"}
+    assert waits == {"waiting for AWS to stop listing what was deleted: still listed: a, b"}
+    infos = [e[1] for e in engine.ctx.ui.events if e[0] == "info"]
+    assert infos == ["teardown: AWS still lists a, b; reads lag behind deletes, looking again "
+                     "for up to 1s"]  # fmt: skip
