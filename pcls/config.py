@@ -90,6 +90,10 @@ AUTH_REMOVED = {
     ),
 }
 SCALING_METRICS = ("participants", "stress")
+# runtimePlatform.cpuArchitecture of the task definitions (pcls.jitsi); the official images are
+# published for both (docs/ecs.md#cpu-architecture).
+CPU_ARCHITECTURES = ("ARM64", "X86_64")
+BUDGET_MAX_USD = 1_000_000  # alerts.monthly_budget
 
 
 def _punycode_error(label: str) -> str | None:
@@ -586,6 +590,13 @@ class AlertsSection:
         "64 characters, 254 in all.",
         _optional(email_error),
     )
+    monthly_budget: float = _f(
+        0.0,
+        "Monthly AWS Budgets cost budget in USD for the stack (its pcls:stack cost allocation "
+        "tag, else the whole account), e-mailing alerts.email at 100 % forecast and 80 % "
+        "actual; 0: no budget.",
+        _between(0, BUDGET_MAX_USD),
+    )
 
 
 @dataclass(frozen=True)
@@ -597,6 +608,11 @@ class LogsSection:
 @dataclass(frozen=True)
 class EcsSection:
     container_insights: bool = _f(False, "Container Insights on the cluster (costs extra).")
+    cpu_architecture: str = _f(
+        "ARM64",
+        "CPU architecture of every task: ARM64 (Graviton, on FARGATE and FARGATE_SPOT) or X86_64.",
+        _one_of(CPU_ARCHITECTURES),
+    )
 
 
 SECTIONS: dict[str, type] = {
@@ -761,6 +777,10 @@ def _cross_checks(cfg: Config) -> None:
         )
     if cfg.jitsi.auth == "jwt" and not cfg.jitsi.jwt_app_id:
         raise ConfigError('jitsi.jwt_app_id: required when jitsi.auth = "jwt"')
+    if cfg.alerts.monthly_budget and not cfg.alerts.email:
+        raise ConfigError(
+            "alerts.monthly_budget: needs alerts.email, the address its alerts are sent to"
+        )
     for i, entry in enumerate(cfg.scaling.schedule):
         if entry.max_count < entry.min_count:
             raise ConfigError(f"scaling.schedule[{i}].max_count: below its min_count")

@@ -35,6 +35,11 @@ JITSI_TAG_DEFAULT = "stable-11146-2"
 IMAGE_REPO = "ghcr.io/jitsi"
 
 AUTH_MODES = ("open", "jwt")
+# runtimePlatform.cpuArchitecture. The images (ghcr.io/jitsi/*, and the stock python and haproxy
+# images of the guard and the router) are published for linux/amd64 and linux/arm64;
+# FARGATE_SPOT runs ARM64 tasks on platform version 1.4.0 or later (docs/ecs.md).
+CPU_ARCHITECTURES = ("ARM64", "X86_64")
+CPU_ARCHITECTURE_DEFAULT = "ARM64"
 JWT_AUDIENCE = "jitsi"  # JWT_ACCEPTED_AUDIENCES: the aud every token must carry
 # jitsi-contrib's token_affiliation (shipped in the prosody image): the token's
 # context.user.moderator decides owner or member, instead of every token holder moderating
@@ -164,6 +169,7 @@ class JitsiParams:
     signal_task_role_arn: str
     jvb_task_role_arn: str
     sidecar: Mapping[str, Any] | None = None  # extra container for the jvb task
+    cpu_architecture: str = CPU_ARCHITECTURE_DEFAULT  # "ARM64" | "X86_64" (ecs.cpu_architecture)
 
 
 def _format_values(values: tuple[int, ...]) -> str:
@@ -266,6 +272,10 @@ def _validate(p: JitsiParams) -> None:
         raise ValueError("stun_servers must name at least one STUN server")
     if not p.timezone:
         raise ValueError("timezone must not be empty")
+    if p.cpu_architecture not in CPU_ARCHITECTURES:
+        raise ValueError(
+            f"cpu_architecture {p.cpu_architecture!r} is not one of {', '.join(CPU_ARCHITECTURES)}"
+        )
     for name, cpu, memory in (
         ("signal", p.signal_cpu, p.signal_memory),
         ("jvb", p.jvb_cpu, p.jvb_memory),
@@ -351,6 +361,10 @@ def _port(port: int, protocol: str) -> dict[str, Any]:
     return {"containerPort": port, "hostPort": port, "protocol": protocol}
 
 
+def _runtime_platform(p: JitsiParams) -> dict[str, str]:
+    return {"operatingSystemFamily": "LINUX", "cpuArchitecture": p.cpu_architecture}
+
+
 def signal_task_definition(p: JitsiParams) -> dict:
     """register_task_definition kwargs for the signal task (web + prosody + jicofo)."""
     _validate(p)
@@ -433,7 +447,7 @@ def signal_task_definition(p: JitsiParams) -> dict:
         "memory": str(p.signal_memory),
         "executionRoleArn": p.execution_role_arn,
         "taskRoleArn": p.signal_task_role_arn,
-        "runtimePlatform": {"operatingSystemFamily": "LINUX", "cpuArchitecture": "X86_64"},
+        "runtimePlatform": _runtime_platform(p),
         "containerDefinitions": [web, prosody, jicofo],
     }
 
@@ -491,7 +505,7 @@ def jvb_task_definition(p: JitsiParams) -> dict:
         "memory": str(p.jvb_memory),
         "executionRoleArn": p.execution_role_arn,
         "taskRoleArn": p.jvb_task_role_arn,
-        "runtimePlatform": {"operatingSystemFamily": "LINUX", "cpuArchitecture": "X86_64"},
+        "runtimePlatform": _runtime_platform(p),
         "containerDefinitions": containers,
     }
 

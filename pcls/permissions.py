@@ -52,6 +52,8 @@ READ = {
         "DescribeScheduledActions",
         "ListTagsForResource",
     ],
+    # the budget step: is pcls:stack an active cost allocation tag (no resource type)
+    "ce": ["ListCostAllocationTags"],
     "cloudwatch": [
         "DescribeAlarms",
         "GetDashboard",
@@ -162,6 +164,9 @@ IAM_TAGS = "https://docs.aws.amazon.com/IAM/latest/UserGuide/id_tags_roles.html"
 QUOTAS = (
     "https://docs.aws.amazon.com/service-authorization/latest/reference/list_servicequotas.html"
 )
+BUDGETS = (
+    "https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsbudgetservice.html"
+)
 DOCUMENTED_EXTRAS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
     ("ecs", "CreateCluster"): (ECS_SLR, ("iam:CreateServiceLinkedRole", "ecs:TagResource")),
     ("ecs", "CreateService"): (ECS_TAGGING, ("ecs:TagResource",)),
@@ -203,6 +208,8 @@ DOCUMENTED_EXTRAS: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
     ("logs", "CreateLogGroup"): (LOGS_TAGS, ("logs:TagResource",)),
     ("acm", "RequestCertificate"): (ACM_TAGS, ("acm:AddTagsToCertificate",)),
     ("iam", "CreateRole"): (IAM_TAGS, ("iam:TagRole",)),
+    # A budget created with ResourceTags (its API operations table).
+    ("budgets", "CreateBudget"): (BUDGETS, ("budgets:TagResource",)),
     # The applied value of a load balancer quota comes from Elastic Load Balancing.
     ("service-quotas", "GetServiceQuota"): (
         QUOTAS,
@@ -313,6 +320,7 @@ def statements(t: Target) -> list[dict[str, Any]]:
     out += _ecs(b, s)
     out += _platform(b, s)
     out += _monitoring(b, s)
+    out += _budget(b, s)
     return out
 
 
@@ -588,6 +596,36 @@ def _monitoring(b: _Builder, s: str) -> list[dict[str, Any]]:
     ]
 
 
+def _budget(b: _Builder, s: str) -> list[dict[str, Any]]:
+    """The budget `pcls-<stack>` (Budgets ARNs have no region). Budgets authorises every read
+    of a budget with ViewBudget and every write (budget, notification, subscriber) with
+    ModifyBudget; a create, which has no tags to read yet, passes the IfExists condition. No
+    aws-portal actions: that namespace is out of standard support since July 2023."""
+    budget = b.arn("budgets", f"budget/pcls-{s}", region=False)
+    own: dict[str, Any] | None = None
+    if b.t.stack:
+        own = {"StringEqualsIfExists": {f"aws:ResourceTag/{STACK_TAG}": b.t.stack}}
+    return [
+        _st("BudgetRead", _actions("budgets", ["ListTagsForResource", "ViewBudget"]), budget),
+        _st("BudgetWrite", ["budgets:ModifyBudget"], budget, own),
+        _st("BudgetTags", ["budgets:TagResource"], budget, b.tag_write()),
+    ]
+
+
+# Budgets authorises its API operations with two actions (Service Authorization Reference).
+BUDGETS_VIEW = (
+    "DescribeBudget",
+    "DescribeBudgets",
+    "DescribeNotificationsForBudget",
+    "DescribeSubscribersForNotification",
+)
+BUDGETS_MODIFY = (
+    *("CreateBudget", "UpdateBudget", "DeleteBudget"),
+    *("CreateNotification", "UpdateNotification", "DeleteNotification"),
+    *("CreateSubscriber", "UpdateSubscriber", "DeleteSubscriber"),
+)
+
+
 def size(doc: dict[str, Any]) -> int:
     """Characters IAM counts against the managed policy limit (whitespace excluded)."""
     return len(json.dumps(doc, separators=(",", ":")))
@@ -619,6 +657,11 @@ def iam_action(service: str, operation: str) -> str:
     prefix = {"elbv2": "elasticloadbalancing", "service-quotas": "servicequotas"}.get(
         service, service
     )
+    if service == "budgets":
+        if operation in BUDGETS_VIEW:
+            operation = "ViewBudget"
+        elif operation in BUDGETS_MODIFY:
+            operation = "ModifyBudget"
     return f"{prefix}:{operation}"
 
 

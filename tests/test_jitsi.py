@@ -465,7 +465,7 @@ def test_signal_task_shape():
         "memory": "2048",
         "executionRoleArn": "arn:aws:iam::123456789012:role/meet-exec",
         "taskRoleArn": "arn:aws:iam::123456789012:role/meet-signal",
-        "runtimePlatform": {"operatingSystemFamily": "LINUX", "cpuArchitecture": "X86_64"},
+        "runtimePlatform": {"operatingSystemFamily": "LINUX", "cpuArchitecture": "ARM64"},
     }
     web, prosody, jicofo = td["containerDefinitions"]
     assert [web["name"], prosody["name"], jicofo["name"]] == ["web", "prosody", "jicofo"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pcls.config import Config
 from pcls.engine import Step
 from pcls.steps import (
+    budget,
     certificate,
     dns,
     iam,
@@ -33,4 +34,5 @@ def build(cfg: Config) -> list[Step]:
         *services.steps(cfg),
         *scaling.steps(cfg),
         *monitoring.steps(cfg),
+        *budget.steps(cfg),
     ]
