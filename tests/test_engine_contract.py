@@ -915,3 +915,40 @@ def test_teardown_names_each_step_aws_still_lists(env) -> None:
     infos = [e[1] for e in engine.ctx.ui.events if e[0] == "info"]
     assert infos == ["teardown: AWS still lists a, b; reads lag behind deletes, looking again "
                      "for up to 1s"]  # fmt: skip
+
+
+def test_a_resource_of_the_stack_but_another_step_is_named_as_such(env) -> None:
+    class OwnStack(Thing):
+        def find(self, ctx: Context) -> Resource | None:
+            ctx.collision(self.name, "x-3", "thing", tagged("tt", "other"))
+            return None
+
+    line = (
+        "b: thing (x-3) carries pcls:stack=tt but pcls:step=other; it has the name pcls would "
+        "use: rename the stack (stack.name), remove that resource, or claim it with "
+        "`pcls adopt b x-3`"
+    )
+    with pytest.raises(Collision) as e:
+        env([OwnStack("b", {})]).up()
+    assert str(e.value) == line
+    assert env([OwnStack("b", {})]).status().results["b"].detail == line
+    assert env([OwnStack("b", {})]).teardown().left_alone == [line]
+
+
+def test_pick_claims_what_is_being_adopted_and_ignores_names_without_a_getter(env) -> None:
+    ctx = env([]).ctx
+    items = [{"Id": "u-1", "Tags": []}, {"Id": "u-2", "Tags": []}]
+    assert ctx.pick("topic", items, "Id", want="tt-alarms") is None
+    assert ctx.conflicts_of("topic") == []  # no name getter: nothing is "of our name"
+    ctx.adopting["topic"] = "u-2"
+    assert ctx.pick("topic", items, "Id")["Id"] == "u-2"
+
+
+def test_a_step_that_cannot_be_adopted_says_so() -> None:
+    step = Thing("a", {})
+    with pytest.raises(PclsError) as e:
+        Step.tag(step, None, Resource("x"))  # type: ignore[arg-type]
+    assert (str(e.value), e.value.exit_code) == ("a: a test thing cannot be adopted", 2)
+    assert Step.strays(step, None) == {}  # type: ignore[arg-type]
+    assert Step.details(step, None, Resource("x")) == {}  # type: ignore[arg-type]
+    assert Step.drift(step, None, Resource("x")) == []  # type: ignore[arg-type]
