@@ -1145,3 +1145,29 @@ def test_a_file_swapped_or_grown_after_the_check_is_refused(
     with pytest.raises(ConfigError) as err:
         config.load(regular)
     assert str(err.value) == f"{regular}: cannot read config ([Errno 13] Permission denied)"
+
+
+def test_more_edges_of_the_checks() -> None:
+    on = config.loads(BASE + "[network]\ndual_stack = true\n[logs]\nkeep_on_teardown = true\n")
+    assert (on.network.dual_stack, on.logs.keep_on_teardown) == (True, True)
+    with pytest.raises(ConfigError) as err:
+        config.parse({"stack": {"name": "meet", "domain": "meet.example.com"}, "tags": 1})
+    assert str(err.value) == "[tags]: must be a table of strings"
+    with pytest.raises(ConfigError) as err:
+        config.parse({})
+    assert str(err.value) == "[stack]: missing; it needs name and domain"
+    with pytest.raises(ConfigError) as err:
+        config.parse({"stack": {}, "extras": {}})
+    assert str(err.value) == (
+        "[extras]: unknown section; allowed: " + ", ".join([*config.SECTIONS, "tags"])
+    )
+    for expr in ("cron(0/1 20 * * ? *)", "cron(0 5-5 * * ? *)", "cron(0 20 ? * 1-1 *)"):
+        assert config.schedule_error(expr) is None, expr
+    assert config.schedule_error("cron( 0 20 * * ?)") == (
+        "cron() with 6 fields separated by single spaces: minutes hours day-of-month month "
+        "day-of-week year (got 5)"
+    )
+    for label in ("xn---x-wka", "xn--a--yka"):  # ü-x and a-ü: a hyphen among the letters
+        assert config.domain_error(f"{label}.example.com") is None
+    deep = [[[[[[[[[]]]]]]]]]
+    assert config._too_deep({"deep": deep, "a": [1]}) == "deep[0][0][0][0][0][0][0][0]"
