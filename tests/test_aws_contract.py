@@ -411,3 +411,13 @@ def test_the_wait_between_tries_is_at_least_a_fifth_of_a_second() -> None:
 
     assert aws.eventually(fn, codes=("Busy",), timeout=0.4, sleep=sleeps.append) == "ok"
     assert sleeps == [0.2]  # at most timeout / 4 (0.1), but never under 0.2
+
+
+def test_each_service_has_its_own_probe_client() -> None:
+    a = Aws(REGION)
+    ec2, logs = a.probe_client("ec2"), a.probe_client("logs")
+    assert ec2 is not logs
+    assert (ec2.meta.service_model.service_name, logs.meta.service_model.service_name) == (
+        "ec2",
+        "logs",
+    )
