@@ -81,17 +81,29 @@ MODULES: dict[str, Module] = {
     ),
     "bridge_guard": Module(
         "pcls/sidecar/bridge_guard.py",
-        ("tests/test_bridge_guard.py", "tests/test_bridge_guard_drain.py"),
+        (
+            "tests/test_bridge_guard_units.py",
+            "tests/test_bridge_guard.py",
+            "tests/test_bridge_guard_drain.py",
+        ),
         # The mutated copy imports mutmut and is too big for the container's environment
-        # variable: the shipped script's size, imports and run as a command are left out.
+        # variable: the shipped script's size, imports and run as a command are left out. The
+        # drain cases that wait in real time for seconds are too: test_bridge_guard_units.py
+        # makes the same decisions on an injected clock.
         deselect=(
             "tests/test_bridge_guard.py::test_script_is_small_and_stdlib_only",
             "tests/test_bridge_guard.py::test_shipped_command_protects_and_exits_cleanly",
             "tests/test_bridge_guard.py::test_shipped_command_survives_dead_endpoints",
             "tests/test_bridge_guard_drain.py::test_drain_sequence_on_sigterm",
             "tests/test_bridge_guard_drain.py::test_second_sigterm_does_not_cut_the_drain_short",
+            "tests/test_bridge_guard_drain.py::test_no_other_bridge_keeps_the_participants_until_the_time_is_up",
+            "tests/test_bridge_guard_drain.py::test_a_bridge_that_appears_takes_the_participants",
+            "tests/test_bridge_guard_drain.py::test_without_jicofo_bridge_list_it_moves_after_one_presence_interval",
+            "tests/test_bridge_guard_drain.py::test_move_is_asked_again_while_participants_remain",
+            "tests/test_bridge_guard_drain.py::test_unreachable_jicofo_leaves_a_plain_drain",
+            "tests/test_bridge_guard_drain.py::test_bridge_unknown_to_jicofo_is_not_moved",
         ),
-        # the drain tests wait in real time, scaled: a quarter of their default
+        # the remaining drain cases wait in real time, scaled: a quarter of their default
         env=(("PCLS_DRAIN_SCALE", "0.05"),),
     ),
 }
