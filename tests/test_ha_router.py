@@ -1,0 +1,549 @@
+"""The router configuration pcls generates, checked and run by the real HAProxy on 127.0.0.1.
+
+Two router instances (the same config, each with its own "local" shard, as in two shard tasks)
+stand in front of fake shards: small HTTP servers on 127.0.0.11, .12, .13 that answer with their
+shard name, keep websockets open and report healthy or not on GET /http-bind. A small DNS server
+plays Cloud Map: it maps shard-a.meet.internal etc. to those addresses, so the routers find the
+shards by name exactly as in a task, and a "replaced task" is a new address for the same name.
+
+Checked: every room of a few hundred reaches the same shard through both routers in all three
+URL forms (websocket, BOSH, page path); marking one shard down moves only its rooms and cuts
+their open websockets while the others' stay up; bringing it back restores the exact mapping; a
+replaced task is followed by name; a new shard takes rooms only for itself; static files go to
+any shard; /router-health follows the router's own shard.
+
+HAProxy comes from Debian's package (scripts/test installs it); without it these tests skip.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import http.client
+import shutil
+import socket
+import struct
+import subprocess
+import threading
+import time
+import urllib.parse
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from pcls import router
+
+# Debian puts it in /usr/sbin, which a non-root PATH may leave out.
+HAPROXY = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
+needs_haproxy = pytest.mark.skipif(HAPROXY is None, reason="haproxy is not installed")
+NAMESPACE = "meet.internal"
+ROOMS = 300
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+# The routers mark a shard down after FALL checks INTERVAL_S apart and re-resolve names within
+# HOLD_S: allow that several times over before a phase is declared failed.
+SETTLE = 4 * (router.FALL * router.INTERVAL_S + router.HOLD_S)
+
+
+def haproxy_check(text: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(text)
+    assert HAPROXY is not None
+    return subprocess.run(
+        [HAPROXY, "-c", "-f", str(path)], capture_output=True, text=True, timeout=30
+    )
+
+
+# -- a DNS server that plays Cloud Map ----------------------------------------------------------
+
+
+class FakeDns:
+    """A/AAAA answers from `records` (name -> IPv4), NXDOMAIN for any other name; TTL 1 s."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, str] = {}
+        self.lock = threading.Lock()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.running = True
+        self.thread.start()
+
+    def set(self, name: str, ip: str | None) -> None:
+        with self.lock:
+            if ip is None:
+                self.records.pop(name, None)
+            else:
+                self.records[name] = ip
+
+    def _serve(self) -> None:
+        while self.running:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            with contextlib.suppress(Exception):  # a malformed query gets no answer
+                self.sock.sendto(self._answer(data), peer)
+
+    def _answer(self, query: bytes) -> bytes:
+        qid, _flags, qdcount = struct.unpack(">HHH", query[:6])
+        pos, labels = 12, []
+        while query[pos]:
+            n = query[pos]
+            labels.append(query[pos + 1 : pos + 1 + n].decode().lower())
+            pos += 1 + n
+        qtype, _qclass = struct.unpack(">HH", query[pos + 1 : pos + 5])
+        question = query[12 : pos + 5]
+        name = ".".join(labels)
+        with self.lock:
+            ip = self.records.get(name)
+        answers = b""
+        rcode = 3 if ip is None else 0  # NXDOMAIN for a name Cloud Map does not hold
+        count = 0
+        if ip is not None and qtype == 1:
+            answers = struct.pack(">HHHIH", 0xC00C, 1, 1, 1, 4) + socket.inet_aton(ip)
+            count = 1
+        flags = 0x8400 | 0x0100 | 0x0080 | rcode  # response, authoritative, RD, RA
+        header = struct.pack(">HHHHHH", qid, flags, min(qdcount, 1), count, 0, 0)
+        return header + question + answers
+
+    def close(self) -> None:
+        self.running = False
+        self.sock.close()
+
+
+# -- fake shards ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Shard:
+    name: str
+    ip: str
+    port: int
+    instance: int = 1
+    healthy: bool = True
+    sockets: list[socket.socket] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}#{self.instance}"
+
+    def start(self) -> None:
+        shard = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:  # quiet
+                pass
+
+            def _reply(self, code: int, body: str) -> None:
+                data = body.encode()
+                self.send_response(code)
+                self.send_header("X-Jitsi-Shard", shard.name)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                url = urllib.parse.urlsplit(self.path)
+                if url.path == router.CHECK_PATH and not url.query:
+                    self._reply(200 if shard.healthy else 503, "It works!")
+                elif self.headers.get("Upgrade", "").lower() == "websocket":
+                    self._websocket()
+                else:
+                    self._reply(200, shard.label)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                self._reply(200, shard.label)
+
+            def _websocket(self) -> None:
+                key = self.headers.get("Sec-WebSocket-Key", "")
+                accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest())
+                self.send_response(101)
+                self.send_header("Upgrade", "websocket")
+                self.send_header("Connection", "Upgrade")
+                self.send_header("Sec-WebSocket-Accept", accept.decode())
+                self.send_header("X-Jitsi-Shard", shard.name)
+                self.end_headers()
+                self.wfile.write(f"{shard.label}\n".encode())
+                self.wfile.flush()
+                shard.sockets.append(self.connection)
+                with contextlib.suppress(OSError):  # echo until either side closes
+                    while data := self.connection.recv(1024):
+                        self.connection.sendall(data)
+                self.close_connection = True
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass  # health checks and cut sessions reset connections: expected here
+
+        self.server = Server((self.ip, self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+        for s in self.sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+                s.close()
+
+
+def free_port(ips: list[str]) -> int:
+    """A TCP port free on every one of `ips` (loopback aliases)."""
+    for _ in range(50):
+        probe = socket.socket()
+        probe.bind((ips[0], 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        try:
+            for ip in ips:
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((ip, port))
+                s.close()
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no common free port")
+
+
+# -- the routers --------------------------------------------------------------------------------
+
+
+@dataclass
+class Router:
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    def get(self, path: str, method: str = "GET", body: bytes = b"") -> tuple[int, str, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request(method, path, body=body or None, headers={"Host": "meet.example.com"})
+            resp = conn.getresponse()
+            return resp.status, resp.getheader("X-Jitsi-Shard") or "", resp.read().decode()
+        finally:
+            conn.close()
+
+    def websocket(self, room: str) -> tuple[socket.socket, str]:
+        """An open websocket for `room` and the shard instance that accepted it."""
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        query = urllib.parse.urlencode({"room": room})
+        sock.sendall(
+            (
+                f"GET /xmpp-websocket?{query} HTTP/1.1\r\nHost: meet.example.com\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        data = b""
+        while b"\n" not in data.partition(b"\r\n\r\n")[2]:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise AssertionError(f"websocket for {room} closed early: {data!r}")
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        return sock, rest.decode().strip()
+
+
+def start_router(tmp_path: Path, name: str, text: str) -> subprocess.Popen[bytes]:
+    cfg = tmp_path / f"{name}.cfg"
+    cfg.write_text(text)
+    assert HAPROXY is not None
+    log = (tmp_path / f"{name}.log").open("wb")
+    return subprocess.Popen([HAPROXY, "-db", "-f", str(cfg)], stdout=log, stderr=log)
+
+
+def room_names() -> list[str]:
+    """Rooms as people name them: mixed case, digits, and a few needing URL encoding."""
+    names = [f"Room{i}" for i in range(ROOMS - 20)]
+    names += [f"Team Meeting {i}" for i in range(10)]  # a space
+    names += [f"café-{i}" for i in range(10)]  # non-ASCII (lower case, as clients send it)
+    return names
+
+
+def page_path(room: str) -> str:
+    return "/" + urllib.parse.quote(room)
+
+
+def bosh_path(room: str) -> str:
+    return "/http-bind?" + urllib.parse.urlencode({"room": room.lower()})
+
+
+def shard_of(answer: str) -> str:
+    return answer.split("#")[0]
+
+
+def wait_for(what: str, done: Callable[[], bool], timeout: float = SETTLE) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if done():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@dataclass
+class Cluster:
+    dns: FakeDns
+    shards: dict[str, Shard]
+    routers: list[Router]
+    port: int
+
+    def mapping(self, r: Router, rooms: list[str], form: str = "bosh") -> dict[str, str]:
+        out = {}
+        for room in rooms:
+            if form == "bosh":
+                code, header, body = r.get(bosh_path(room), "POST", b"<body/>")
+            elif form == "page":
+                code, header, body = r.get(page_path(room))
+            else:
+                sock, body = r.websocket(room)
+                sock.close()
+                code, header = 200, shard_of(body)
+            assert code == 200, (room, form, code, body)
+            assert header == shard_of(body), (room, header, body)
+            out[room] = body
+        return out
+
+    def both(self, rooms: list[str]) -> dict[str, str]:
+        """room -> shard instance, asserting both routers agree (BOSH form)."""
+        first, second = (self.mapping(r, rooms) for r in self.routers)
+        assert first == second, {k: (first[k], second[k]) for k in first if first[k] != second[k]}
+        return first
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    if HAPROXY is None:
+        pytest.skip("haproxy is not installed")
+    dns = FakeDns()
+    ips = {"shard-a": "127.0.0.11", "shard-b": "127.0.0.12", "shard-c": "127.0.0.13"}
+    port = free_port([*ips.values(), "127.0.0.22", "127.0.0.14"])
+    shards = {name: Shard(name, ip, port) for name, ip in ips.items()}
+    for s in shards.values():
+        s.start()
+        dns.set(router.cloud_map_name(NAMESPACE, s.name), s.ip)
+    servers = {s: f"{router.cloud_map_name(NAMESPACE, s)}:{port}" for s in router.slots()}
+    routers = []
+    for name, local in (("router-1", shards["shard-a"]), ("router-2", shards["shard-b"])):
+        rport = free_port(["127.0.0.1"])
+        text = router.config(
+            NAMESPACE,
+            servers=servers,
+            local=f"{local.ip}:{port}",
+            nameservers=[f"127.0.0.1:{dns.port}"],
+            bind=f"127.0.0.1:{rport}",
+        )
+        routers.append(Router(rport, start_router(tmp_path, name, text)))
+    c = Cluster(dns, shards, routers, port)
+    try:
+        probe = room_names()[:60]
+
+        def all_up() -> bool:
+            try:
+                m = [set(map(shard_of, c.mapping(r, probe).values())) for r in routers]
+            except (OSError, AssertionError, http.client.HTTPException):
+                return False
+            return all(seen == set(ips) for seen in m)
+
+        wait_for("both routers to see the three shards", all_up)
+        yield c
+    finally:
+        for r in routers:
+            r.proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                r.proc.wait(timeout=10)
+        for s in shards.values():
+            s.stop()
+        dns.close()
+
+
+# -- the configuration itself ------------------------------------------------------------------
+
+
+@needs_haproxy
+def test_the_production_config_passes_haproxy_check(tmp_path: Path) -> None:
+    text = router.config("meet.internal")
+    checked = haproxy_check(text, tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "ALERT" not in checked.stderr
+
+
+@needs_haproxy
+def test_the_config_in_the_task_definition_is_what_haproxy_checks(tmp_path: Path) -> None:
+    log = {"logDriver": "awslogs", "options": {}}
+    c = router.container(router.config("meet.internal"), log)
+    (env,) = c["environment"]
+    assert env["name"] == router.CONFIG_ENV
+    checked = haproxy_check(router.decoded(env["value"]), tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert c["image"].startswith("public.ecr.aws/docker/library/haproxy:2.6.")
+    assert c["portMappings"][0]["containerPort"] == router.ROUTER_PORT > 1024
+
+
+def test_every_slot_has_a_fixed_name_and_id() -> None:
+    text = router.config("meet.internal")
+    servers = [line.split() for line in text.splitlines() if line.strip().startswith("server ")]
+    shard_lines = [s for s in servers if s[1].startswith("shard-")]
+    assert [(s[1], s[2], s[-1]) for s in shard_lines] == [
+        (name, f"{name}.meet.internal:8000", str(i + 1)) for i, name in enumerate(router.slots())
+    ]
+    assert "hash-type consistent" in text and "hash-balance-factor" not in text
+    assert "on-marked-down shutdown-sessions" in text and "init-addr none" in text
+    assert "/about/health" not in text  # never route on jicofo's bridge-dependent health
+    assert "parse-resolv-conf" in text
+
+
+def test_the_config_does_not_depend_on_the_shard_count() -> None:
+    # Adding or removing a shard must not change the routers (no redeploy of running shards).
+    assert router.config("meet.internal") == router.config("meet.internal")
+    assert router.shard_names(2) == ["shard-a", "shard-b"]
+    with pytest.raises(ValueError):
+        router.shard_names(router.MAX_SHARDS + 1)
+    with pytest.raises(ValueError, match="not a shard slot"):
+        router.config("meet.internal", servers={"xmpp": "xmpp.meet.internal:8000"})
+
+
+# -- the routers at work -----------------------------------------------------------------------
+
+
+@needs_haproxy
+def test_rooms_stick_to_one_shard_through_both_routers(cluster: Cluster) -> None:
+    rooms = room_names()
+    r1, r2 = cluster.routers
+    bosh = cluster.both(rooms)
+    for r in (r1, r2):
+        assert cluster.mapping(r, rooms, "page") == bosh  # /<Room>, mixed case
+        assert cluster.mapping(r, rooms, "ws") == bosh  # the websocket upgrade
+    spread = Counter(shard_of(v) for v in bosh.values())
+    print(f"\n{len(rooms)} rooms x 3 forms x 2 routers: one shard each; spread {dict(spread)}")
+    assert set(spread) == {"shard-a", "shard-b", "shard-c"}
+    assert min(spread.values()) >= len(rooms) // 10  # every shard takes a fair share
+
+    # Static files carry no room: any shard serves them.
+    seen = {shard_of(r1.get("/libs/app.bundle.min.js")[2]) for _ in range(12)}
+    assert len(seen) >= 2, seen
+    assert r1.get(router.HEALTH_PATH)[:1] == (200,)
+
+
+@needs_haproxy
+def test_a_shard_down_moves_only_its_rooms_and_cuts_its_sessions(cluster: Cluster) -> None:
+    rooms = room_names()
+    before = cluster.both(rooms)
+    on_b = [r for r in rooms if shard_of(before[r]) == "shard-b"]
+    others = [r for r in rooms if r not in on_b]
+    r1, r2 = cluster.routers
+    open_b = [r1.websocket(r)[0] for r in on_b[:10]] + [r2.websocket(r)[0] for r in on_b[10:20]]
+    open_other = [r1.websocket(r)[0] for r in others[:10]] + [
+        r2.websocket(r)[0] for r in others[10:20]
+    ]
+
+    cluster.shards["shard-b"].healthy = False  # its websockets stay open on the shard's side
+
+    def b_gone() -> bool:
+        m = [cluster.mapping(r, on_b) for r in cluster.routers]
+        return all(shard_of(v) != "shard-b" for x in m for v in x.values())
+
+    wait_for("both routers to mark shard-b down", b_gone)
+    during = cluster.both(rooms)
+    moved = [r for r in rooms if during[r] != before[r]]
+    assert sorted(moved) == sorted(on_b)  # only shard-b's rooms moved
+    assert all(during[r] == before[r] for r in others)
+
+    for sock in open_b:  # cut by on-marked-down shutdown-sessions
+        sock.settimeout(SETTLE)
+        assert sock.recv(100) == b"", "a websocket to the down shard stayed open"
+    for sock in open_other:  # untouched: still echo
+        sock.settimeout(5)
+        sock.sendall(b"ping")
+        assert sock.recv(100) == b"ping"
+        sock.close()
+    # A router whose own shard is down tells the ALB; the other router stays in service.
+    assert r2.get(router.HEALTH_PATH)[0] == 503
+    assert r1.get(router.HEALTH_PATH)[0] == 200
+
+    cluster.shards["shard-b"].healthy = True
+
+    def b_back() -> bool:
+        return all(
+            cluster.mapping(r, on_b) == {k: before[k] for k in on_b} for r in cluster.routers
+        )
+
+    wait_for("both routers to take shard-b back", b_back)
+    after = cluster.both(rooms)
+    assert after == before  # the exact mapping
+    print(
+        f"\n{len(rooms)} rooms; shard-b down: {len(moved)} moved (all of shard-b's "
+        f"{len(on_b)}, none of the other {len(others)}), {len(open_b)} open websockets cut, "
+        f"{len(open_other)} kept; back up: {sum(after[r] == before[r] for r in rooms)} of "
+        f"{len(rooms)} rooms on their first shard"
+    )
+    assert r2.get(router.HEALTH_PATH)[0] == 200
+
+
+@needs_haproxy
+def test_a_replaced_task_is_followed_by_name_and_a_new_shard_takes_only_its_rooms(
+    cluster: Cluster,
+) -> None:
+    rooms = room_names()
+    before = cluster.both(rooms)
+    old = cluster.shards["shard-b"]
+    new = Shard("shard-b", "127.0.0.22", cluster.port, instance=2)
+    new.start()
+    try:
+        # ECS replaces the task: the Cloud Map name points at the new address, the old task goes.
+        cluster.dns.set(router.cloud_map_name(NAMESPACE, "shard-b"), new.ip)
+        old.stop()
+        want = {r: ("shard-b#2" if v == "shard-b#1" else v) for r, v in before.items()}
+        on_b = [r for r in rooms if before[r] == "shard-b#1"]
+
+        def followed() -> bool:
+            try:
+                return all(
+                    cluster.mapping(r, on_b) == {k: want[k] for k in on_b} for r in cluster.routers
+                )
+            except AssertionError:
+                return False
+
+        wait_for("both routers to follow shard-b to its new address", followed)
+        assert cluster.both(rooms) == want
+
+        # A fourth shard joins the ring (its Cloud Map name starts to resolve).
+        d = Shard("shard-d", "127.0.0.14", cluster.port)
+        d.start()
+        try:
+            cluster.dns.set(router.cloud_map_name(NAMESPACE, "shard-d"), d.ip)
+
+            def d_in() -> bool:
+                m = [cluster.mapping(r, rooms) for r in cluster.routers]
+                return m[0] == m[1] and any(shard_of(v) == "shard-d" for v in m[0].values())
+
+            wait_for("both routers to add shard-d", d_in)
+            time.sleep(router.RISE * router.INTERVAL_S)  # both routers agree and stay agreed
+            grown = cluster.both(rooms)
+            moved = [r for r in rooms if grown[r] != want[r]]
+            assert moved and all(shard_of(grown[r]) == "shard-d" for r in moved)
+            print(
+                f"\nshard-b replaced: {len(on_b)} rooms followed it by name; shard-d added: "
+                f"{len(moved)} of {len(rooms)} rooms moved, all to shard-d"
+            )
+        finally:
+            d.stop()
+    finally:
+        new.stop()
