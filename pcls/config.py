@@ -528,14 +528,31 @@ class JitsiSection:
 class SignalSection:
     cpu: int = _f(1024, "Signal task (web + prosody + jicofo) CPU units (1024 = 1 vCPU).")
     memory: int = _f(2048, "Signal task memory in MiB (must pair with cpu on Fargate).")
+    shards: int = _f(
+        2,
+        "Signal shards: each its own task (web + prosody + jicofo + router) in one AZ, spread "
+        "over the AZs; rooms stick to one shard. 1 leaves the signal plane a single point of "
+        "failure.",
+        _between(1, 8),
+    )
 
 
 @dataclass(frozen=True)
 class JvbSection:
     cpu: int = _f(2048, "Bridge task CPU units (1024 = 1 vCPU).")
     memory: int = _f(4096, "Bridge task memory in MiB.")
-    min_count: int = _f(1, "Fewest bridges; also the first desired count.", _between(0, 100))
-    max_count: int = _f(4, "Most bridges autoscaling may run.", _between(1, 100))
+    min_count: int = _f(
+        2,
+        "Fewest bridges; also the first desired count. Default: one per AZ (network.azs), so "
+        "losing a bridge or an AZ moves conferences instead of ending them.",
+        _between(0, 100),
+    )
+    max_count: int = _f(
+        4,
+        "Most bridges autoscaling may run (when jvb.min_count is left at one per AZ, at least "
+        "that many).",
+        _between(1, 100),
+    )
     ondemand_base: int = _f(
         1, "Bridges always on regular FARGATE before Spot is used.", _between(0, 100)
     )
@@ -745,6 +762,13 @@ def parse(data: dict[str, Any], path: Path = Path(DEFAULT_CONFIG)) -> Config:
         raise ConfigError("[tags]: must be a table of strings")
     if err := _tags(tags):
         raise ConfigError(f"[tags]: expected {err}")
+    jvb_keys = data.get("jvb", {})
+    if "min_count" not in jvb_keys:
+        # One bridge per AZ unless the config says otherwise; the default maximum makes room.
+        jvb = dataclasses.replace(sections["jvb"], min_count=sections["network"].azs)
+        if "max_count" not in jvb_keys:
+            jvb = dataclasses.replace(jvb, max_count=max(jvb.max_count, jvb.min_count))
+        sections["jvb"] = jvb
     cfg = Config(**sections, tags=dict(tags), path=path)
     _cross_checks(cfg)
     return cfg
@@ -772,8 +796,13 @@ def _cross_checks(cfg: Config) -> None:
             f"expected at least {SIGNAL_MEMORY_MIN_MIB}"
         )
     if cfg.jvb.max_count < cfg.jvb.min_count:
+        hint = (
+            " (its default: one bridge per AZ, network.azs)"
+            if cfg.jvb.min_count == cfg.network.azs
+            else ""
+        )
         raise ConfigError(
-            f"jvb.max_count: {cfg.jvb.max_count} is below jvb.min_count {cfg.jvb.min_count}"
+            f"jvb.max_count: {cfg.jvb.max_count} is below jvb.min_count {cfg.jvb.min_count}" + hint
         )
     if cfg.jitsi.auth == "jwt" and not cfg.jitsi.jwt_app_id:
         raise ConfigError('jitsi.jwt_app_id: required when jitsi.auth = "jwt"')

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pcls import router
 from pcls.sidecar_container import NICK_PREFIX
 
 JITSI_TAG_DEFAULT = "stable-11146-2"
@@ -98,6 +99,7 @@ JVB_DIRECT_MIN_MIB, JVB_DIRECT_MAX_MIB = 128, 1024
 JVB_NATIVE_MIN_MIB = 384
 
 _FAMILY_RE = re.compile(r"^[A-Za-z0-9_-]{1,240}$")
+_SHARD_RE = re.compile(r"^[a-z0-9-]{1,32}$")  # a Lua string, a header value, a family suffix
 _HOST_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 
 # /usr/local/bin/healthcheck.sh in prosody and jvb curls their loopback health URLs; prosody's
@@ -153,7 +155,9 @@ class JitsiParams:
     image_tag: str  # e.g. "stable-11146-2"
     auth: str  # "open" | "jwt"
     jwt_app_id: str  # only for jwt
-    xmpp_server: str  # Cloud Map name the JVB uses, e.g. "xmpp.meet.internal"
+    # The bridges' XMPP_SERVER: every shard's Cloud Map name, comma separated, e.g.
+    # "shard-a.meet.internal,shard-b.meet.internal" (one XMPP connection per entry)
+    xmpp_server: str
     stun_servers: tuple[str, ...]  # e.g. ("meet-jit-si-turnrelay.jitsi.net:443",)
     timezone: str  # e.g. "UTC"
     signal_cpu: int
@@ -169,6 +173,10 @@ class JitsiParams:
     signal_task_role_arn: str
     jvb_task_role_arn: str
     sidecar: Mapping[str, Any] | None = None  # extra container for the jvb task
+    # The signal task of one shard: its name (DEPLOYMENTINFO_SHARD, prosody's shard identity,
+    # the task family) and the router's HAProxy config (pcls.router.config); "" for neither.
+    shard: str = ""
+    router_config: str = ""
     cpu_architecture: str = CPU_ARCHITECTURE_DEFAULT  # "ARM64" | "X86_64" (ecs.cpu_architecture)
 
 
@@ -366,8 +374,11 @@ def _runtime_platform(p: JitsiParams) -> dict[str, str]:
 
 
 def signal_task_definition(p: JitsiParams) -> dict:
-    """register_task_definition kwargs for the signal task (web + prosody + jicofo)."""
+    """register_task_definition kwargs for the signal task (web + prosody + jicofo), of one
+    shard when p.shard is set (plus its router when p.router_config is)."""
     _validate(p)
+    if p.shard and not _SHARD_RE.match(p.shard):
+        raise ValueError(f"shard {p.shard!r} must be 1-32 of a-z, 0-9 and '-'")
     public_url = f"https://{p.domain}"
     tz = {"TZ": p.timezone}
 
@@ -388,6 +399,10 @@ def signal_task_definition(p: JitsiParams) -> dict:
         # reaches web over IPv6 (the target group is IPv4 even with network.dual_stack)
         "ENABLE_IPV6": "0",
     }
+    if p.shard:
+        # X-Jitsi-Shard on every answer and config.deploymentInfo.shard: a client that finds
+        # its room served by another shard (after a failover) reloads into it
+        web_env["DEPLOYMENTINFO_SHARD"] = p.shard
     prosody_env = {
         **tz,
         **_auth_env(p, "prosody"),
@@ -404,6 +419,12 @@ def signal_task_definition(p: JitsiParams) -> dict:
         # IPv4 only: the bridges reach it by a Cloud Map A record, the others on 127.0.0.1
         "ENABLE_IPV6": "0",
     }
+    if p.shard:
+        # mod_jiconop (in the image's jitsi-meet plugins, not loaded by default) advertises the
+        # identity server/shard=<shard_name> to each client at connect; the template splits
+        # XMPP_CONFIGURATION on commas, so the name holds none (checked above)
+        prosody_env["XMPP_MODULES"] = "jiconop"
+        prosody_env["XMPP_CONFIGURATION"] = f'shard_name = "{p.shard}"'
     jicofo_env = {
         **tz,
         **_auth_env(p, "jicofo"),
@@ -439,8 +460,11 @@ def signal_task_definition(p: JitsiParams) -> dict:
     jicofo["healthCheck"] = _health(_JICOFO_LIVENESS, interval=30, timeout=5, retries=3, start=60)
     jicofo["dependsOn"] = copy.deepcopy(prosody_healthy)
 
+    containers = [web, prosody, jicofo]
+    if p.router_config:
+        containers.append(router.container(p.router_config, _log_config(p, router.CONTAINER_NAME)))
     return {
-        "family": f"{p.stack}-signal",
+        "family": f"{p.stack}-{p.shard or 'signal'}",
         "networkMode": "awsvpc",
         "requiresCompatibilities": ["FARGATE"],
         "cpu": str(p.signal_cpu),
@@ -448,7 +472,7 @@ def signal_task_definition(p: JitsiParams) -> dict:
         "executionRoleArn": p.execution_role_arn,
         "taskRoleArn": p.signal_task_role_arn,
         "runtimePlatform": _runtime_platform(p),
-        "containerDefinitions": [web, prosody, jicofo],
+        "containerDefinitions": containers,
     }
 
 
@@ -458,7 +482,8 @@ def jvb_task_definition(p: JitsiParams) -> dict:
     heap, direct = videobridge_memory(p.jvb_memory)
     env = {
         "TZ": p.timezone,
-        # a Cloud Map name that resolves to the signal task; a comma list would join several shards
+        # every shard's Cloud Map name: jvb.conf opens one XMPP connection (shard0, shard1, ...)
+        # per comma-separated entry, so one bridge pool serves all shards
         "XMPP_SERVER": p.xmpp_server,
         "XMPP_PORT": str(XMPP_PORT),
         "XMPP_AUTH_DOMAIN": XMPP_AUTH_DOMAIN,

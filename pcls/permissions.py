@@ -119,9 +119,11 @@ READ = {
     ],
     "servicequotas": ["GetAWSDefaultServiceQuota", "GetServiceQuota"],
     "servicediscovery": [
+        "GetInstancesHealthStatus",  # a rolling shard is routed again once its name has its task
         "GetNamespace",
         "GetOperation",
         "GetService",
+        "ListInstances",
         "ListNamespaces",
         "ListServices",
         "ListTagsForResource",
@@ -363,10 +365,13 @@ def _load_balancer(b: _Builder) -> list[dict[str, Any]]:
     lb = b.arn("elasticloadbalancing", f"loadbalancer/app/{s}-alb/*")
     tg = b.arn("elasticloadbalancing", f"targetgroup/{s}-web/*")
     listener = b.arn("elasticloadbalancing", f"listener/app/{s}-alb/*")
+    # The HTTP listener's forward rule (it attaches the target group before HTTPS exists).
+    rule = b.arn("elasticloadbalancing", f"listener-rule/app/{s}-alb/*")
     own = [
         *("CreateListener", "DeleteListener", "DeleteLoadBalancer", "DeleteTargetGroup"),
         *("ModifyListener", "ModifyLoadBalancerAttributes", "ModifyTargetGroup"),
         *("ModifyTargetGroupAttributes", "SetIpAddressType", "SetSecurityGroups", "SetSubnets"),
+        *("CreateRule", "DeleteRule", "ModifyRule"),
     ]
     elb = "elasticloadbalancing"
     return [
@@ -376,8 +381,13 @@ def _load_balancer(b: _Builder) -> list[dict[str, Any]]:
             [lb, tg],
             b.tagged("RequestTag"),
         ),
-        _st("LoadBalancerOwn", _actions(elb, own), [lb, tg, listener], b.tagged("ResourceTag")),
-        _st("LoadBalancerTags", [f"{elb}:AddTags"], [lb, tg, listener], b.tag_write()),
+        _st(
+            "LoadBalancerOwn",
+            _actions(elb, own),
+            [lb, tg, listener, rule],
+            b.tagged("ResourceTag"),
+        ),
+        _st("LoadBalancerTags", [f"{elb}:AddTags"], [lb, tg, listener, rule], b.tag_write()),
     ]
 
 
@@ -480,8 +490,11 @@ def _iam(b: _Builder) -> list[dict[str, Any]]:
 def _ecs(b: _Builder, s: str) -> list[dict[str, Any]]:
     cluster = b.arn("ecs", f"cluster/{s}")
     services = b.arn("ecs", f"service/{s}/*")
-    families = [b.arn("ecs", f"task-definition/{s}-{task}:*") for task in ("signal", "jvb")]
+    # One family per signal shard and the bridges'; v1's single signal family is only ever
+    # deregistered and deleted (an upgraded stack retires it).
+    families = [b.arn("ecs", f"task-definition/{s}-{task}:*") for task in ("shard-*", "jvb")]
     res = [cluster, services, *families]
+    legacy = b.arn("ecs", f"task-definition/{s}-signal:*")
     create = ["CreateCluster", "CreateService", "RegisterTaskDefinition"]
     own = [
         *("DeleteCluster", "DeleteService", "DeleteTaskDefinitions"),
@@ -495,7 +508,7 @@ def _ecs(b: _Builder, s: str) -> list[dict[str, Any]]:
     app = "application-autoscaling"
     return [
         _st("EcsCreate", _actions("ecs", create), res, b.tagged("RequestTag")),
-        _st("EcsOwn", _actions("ecs", own), res, b.tagged("ResourceTag")),
+        _st("EcsOwn", _actions("ecs", own), [*res, legacy], b.tagged("ResourceTag")),
         _st("EcsTags", ["ecs:TagResource"], res, b.tag_write()),
         # No resource-level permission exists for this one.
         _st("EcsDeregister", ["ecs:DeregisterTaskDefinition"], "*"),

@@ -240,10 +240,37 @@ def ensure_zone(route53: Any, domain: str) -> str:
     return zone
 
 
+def services_run_their_desired_count() -> None:
+    """moto reports MOTO_ECS_SERVICE_RUNNING tasks running for every service, whatever it asks
+    for; the stack's services differ (a shard runs 1 task, the bridges one per AZ). Patched into
+    moto's ECS model: while that setting says tasks run (not 0), a new service runs exactly its
+    desired count, its one deployment COMPLETED, as ECS reports a service that has started."""
+    from moto.ecs import models
+
+    original = models.Service.__init__
+    if getattr(original, "pcls_patched", False):
+        return
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        if self.running_count <= 0:
+            return  # nothing runs: left as moto made it
+        self.running_count, self.pending_count = self.desired_count, 0
+        for deployment in self.deployments:
+            deployment.update(
+                runningCount=self.desired_count, pendingCount=0, rolloutState="COMPLETED"
+            )
+
+    init.pcls_patched = True  # type: ignore[attr-defined]
+    models.Service.__init__ = init  # type: ignore[method-assign]
+
+
 def _serve(path: str) -> None:
     if any(os.environ.get(k) != v for k, v in SERVER_ENV.items()):
         raise SystemExit("run through `pcls sandbox start`")
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+    services_run_their_desired_count()
 
     server = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
     server.start()

@@ -643,13 +643,16 @@ class XmppShare:
 
 def bridge_check(services: dict[str, dict[str, Any]], xmpp: XmppShare | None = None) -> Check:
     """The bridges as ECS counts them, and as their guards see their XMPP connections."""
-    jvb, signal = services.get("jvb"), services.get("signal")
+    jvb = services.get("jvb")
+    # the signal shards (shard-a, shard-b, ...), counted together; v1's one `signal` service
+    signals = [s for n, s in sorted(services.items()) if n.startswith("shard-") or n == "signal"]
     if jvb is None:
         return Check("bridges", FAIL, "the stack has no jvb service in ECS")
     running, desired = int(jvb.get("runningCount") or 0), int(jvb.get("desiredCount") or 0)
     sig = (
-        f"signal {signal.get('runningCount', 0)}/{signal.get('desiredCount', 0)}"
-        if signal
+        f"signal {sum(int(s.get('runningCount') or 0) for s in signals)}/"
+        f"{sum(int(s.get('desiredCount') or 0) for s in signals)}"
+        if signals
         else "no signal service"
     )
     counts = f"jvb {running}/{desired} running, {sig}"

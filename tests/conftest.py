@@ -24,6 +24,10 @@ os.environ["AWS_DEFAULT_REGION"] = "eu-central-1"
 
 from moto import mock_aws  # noqa: E402  (after the environment is set)
 
+from pcls.sandbox import services_run_their_desired_count  # noqa: E402
+
+services_run_their_desired_count()  # as in the sandbox: each service runs what it asks for
+
 from tests.harness import Harness  # noqa: E402
 
 REGION = "eu-central-1"

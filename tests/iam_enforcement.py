@@ -62,7 +62,7 @@ TAG_ON_CREATE = {
     **{("ec2", op): ("ec2:CreateTags", "TagSpecifications") for op in EC2_CREATES},
     **{
         ("elbv2", op): ("elasticloadbalancing:AddTags", "Tags")
-        for op in ("CreateLoadBalancer", "CreateTargetGroup", "CreateListener")
+        for op in ("CreateLoadBalancer", "CreateTargetGroup", "CreateListener", "CreateRule")
     },
     **{
         ("ecs", op): ("ecs:TagResource", "tags")
@@ -101,6 +101,9 @@ class Resolver:
         if service == "elbv2" and op == "CreateListener":
             lb = p["LoadBalancerArn"].replace(":loadbalancer/", ":listener/")
             return [f"{lb}/{NEW}"]
+        if service == "elbv2" and op == "CreateRule":
+            listener = p["ListenerArn"].replace(":listener/", ":listener-rule/")
+            return [f"{listener}/{NEW}"]
         if service == "acm":
             return [self.arn("acm", f"certificate/{NEW}")]
         if service == "application-autoscaling":
@@ -123,7 +126,8 @@ class Resolver:
         return out
 
     def _elbv2(self, op: str, p: dict[str, Any]) -> list[str]:
-        out = [p[k] for k in ("LoadBalancerArn", "TargetGroupArn", "ListenerArn") if k in p]
+        keys = ("LoadBalancerArn", "TargetGroupArn", "ListenerArn", "RuleArn")
+        out = [p[k] for k in keys if k in p]
         out += list(p.get("ResourceArns", []))
         elb = "elasticloadbalancing"
         if op == "CreateLoadBalancer":

@@ -326,18 +326,18 @@ def by_code(values: dict[str, float]) -> Reply:
 def test_plan_warns_when_the_maximum_would_pass_the_fargate_quotas(
     harness: Harness, capsys: Any
 ) -> None:
-    # Default config: signal 1 vCPU; 4 bridges of 2 vCPU, 1 On-Demand base, then 1:1 Spot:
-    # On-Demand 1 + 3 bridges = 7 vCPU at most, Spot 2 bridges = 4 vCPU at most.
+    # Default config: 2 signal shards of 1 vCPU; 4 bridges of 2 vCPU, 1 On-Demand base, then
+    # 1:1 Spot: On-Demand 2 + 3 bridges = 8 vCPU at most, Spot 2 bridges = 4 vCPU at most.
     lines = plan_lines(
         harness, capsys, {ON_DEMAND: by_code({"L-3032A538": 6, "L-36FBB829": 2, "L-53DA6B97": 50})}
     )
     fargate = [line for line in lines if "Fargate" in line]
     assert fargate == [
         "warning: Fargate On-Demand vCPU resource count (L-3032A538) is 6 in eu-central-1, but "
-        "the signal task and the On-Demand bridges at 4 bridges (jvb.max_count) need 7 (shared "
+        "the signal shards and the On-Demand bridges at 4 bridges (jvb.max_count) need 8 (shared "
         "with every other Fargate task of the account in the region); tasks beyond it never "
         "start: ask for more (aws service-quotas request-service-quota-increase --service-code "
-        "fargate --quota-code L-3032A538 --desired-value 7) or lower jvb.max_count",
+        "fargate --quota-code L-3032A538 --desired-value 8) or lower jvb.max_count",
         "warning: Fargate Spot vCPU resource count (L-36FBB829) is 2 in eu-central-1, but the "
         "Spot bridges at 4 bridges (jvb.max_count) need 4 (shared with every other Fargate task "
         "of the account in the region); tasks beyond it never start: ask for more (aws "
@@ -404,8 +404,8 @@ def test_plan_states_the_cost_of_the_public_ipv4_addresses_and_up_does_not(
     lines = plan_lines(harness, capsys, {})
     assert (
         "warning: public IPv4 addresses are billed at $0.005 per hour each, in use or not: the "
-        "stack holds up to 7 (2 for the load balancer, one per task: 1 signal, up to 4 "
-        "bridges), about $25.55/month at the maximum"
+        "stack holds up to 8 (2 for the load balancer, one per task: 2 signal shards, up to 4 "
+        "bridges), about $29.20/month at the maximum"
     ) in lines
     s = session(harness, *NETWORK)
     ok(up(s))
@@ -418,7 +418,8 @@ def test_a_scheduled_maximum_above_jvb_max_count_counts(harness: Harness, capsys
         "min_count = 2\nmax_count = 10\n"
     )
     lines = plan_lines(harness, capsys, {ON_DEMAND: by_code({"L-3032A538": 6})})
-    assert any("at 10 bridges (jvb.max_count) need 13" in line for line in lines), lines
+    # 2 shards of 1 vCPU + 1 base + 5 of the other 9 bridges On-Demand, 2 vCPU each
+    assert any("at 10 bridges (jvb.max_count) need 14" in line for line in lines), lines
 
 
 # -- dual stack on Fargate ---------------------------------------------------------------------

@@ -105,16 +105,17 @@ def test_service_created_before_ecs_sees_the_new_listener_is_retried(harness: Ha
     s = session(harness, patience=ROOMY)
     refused = no_lb_yet(harness, s, times=2)
     result = ok(up(s))
-    assert len(refused) == 2 and {p["serviceName"] for p in refused} == {"signal"}
+    assert len(refused) == 2 and {p["serviceName"] for p in refused} == {"shard-a"}
     assert result.results["service-signal"].outcome is Outcome.CREATED
     calls = order(s)
-    assert calls.index("elbv2:CreateListener") < calls.index("ecs:CreateService")
+    # The HTTP listener's forward rule attaches the target group: the shards need no more.
+    assert calls.index("elbv2:CreateRule") < calls.index("ecs:CreateService")
     shown = progress(s, "service-signal")
     tg = result.results["target-group"].id
     assert "waiting for ECS to see the target group's new listener: retrying " in shown
     assert f"(InvalidParameterException: The target group with targetGroupArn {tg} " in shown
-    assert f"blocked by {tg.rsplit(':', 1)[-1]} (listener-https arn:" in shown
-    (svc,) = other(harness, "ecs").describe_services(cluster="meet", services=["signal"])[
+    assert f"blocked by {tg.rsplit(':', 1)[-1]} (listener-http arn:" in shown
+    (svc,) = other(harness, "ecs").describe_services(cluster="meet", services=["shard-a"])[
         "services"
     ]
     assert svc["status"] == "ACTIVE" and svc["loadBalancers"][0]["targetGroupArn"] == tg
@@ -154,7 +155,7 @@ def role_not_yet_valid(s: runner.Session, times: int | None) -> dict[str, list[d
             "RegisterTaskDefinition",
             "ClientException",
             "Role is not valid",
-            holds=lambda p: p.get("family") == "meet-signal",
+            holds=lambda p: p.get("family") == "meet-shard-a",
             times=times,
         ),
         "jvb": refuse(
@@ -185,7 +186,7 @@ def test_task_definitions_registered_before_their_roles_propagate_are_retried(
     assert "blocked by meet-execution, meet-signal-task" in shown
     assert "iam:PassRole on resource: arn:aws:iam::" in progress(s, "taskdef-jvb")
     ecs = other(harness, "ecs")
-    for family in ("meet-signal", "meet-jvb"):  # one revision each: a refusal registers nothing
+    for family in ("meet-shard-a", "meet-jvb"):  # one revision each: a refusal registers nothing
         arns = ecs.list_task_definitions(familyPrefix=family)["taskDefinitionArns"]
         assert [a.rsplit("/", 1)[-1] for a in arns] == [f"{family}:1"]
 
@@ -578,11 +579,14 @@ def test_secret_recreated_with_the_local_clock_behind_aws_redeploys_its_readers(
     updates = sent(s, "ecs", "UpdateService")
     result = ok(up(s))
     assert result.results["secrets"].outcome is Outcome.UPDATED
-    assert sorted(u["service"] for u in forced(updates)) == ["jvb", "signal"]
-    for task in ("signal", "jvb"):
-        assert result.results[f"service-{task}"].drift == [
-            "JVB_AUTH_PASSWORD changed after the current deployment started"
-        ]
+    assert sorted(u["service"] for u in forced(updates)) == ["jvb", "shard-a", "shard-b"]
+    assert result.results["service-jvb"].drift == [
+        "JVB_AUTH_PASSWORD changed after the current deployment started"
+    ]
+    assert result.results["service-signal"].drift == [
+        f"{shard}: JVB_AUTH_PASSWORD changed after the current deployment started"
+        for shard in ("shard-a", "shard-b")
+    ]
 
 
 # -- 11. bridges in calls: a jvb rollout, status, teardown -------------------------------------

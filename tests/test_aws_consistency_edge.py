@@ -520,7 +520,7 @@ def test_a_rule_naming_a_stack_group_on_the_wrong_port_is_replaced(harness: Harn
     result = ok(up(session(harness, *NETWORK)))
     assert "ingress tcp/8443 sg:sg-alb not in config" in result.results["sg-signal"].detail
     ports = sorted(p["FromPort"] for p in stack_group(harness, "sg-signal")["IpPermissions"])
-    assert ports == [5222, 8000, 8888]
+    assert ports == [5222, 8000, 8080, 8888]
 
 
 # -- dual stack --------------------------------------------------------------------------------

@@ -359,21 +359,21 @@ def test_service_still_draining_past_the_bound_fails_then_a_rerun_finishes(
         "CreateService",
         "InvalidParameterException",
         "Unable to Start a service that is still Draining.",
-        holds=lambda p: p.get("serviceName") == "signal",
+        holds=lambda p: p.get("serviceName") == "shard-a",
     )
     result = up(s)
     detail = one_line_failure(s, result, "service-signal", capsys)
     assert "InvalidParameterException: Unable to Start a service that is still Draining." in detail
-    assert "still waiting for the previous signal service to finish draining after 1s" in detail
+    assert "still waiting for the previous shard-a service to finish draining after 1s" in detail
     assert "run again once it is released" in detail
     assert len(refused) >= 2
-    assert "previous signal service to finish draining: retrying" in progress(s, "service-signal")
+    assert "previous shard-a service to finish draining: retrying" in progress(s, "service-signal")
     ecs = other(harness, "ecs")
-    assert ecs.describe_services(cluster="meet", services=["signal"])["services"] == []
+    assert ecs.describe_services(cluster="meet", services=["shard-a"])["services"] == []
 
     again = session(harness, "service-signal")
     assert ok(up(again)).results["service-signal"].outcome is Outcome.CREATED
-    (svc,) = ecs.describe_services(cluster="meet", services=["signal"])["services"]
+    (svc,) = ecs.describe_services(cluster="meet", services=["shard-a"])["services"]
     assert svc["status"] == "ACTIVE"
 
 
@@ -768,7 +768,7 @@ def test_teardown_of_a_half_built_stack_leaves_nothing(harness: Harness) -> None
     assert half.results["service-signal"].outcome is Outcome.SKIPPED
     built = stack_only(inventory(harness.region))
     assert built["alb", "meet-alb"] == 1 and built["vpc", "vpc"] == 1
-    assert ("service", "signal") not in built  # it needs the HTTPS listener
+    assert ("service", "shard-a") not in built  # it needs the HTTP listener's forward rule
 
     result = ok(harness.teardown(patience=LENIENT))
     outcomes = Counter(r.outcome for r in result.results.values())
@@ -796,7 +796,7 @@ def test_teardown_without_the_ledger_finds_everything_by_tags(harness: Harness) 
         return events.index(("finish", first)) < events.index(("start", then))
 
     # services -> ALB -> security groups -> subnets -> VPC, each after what holds it
-    assert before("service-signal", "listener-https") and before("listener-https", "alb")
+    assert before("service-signal", "listener-http") and before("listener-https", "alb")
     assert before("service-jvb", "sg-jvb") and before("service-signal", "sg-signal")
     assert before("alb", "sg-alb") and before("alb", "subnet-1")
     assert all(before(n, "vpc") for n in ("sg-alb", "subnet-2", "internet-gateway"))

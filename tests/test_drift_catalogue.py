@@ -23,7 +23,7 @@ import pytest
 from moto import mock_aws
 from rich.console import Console
 
-from pcls import runner
+from pcls import router, runner
 from pcls.engine import RunResult, StepResult
 from pcls.steps.monitoring import marker_widget
 from pcls.ui import Outcome
@@ -291,7 +291,78 @@ def service_deleted(h: Harness) -> None:
 
 
 def signal_scaled_to_zero(h: Harness) -> None:
-    h.client("ecs").update_service(cluster="meet", service="signal", desiredCount=0)
+    h.client("ecs").update_service(cluster="meet", service="shard-a", desiredCount=0)
+
+
+def shard_service_deleted(h: Harness) -> None:
+    ecs = h.client("ecs")
+    ecs.update_service(cluster="meet", service="shard-b", desiredCount=0)
+    ecs.delete_service(cluster="meet", service="shard-b", force=True)
+
+
+def _revision_request(td: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "family",
+        "taskRoleArn",
+        "executionRoleArn",
+        "networkMode",
+        "containerDefinitions",
+        "requiresCompatibilities",
+        "cpu",
+        "memory",
+        "runtimePlatform",
+    )
+    return copy.deepcopy({k: td[k] for k in keys if k in td})
+
+
+def router_config_changed(h: Harness) -> None:
+    # A new revision of shard-a's family whose router skips the health checks, with pcls's
+    # tags copied (as the console's "create new revision" offers): pcls's own family, changed.
+    ecs = h.client("ecs")
+    out = ecs.describe_task_definition(taskDefinition="meet-shard-a", include=["TAGS"])
+    request = _revision_request(out["taskDefinition"])
+    (proxy,) = [c for c in request["containerDefinitions"] if c["name"] == "router"]
+    (cfg,) = proxy["environment"]
+    cfg["value"] = router.encoded(router.decoded(cfg["value"]).replace(" check ", " "))
+    ecs.register_task_definition(**request, tags=out["tags"])
+
+
+def bridge_pool_shard_list_changed(h: Harness) -> None:
+    # The bridges pointed at shard-a only, by hand: a revision pcls did not make, deployed.
+    ecs = h.client("ecs")
+    request = _revision_request(
+        ecs.describe_task_definition(taskDefinition="meet-jvb")["taskDefinition"]
+    )
+    jvb = next(c for c in request["containerDefinitions"] if c["name"] == "jvb")
+    for env in jvb["environment"]:
+        if env["name"] == "XMPP_SERVER":
+            env["value"] = "shard-a.meet.internal"
+    arn = ecs.register_task_definition(**request)["taskDefinition"]["taskDefinitionArn"]
+    ecs.update_service(cluster="meet", service="jvb", taskDefinition=arn)
+
+
+def shard_name_ttl_changed(h: Harness) -> None:
+    sd = h.client("servicediscovery")
+    (svc,) = [x for x in sd.list_services()["Services"] if x["Name"] == "shard-a"]
+    sd.update_service(
+        Id=svc["Id"], Service={"DnsConfig": {"DnsRecords": [{"Type": "A", "TTL": 300}]}}
+    )
+
+
+def forward_rule_deleted(h: Harness) -> None:
+    elbv2 = h.client("elbv2")
+    rules = elbv2.describe_rules(ListenerArn=ledger_id(h, "listener-http"))["Rules"]
+    (rule,) = [r for r in rules if not r["IsDefault"]]
+    elbv2.delete_rule(RuleArn=rule["RuleArn"])
+
+
+def router_reach_revoked(h: Harness) -> None:
+    # The rule that lets the routers reach every shard's web, revoked as EC2 describes it.
+    ec2 = h.client("ec2")
+    group = ledger_id(h, "sg-signal")
+    (sg,) = ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"]
+    (rule,) = [p for p in sg["IpPermissions"] if p.get("FromPort") == 8000]
+    ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=[rule])
 
 
 def target_max_changed(h: Harness) -> None:
@@ -324,8 +395,31 @@ def jvb_runs_pcls_revision(h: Harness) -> None:
 
 def jvb_service_recreated(h: Harness) -> None:
     svc = jvb_service(h)
-    assert svc["desiredCount"] == 1  # jvb.min_count, set once at create
+    assert svc["desiredCount"] == 2  # jvb.min_count (one per AZ), set once at create
     assert svc["taskDefinition"] == latest_jvb_revision(h)
+
+
+def shard_b_runs_again(h: Harness) -> None:
+    out = h.client("ecs").describe_services(cluster="meet", services=["shard-b"])["services"]
+    (svc,) = [x for x in out if x["status"] == "ACTIVE"]
+    assert svc["desiredCount"] == 1 and svc["loadBalancers"][0]["containerName"] == "router"
+
+
+def shard_a_runs_pcls_router(h: Harness) -> None:
+    ecs = h.client("ecs")
+    (svc,) = ecs.describe_services(cluster="meet", services=["shard-a"])["services"]
+    td = ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])["taskDefinition"]
+    (proxy,) = [c for c in td["containerDefinitions"] if c["name"] == "router"]
+    assert router.decoded(proxy["environment"][0]["value"]) == router.config("meet.internal")
+
+
+def bridges_list_every_shard(h: Harness) -> None:
+    latest = latest_jvb_revision(h)
+    assert jvb_service(h)["taskDefinition"] == latest
+    td = h.client("ecs").describe_task_definition(taskDefinition=latest)["taskDefinition"]
+    jvb = next(c for c in td["containerDefinitions"] if c["name"] == "jvb")
+    env = {e["name"]: e["value"] for e in jvb["environment"]}
+    assert env["XMPP_SERVER"] == "shard-a.meet.internal,shard-b.meet.internal"
 
 
 # -- the catalogue -----------------------------------------------------------------------------
@@ -373,7 +467,7 @@ CATALOGUE = [
     Drift(
         "target-group-health-check-path-changed",
         "target-group",
-        "health check HealthCheckPath '/health' -> '/'",
+        "health check HealthCheckPath '/health' -> '/router-health'",
         health_check_path_changed,
     ),
     Drift(
@@ -429,13 +523,55 @@ CATALOGUE = [
     Drift(
         "signal-service-scaled-to-zero",
         "service-signal",
-        "desired count 0 -> 1",
+        "shard-a: desired count 0 -> 1",
         signal_scaled_to_zero,
+    ),
+    Drift(
+        "shard-service-deleted",
+        "service-signal",
+        "shard-b missing",
+        shard_service_deleted,
+        proof=shard_b_runs_again,
+    ),
+    Drift(
+        "router-config-changed",
+        "taskdef-signal",
+        "shard-a: content differs (containerDefinitions[router].environment[HAPROXY_CFG].value)"
+        ": new revision",
+        router_config_changed,
+        proof=shard_a_runs_pcls_router,
+    ),
+    Drift(
+        "bridge-pool-shard-list-changed",
+        "service-jvb",
+        # revision numbers depend on the cases run before on the same stack
+        "task definition meet-jvb:",
+        bridge_pool_shard_list_changed,
+        proof=bridges_list_every_shard,
+        also=(("taskdef-jvb", "not pcls's: new revision"),),
+    ),
+    Drift(
+        "shard-name-ttl-changed",
+        "discovery-xmpp",
+        "shard-a: DNS records [('A', 300)] -> [('A', 10)]",
+        shard_name_ttl_changed,
+    ),
+    Drift(
+        "http-forward-rule-deleted",
+        "listener-http",
+        "forward rule /router-health missing (attaches the target group)",
+        forward_rule_deleted,
+    ),
+    Drift(
+        "router-reach-revoked",
+        "sg-signal",
+        "ingress tcp/8000 sg:sg-signal missing",
+        router_reach_revoked,
     ),
     Drift(
         "scalable-target-max-changed",
         "scaling-target",
-        "min/max 1/9 (config 1/4)",
+        "min/max 1/9 (config 2/4)",
         target_max_changed,
     ),
     Drift(

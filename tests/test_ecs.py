@@ -118,7 +118,7 @@ def writes(session: runner.Session) -> dict[str, int]:
 
 
 def services(h: Harness) -> dict[str, dict[str, Any]]:
-    out = h.client("ecs").describe_services(cluster="meet", services=["signal", "jvb"])
+    out = h.client("ecs").describe_services(cluster="meet", services=["shard-a", "shard-b", "jvb"])
     return {s["serviceName"]: s for s in out["services"]}
 
 
@@ -154,7 +154,7 @@ def test_up_creates_the_ecs_stack_with_the_exact_parameters(harness: Harness) ->
         {"capacityProvider": "FARGATE_SPOT", "base": 0, "weight": 1},
     ]
     assert "launchType" not in jvb
-    assert jvb["desiredCount"] == 1
+    assert jvb["desiredCount"] == 2  # one bridge per AZ
     assert jvb["deploymentConfiguration"]["deploymentCircuitBreaker"] == {
         "enable": True,
         "rollback": True,
@@ -166,35 +166,42 @@ def test_up_creates_the_ecs_stack_with_the_exact_parameters(harness: Harness) ->
     }
     assert jvb["propagateTags"] == "SERVICE" and "loadBalancers" not in jvb
 
-    signal = sent["signal"]
-    assert signal["launchType"] == "FARGATE" and signal["desiredCount"] == 1
-    assert signal["deploymentConfiguration"] == {
-        "deploymentCircuitBreaker": {"enable": True, "rollback": True},
-        "minimumHealthyPercent": 0,
-        "maximumPercent": 100,
-    }
-    assert signal["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"] == "ENABLED"
-    assert signal["networkConfiguration"]["awsvpcConfiguration"]["securityGroups"] == [
-        out["sg-signal"]
-    ]
-    assert signal["loadBalancers"] == [
-        {"targetGroupArn": out["target-group"], "containerName": "web", "containerPort": 8000}
-    ]
-    discovery = result.results["discovery-xmpp"].id
-    assert signal["serviceRegistries"][0]["registryArn"].endswith(f"service/{discovery}")
-    assert {"key": "pcls:step", "value": "service-signal"} in signal["tags"]
+    sd = harness.client("servicediscovery")
+    names = {x["Name"]: x for x in sd.list_services()["Services"]}
+    for i, shard in enumerate(("shard-a", "shard-b")):
+        signal = sent[shard]
+        assert signal["launchType"] == "FARGATE" and signal["desiredCount"] == 1
+        assert signal["deploymentConfiguration"] == {
+            "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+            "minimumHealthyPercent": 0,
+            "maximumPercent": 100,
+        }
+        net = signal["networkConfiguration"]["awsvpcConfiguration"]
+        assert net["assignPublicIp"] == "ENABLED"
+        assert net["securityGroups"] == [out["sg-signal"]]
+        assert net["subnets"] == [out[f"subnet-{i + 1}"]]  # one AZ per shard
+        assert signal["loadBalancers"] == [
+            {
+                "targetGroupArn": out["target-group"],
+                "containerName": "router",
+                "containerPort": 8080,
+            }
+        ]
+        assert signal["serviceRegistries"] == [{"registryArn": names[shard]["Arn"]}]
+        assert {"key": "pcls:step", "value": "service-signal"} in signal["tags"]
 
     ecs = harness.client("ecs")
     cluster = ecs.describe_clusters(clusters=["meet"], include=["SETTINGS", "TAGS"])["clusters"][0]
     assert sorted(cluster["capacityProviders"]) == ["FARGATE", "FARGATE_SPOT"]
     assert cluster["settings"] == [{"name": "containerInsights", "value": "disabled"}]
 
-    sd = harness.client("servicediscovery")
     (ns,) = [n for n in sd.list_namespaces()["Namespaces"] if n["Name"] == "meet.internal"]
     assert ns["Type"] == "DNS_PRIVATE" and ns["Id"] == out["namespace"]
-    xmpp = sd.get_service(Id=discovery)["Service"]
-    assert xmpp["Name"] == "xmpp" and xmpp["NamespaceId"] == ns["Id"]
-    assert xmpp["DnsConfig"]["DnsRecords"] == [{"Type": "A", "TTL": 10}]
+    assert result.results["discovery-xmpp"].id == names["shard-a"]["Id"]
+    for shard in ("shard-a", "shard-b"):
+        xmpp = sd.get_service(Id=names[shard]["Id"])["Service"]
+        assert xmpp["NamespaceId"] == ns["Id"]
+        assert xmpp["DnsConfig"]["DnsRecords"] == [{"Type": "A", "TTL": 10}]
 
     (group,) = harness.client("logs").describe_log_groups(logGroupNamePrefix="/pcls/meet")[
         "logGroups"
@@ -210,8 +217,13 @@ def test_up_creates_the_ecs_stack_with_the_exact_parameters(harness: Harness) ->
     arns = {
         n: f"arn:aws:ssm:eu-central-1:123456789012:parameter/pcls/meet/{n}" for n in SECRET_NAMES
     }
-    for step, family in (("taskdef-signal", "meet-signal"), ("taskdef-jvb", "meet-jvb")):
-        td = ecs.describe_task_definition(taskDefinition=out[step])["taskDefinition"]
+    signal_td = out["taskdef-signal"].replace("meet-shard-a", "meet-shard-b")
+    for arn, family in (
+        (out["taskdef-signal"], "meet-shard-a"),
+        (signal_td, "meet-shard-b"),
+        (out["taskdef-jvb"], "meet-jvb"),
+    ):
+        td = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
         assert td["family"] == family
         assert td["executionRoleArn"].endswith(":role/pcls/meet-execution")
         for c in td["containerDefinitions"]:
@@ -222,7 +234,7 @@ def test_up_creates_the_ecs_stack_with_the_exact_parameters(harness: Harness) ->
     assert [c["name"] for c in jvb_td["containerDefinitions"]] == ["jvb", "bridge-guard"]
     assert jvb_td["taskRoleArn"].endswith(":role/pcls/meet-jvb-task")
     env = {e["name"]: e["value"] for e in jvb_td["containerDefinitions"][0]["environment"]}
-    assert env["XMPP_SERVER"] == "xmpp.meet.internal"
+    assert env["XMPP_SERVER"] == "shard-a.meet.internal,shard-b.meet.internal"
 
     iam = harness.client("iam")
     policy = iam.get_role_policy(RoleName="meet-execution", PolicyName="logs-and-secrets")
@@ -246,14 +258,14 @@ def test_second_up_writes_nothing_and_status_is_in_sync(deployed: Harness, capsy
     assert again.ok
     assert deployed.writes() == {}
     assert {r.outcome for n, r in again.results.items() if n in ECS_STEPS} == {Outcome.UNCHANGED}
-    # One DescribeServices answers both service steps.
+    # One DescribeServices answers both service steps (every shard and the bridges).
     assert deployed.calls()["calls"]["ecs:DescribeServices"] == 1
     status = deployed.cli("status", "--json", capsys=capsys)
     assert status.code == 0, status.out
     doc = json.loads(status.out)
     by_step = {r["step"]: r for r in doc["resources"]}
-    assert by_step["service-jvb"]["details"]["running"] == 1
-    assert by_step["service-signal"]["details"]["rollout"] == "COMPLETED"
+    assert by_step["service-jvb"]["details"]["running"] == 2
+    assert by_step["service-signal"]["details"]["shard-a"].startswith("eu-central-1a · 1/1 running")
     assert by_step["taskdef-jvb"]["details"]["revision"] == 1
 
 
@@ -263,15 +275,20 @@ def test_second_up_writes_nothing_and_status_is_in_sync(deployed: Harness, capsy
 def test_rerun_keeps_the_jvb_count_and_rolls_a_new_image_tag(deployed: Harness) -> None:
     ecs = deployed.client("ecs")
     ecs.update_service(cluster="meet", service="jvb", desiredCount=3)  # as autoscaling would
-    ecs.update_service(cluster="meet", service="signal", desiredCount=0)  # by hand
+    ecs.update_service(cluster="meet", service="shard-b", desiredCount=0)  # by hand
     s = deployed.session()
     updates = capture(s, "ecs", "UpdateService")
     result = run_up(s)
     assert result.results["service-jvb"].outcome is Outcome.UNCHANGED
-    assert result.results["service-signal"].drift == ["desired count 0 -> 1"]
-    assert updates == [{"cluster": "meet", "service": "signal", "desiredCount": 1}]
-    assert {n: x["desiredCount"] for n, x in services(deployed).items()} == {"signal": 1, "jvb": 3}
-    # A new image tag: new revisions, both services rolled, the bridge count left alone.
+    assert result.results["service-signal"].drift == ["shard-b: desired count 0 -> 1"]
+    assert updates == [{"cluster": "meet", "service": "shard-b", "desiredCount": 1}]
+    assert {n: x["desiredCount"] for n, x in services(deployed).items()} == {
+        "shard-a": 1,
+        "shard-b": 1,
+        "jvb": 3,
+    }
+    # A new image tag: new revisions, every service rolled (the shards one at a time), the
+    # bridge count left alone.
     deployed.write_config('[jitsi]\nimage_tag = "stable-99999"\n')
     s = deployed.session()
     updates = capture(s, "ecs", "UpdateService")
@@ -279,9 +296,12 @@ def test_rerun_keeps_the_jvb_count_and_rolls_a_new_image_tag(deployed: Harness) 
     assert result.ok, [r.detail for r in result.failures]
     assert result.results["taskdef-jvb"].outcome is Outcome.UPDATED
     assert {u["service"]: u["taskDefinition"].rsplit("/", 1)[-1] for u in updates} == {
-        "signal": "meet-signal:2",
+        "shard-a": "meet-shard-a:2",
+        "shard-b": "meet-shard-b:2",
         "jvb": "meet-jvb:2",
     }
+    shards = [u["service"] for u in updates if u["service"] != "jvb"]
+    assert shards == ["shard-a", "shard-b"]  # in order, one at a time
     assert all(set(u) == {"cluster", "service", "taskDefinition"} for u in updates)
     live = services(deployed)
     assert live["jvb"]["taskDefinition"].endswith("meet-jvb:2")
@@ -308,10 +328,11 @@ def test_missing_secret_is_recreated_alone_and_its_readers_redeployed(deployed: 
     after = param_values(deployed)
     assert after["JICOFO_AUTH_PASSWORD"] == before["JICOFO_AUTH_PASSWORD"]
     assert after["JVB_AUTH_PASSWORD"] != before["JVB_AUTH_PASSWORD"]
-    # prosody (signal) and the bridges both read it: both get new tasks.
+    # prosody (every shard) and the bridges both read it: all get new tasks.
     assert sorted(u["service"] for u in updates if u.get("forceNewDeployment")) == [
         "jvb",
-        "signal",
+        "shard-a",
+        "shard-b",
     ]
     assert deployed.up().ok
     assert deployed.writes() == {}
@@ -332,7 +353,7 @@ def test_jwt_mode_no_idle_bridges_and_kept_logs(harness: Harness) -> None:
     )["PolicyDocument"]
     (read,) = [st for st in doc["Statement"] if st["Sid"] == "ReadStackSecrets"]
     assert any(r.endswith("/JWT_APP_SECRET") for r in read["Resource"])
-    td = harness.client("ecs").describe_task_definition(taskDefinition="meet-signal")
+    td = harness.client("ecs").describe_task_definition(taskDefinition="meet-shard-a")
     prosody = next(
         c for c in td["taskDefinition"]["containerDefinitions"] if c["name"] == "prosody"
     )
@@ -433,7 +454,7 @@ def test_new_roles_and_a_draining_predecessor_are_retried_on_create(harness: Har
             "CreateService",
         ),
         2,
-        when=lambda p: p.get("serviceName") == "signal",
+        when=lambda p: p.get("serviceName") == "shard-a",
     )
     result = run_up(s)
     assert result.ok, [r.detail for r in result.failures]
@@ -441,7 +462,7 @@ def test_new_roles_and_a_draining_predecessor_are_retried_on_create(harness: Har
     assert {x["status"] for x in services(harness).values()} == {"ACTIVE"}
     progress = [e[2] for e in s.ui.events if e[0] == "progress"]  # type: ignore[attr-defined]
     assert any("waiting for IAM to propagate" in p for p in progress)
-    assert any("previous signal service to finish draining" in p for p in progress)
+    assert any("previous shard-a service to finish draining" in p for p in progress)
 
 
 def test_role_never_assumable_fails_after_the_iam_bound(harness: Harness) -> None:
@@ -541,19 +562,19 @@ def test_rollout_stopped_by_the_circuit_breaker_fails_at_once(harness: Harness) 
 
     def rolled_back(parsed: dict[str, Any], **_: Any) -> None:
         for svc in parsed.get("services", []):
-            if svc["serviceName"] == "signal":
+            if svc["serviceName"] == "shard-b":
                 svc["deployments"][0]["rolloutState"] = "FAILED"
                 svc["deployments"][0]["rolloutStateReason"] = (
                     "ECS deployment circuit breaker: tasks failed to start."
                 )
-                svc["events"] = [{"id": "1", "message": "(service signal) rolling back"}]
+                svc["events"] = [{"id": "1", "message": "(service shard-b) rolling back"}]
 
     s.aws.client("ecs").meta.events.register("after-call.ecs.DescribeServices", rolled_back)
     result = run_up(s)
     failure = result.results["service-signal"]
     assert failure.outcome is Outcome.FAILED
     assert "circuit breaker: tasks failed to start" in failure.detail
-    assert "last events: (service signal) rolling back" in failure.detail
+    assert "last events: (service shard-b) rolling back" in failure.detail
     assert failure.elapsed < 10  # did not sit out the 30 s bound
 
 
@@ -562,7 +583,7 @@ def test_rollout_stopped_by_the_circuit_breaker_fails_at_once(harness: Harness) 
 
 def test_teardown_runs_in_dependency_order_and_leaves_nothing(deployed: Harness) -> None:
     ecs = deployed.client("ecs")
-    for family in ("meet-signal", "meet-jvb"):  # an older revision left behind by a rollout
+    for family in ("meet-shard-a", "meet-jvb"):  # an older revision left behind by a rollout
         out = ecs.describe_task_definition(taskDefinition=family, include=["TAGS"])
         keep = ("family", "containerDefinitions", "cpu", "memory", "networkMode")
         td = out["taskDefinition"]
@@ -581,7 +602,7 @@ def test_teardown_runs_in_dependency_order_and_leaves_nothing(deployed: Harness)
     # services -> task definitions -> Cloud Map -> roles -> parameters -> log group -> cluster
     assert first(("ecs", "UpdateService")) < first(("ecs", "DeleteService"))  # scaled to 0
     events = [e[:2] for e in s.ui.events]  # type: ignore[attr-defined]
-    for task in ("signal", "jvb"):  # each family goes once its service is INACTIVE
+    for task in ("signal", "jvb"):  # each family goes once its services are INACTIVE
         assert events.index(("finish", f"service-{task}")) < events.index(
             ("start", f"taskdef-{task}")
         )
@@ -593,12 +614,12 @@ def test_teardown_runs_in_dependency_order_and_leaves_nothing(deployed: Harness)
     assert last(("iam", "DeleteRole")) < first(("ssm", "DeleteParameters"))
     assert first(("ssm", "DeleteParameters")) < first(("logs", "DeleteLogGroup"))
     assert first(("logs", "DeleteLogGroup")) < first(("ecs", "DeleteCluster"))
-    assert s.aws.calls[("ecs", "DeregisterTaskDefinition")] == 4
+    assert s.aws.calls[("ecs", "DeregisterTaskDefinition")] == 5  # a:1, a:2, b:1, jvb:1, jvb:2
 
     # Per-service describes, not the tagging API (moto's misses IAM and Cloud Map).
     clusters = ecs.describe_clusters(clusters=["meet"])["clusters"]
     assert all(c["status"] == "INACTIVE" for c in clusters)
-    for family in ("meet-signal", "meet-jvb"):
+    for family in ("meet-shard-a", "meet-shard-b", "meet-jvb"):
         assert active_revisions(deployed, family) == []
         assert (
             ecs.list_task_definitions(familyPrefix=family, status="INACTIVE")["taskDefinitionArns"]
@@ -606,7 +627,7 @@ def test_teardown_runs_in_dependency_order_and_leaves_nothing(deployed: Harness)
         )
     sd = deployed.client("servicediscovery")
     assert [n for n in sd.list_namespaces()["Namespaces"] if n["Name"] == "meet.internal"] == []
-    assert [x for x in sd.list_services()["Services"] if x["Name"] == "xmpp"] == []
+    assert [x for x in sd.list_services()["Services"] if x["Name"].startswith("shard-")] == []
     iam = deployed.client("iam")
     for role in ("meet-execution", "meet-signal-task", "meet-jvb-task"):
         with pytest.raises(iam.exceptions.NoSuchEntityException):

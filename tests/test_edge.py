@@ -135,9 +135,10 @@ def test_up_builds_the_edge_a_rerun_writes_nothing_and_status_reports_it(harness
     assert attrs["routing.http.drop_invalid_header_fields.enabled"] == "true"
 
     tg = elb.describe_target_groups(Names=["meet-web"])["TargetGroups"][0]
-    assert (tg["TargetType"], tg["Protocol"], tg["Port"]) == ("ip", "HTTP", 8000)
-    assert tg["HealthCheckPath"] == "/" and tg["HealthCheckProtocol"] == "HTTP"
-    assert tg["Matcher"] == {"HttpCode": "200-399"}
+    # The targets are the routers in the shard tasks; their health is the router's own.
+    assert (tg["TargetType"], tg["Protocol"], tg["Port"]) == ("ip", "HTTP", 8080)
+    assert tg["HealthCheckPath"] == "/router-health" and tg["HealthCheckProtocol"] == "HTTP"
+    assert tg["Matcher"] == {"HttpCode": "200"}
     tg_attrs = elb.describe_target_group_attributes(TargetGroupArn=tg["TargetGroupArn"])
     assert {a["Key"]: a["Value"] for a in tg_attrs["Attributes"]}[
         "deregistration_delay.timeout_seconds"

@@ -102,7 +102,8 @@ def test_up_creates_topic_subscription_alarms_and_dashboard_as_designed(harness:
         "CPUUtilization",
         "SampleCount",
     )
-    assert _dims(signal) == {"ClusterName": "meet", "ServiceName": "signal"}
+    # service-signal names its first shard's service here (one alarm for one shard so far)
+    assert _dims(signal) == {"ClusterName": "meet", "ServiceName": "shard-a"}
     periods = (signal["Period"], signal["EvaluationPeriods"], signal["DatapointsToAlarm"])
     assert periods == (60, 5, 5)
     assert (signal["ComparisonOperator"], signal["Threshold"]) == ("LessThanThreshold", 1.0)

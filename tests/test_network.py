@@ -53,7 +53,8 @@ def test_up_creates_network_with_expected_shape(harness: Harness) -> None:
         for g in p["UserIdGroupPairs"]
     }
     assert pairs == {
-        (8000, result.results["sg-alb"].id),
+        (8080, result.results["sg-alb"].id),  # the routers, the load balancer's targets
+        (8000, result.results["sg-signal"].id),  # every shard's web, from the routers
         (5222, result.results["sg-jvb"].id),
         (8888, result.results["sg-jvb"].id),  # jicofo REST, for draining bridges
     }

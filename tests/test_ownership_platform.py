@@ -47,7 +47,7 @@ def foreign_parameter(h: Harness) -> str:
 
 def foreign_family(h: Harness) -> str:
     td = h.client("ecs").register_task_definition(
-        family="meet-signal",
+        family="meet-shard-a",  # the family of the first signal shard
         containerDefinitions=[{"name": "app", "image": "busybox", "memory": 64}],
         tags=[{"key": "pcls:stack", "value": "other"}, {"key": "pcls:step", "value": "x"}],
     )

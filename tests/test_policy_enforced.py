@@ -255,6 +255,12 @@ UNTOUCHED = {
     ("Zones", "arn:aws:route53:::hostedzone/*"): "the zone exists (no dns.create_zone)",
     ("ServiceLinkedRoles", "*"): "moto makes no service-linked role through the caller",
     ("BridgeProtection", f"arn:aws:ecs:{R}:task/meet/*"): "moto runs no task to unprotect",
+    ("EcsOwn", f"arn:aws:ecs:{R}:task-definition/meet-signal:*"): (
+        "v1's single signal family, deleted only when an upgraded stack retires it"
+    ),
+    ("LoadBalancerOwn", f"arn:aws:elasticloadbalancing:{R}:listener-rule/app/meet-alb/*"): (
+        "only when the HTTP listener's forward rule drifts (its create names the listener)"
+    ),
 }
 
 

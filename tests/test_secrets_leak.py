@@ -61,7 +61,7 @@ def test_no_secret_value_in_output_files_or_task_environment(harness: Harness, c
     cli("status", "--json")
     cli("plan", "--api-calls")
     registered = task_definitions(harness)
-    assert len(registered) == 2
+    assert len(registered) == 3  # two signal shards and the bridges
     written = files_under(harness.root)
     assert any(name.endswith("meet.json") for name in written)  # the ledger was checked
     cli("teardown", "--yes", "--api-calls", "--debug")

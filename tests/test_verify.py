@@ -554,7 +554,7 @@ def test_cli_verify_after_up(harness: Harness, front_factory, pki, capsys, monke
     ]
     assert lines[0].startswith(f"ok   dns      {DOMAIN} → 127.0.0.1, the load balancer meet-alb")
     assert lines[-1] == (
-        "ok   bridges  jvb 1/1 running, signal 1/1 (ECS task counts; no XmppConnected "
+        "ok   bridges  jvb 2/2 running, signal 2/2 (ECS task counts; no XmppConnected "
         "datapoint in the last 10 minutes)"
     )
     # the bridge guards' metric, as they publish it (EMF lines become these datapoints)
@@ -573,7 +573,7 @@ def test_cli_verify_after_up(harness: Harness, front_factory, pki, capsys, monke
     res = harness.cli("verify", "--address", f"127.0.0.1:{front.port}", capsys=capsys)
     assert res.code == 1
     assert res.out.splitlines()[-1].startswith(
-        "FAIL bridges  jvb 1/1 running, signal 1/1; XmppConnected minimum 0.5 over 2 report(s) at "
+        "FAIL bridges  jvb 2/2 running, signal 2/2; XmppConnected minimum 0.5 over 2 report(s) at "
     )
     assert res.out.splitlines()[-1].endswith(": a bridge is not connected to every shard")
     res = harness.cli("verify", "--json", "--address", f"127.0.0.1:{front.port}", capsys=capsys)

@@ -116,7 +116,6 @@ ALBS_PER_REGION = Quota(
     "elasticloadbalancing", "L-53DA6B97", "Application Load Balancers per Region"
 )
 PUBLIC_IPV4_HOUR = 0.005  # USD per public IPv4 address-hour, every commercial region (2024-02)
-SIGNAL_TASKS = 1
 HOURS_PER_MONTH = 730
 
 
@@ -242,7 +241,7 @@ def vcpu_at_maximum(ctx: Context) -> tuple[float, float]:
     spot = math.ceil(rest * weight / (weight + 1)) if weight else 0
     on_demand = base + (math.ceil(rest / (weight + 1)) if weight else rest)
     per_bridge = jvb.cpu / 1024
-    signal = SIGNAL_TASKS * ctx.cfg.signal.cpu / 1024
+    signal = ctx.cfg.signal.shards * ctx.cfg.signal.cpu / 1024  # one task per shard
     return signal + on_demand * per_bridge, spot * per_bridge
 
 
@@ -252,7 +251,7 @@ def check_quotas(ctx: Context) -> None:
     bridges = bridge_maximum(ctx)
     shared = "shared with every other Fargate task of the account in the region"
     for quota, need, what in (
-        (FARGATE_ON_DEMAND, on_demand, "the signal task and the On-Demand bridges"),
+        (FARGATE_ON_DEMAND, on_demand, "the signal shards and the On-Demand bridges"),
         (FARGATE_SPOT, spot, "the Spot bridges"),
     ):
         if need <= 0:
@@ -286,7 +285,8 @@ def note_public_ipv4(ctx: Context) -> None:
     """Public IPv4 addresses have no quota to meet, but each is billed by the hour."""
     bridges = bridge_maximum(ctx)
     azs = ctx.cfg.network.azs
-    most = azs + SIGNAL_TASKS + bridges
+    shards = ctx.cfg.signal.shards
+    most = azs + shards + bridges
     rate = PUBLIC_IPV4_HOUR
     try:
         from pcls.cost import load_prices
@@ -298,7 +298,7 @@ def note_public_ipv4(ctx: Context) -> None:
         ctx,
         f"public IPv4 addresses are billed at ${rate:g} per hour each, in use or not: the "
         f"stack holds up to {most} ({azs} for the load balancer, one per task: "
-        f"{SIGNAL_TASKS} signal, up to {bridges} bridges), about "
+        f"{shards} signal shards, up to {bridges} bridges), about "
         f"${most * rate * HOURS_PER_MONTH:,.2f}/month at the maximum",
     )
 

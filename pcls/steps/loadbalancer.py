@@ -1,8 +1,13 @@
-"""Load balancer: internet-facing ALB, the web target group, HTTPS and HTTP listeners.
+"""Load balancer: internet-facing ALB, the routers' target group, HTTPS and HTTP listeners.
 
-The ALB terminates TLS (a TLS 1.3 policy) and forwards to the signal task's web container on
-port 8000 by IP; port 80 only redirects. The idle timeout is raised from AWS's 60 s default
-because the XMPP websocket of a backgrounded browser tab may carry nothing for minutes.
+The ALB terminates TLS (a TLS 1.3 policy) and forwards by IP to the routers, one in every signal
+shard task on port 8080 (pcls/router.py), which send each room to its shard; the target group's
+health check is the router's /router-health. Port 80 redirects, except for one forward rule
+(/router-health to the target group): that rule attaches the target group to the load balancer,
+which is all ECS needs to create the shard services, so the shards start pulling images and
+joining XMPP while ACM still validates the certificate for the HTTPS listener. The idle timeout
+is raised from AWS's 60 s default because the XMPP websocket of a backgrounded browser tab may
+carry nothing for minutes.
 
 An HTTPS listener created right after its certificate was ISSUED can be refused with
 CertificateNotFound for minutes (ACM and ELB are eventually consistent): the create and modify
@@ -22,13 +27,14 @@ from typing import Any
 
 import botocore.exceptions
 
+from pcls import router
 from pcls.aws import STACK_TAG, STEP_TAG, ignore_missing, is_not_found, tag_drift, tags_of
 from pcls.config import Config
 from pcls.engine import Collision, Conflict, Context, Resource, Step
 from pcls.errors import PclsError
 from pcls.steps.network import propagation, wait_ipv6
 
-WEB_PORT = 8000
+ROUTER_PORT = router.ROUTER_PORT  # the routers in the shard tasks: the targets
 TAGS_PER_CALL = 20  # elbv2 DescribeTags takes at most 20 ARNs
 LISTENER_STEPS = ("listener-https", "listener-http")
 ELB_ARN = r"arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:"
@@ -36,13 +42,19 @@ HEALTH_CHECK: dict[str, Any] = {
     "HealthCheckEnabled": True,
     "HealthCheckProtocol": "HTTP",
     "HealthCheckPort": "traffic-port",
-    "HealthCheckPath": "/",
-    "HealthCheckIntervalSeconds": 15,  # two passes (30 s) make a new signal task healthy
+    # 200 while the router runs and its own shard's web answers (not the bridges, not jicofo)
+    "HealthCheckPath": router.HEALTH_PATH,
+    "HealthCheckIntervalSeconds": 15,  # two passes (30 s) make a new shard task healthy
     "HealthCheckTimeoutSeconds": 5,
     "HealthyThresholdCount": 2,
     "UnhealthyThresholdCount": 3,
-    "Matcher": {"HttpCode": "200-399"},
+    "Matcher": {"HttpCode": "200"},
 }
+# The HTTP listener's one forward rule: it attaches the target group to the load balancer early.
+ATTACH_PRIORITY = 1
+ATTACH_CONDITIONS: list[dict[str, Any]] = [
+    {"Field": "path-pattern", "PathPatternConfig": {"Values": [router.HEALTH_PATH]}}
+]
 HTTPS_REDIRECT: dict[str, Any] = {
     "Type": "redirect",
     "RedirectConfig": {
@@ -84,6 +96,12 @@ def _listener_lb(arn: str) -> str:
     return arn.replace(":listener/", ":loadbalancer/", 1).rsplit("/", 1)[0]
 
 
+def _rule_lb(arn: str) -> str:
+    """The load balancer of a rule ARN (…:listener-rule/app/<name>/<lb>/<listener>/<rule>)."""
+    head, _, path = arn.partition(":listener-rule/")
+    return f"{head}:loadbalancer/{'/'.join(path.split('/')[:3])}"
+
+
 def _describe_tags(ctx: Context, arns: list[str]) -> dict[str, list[dict[str, str]]]:
     """Tags per ARN, 20 ARNs a call; an ARN that no longer exists is left out."""
     out: dict[str, list[dict[str, str]]] = {}
@@ -118,6 +136,10 @@ def _elb_tags(ctx: Context) -> dict[str, list[dict[str, str]]]:
         for rid in (ctx.ledger.id(step), ctx.adopting.get(step)):
             if isinstance(rid, str) and ":listener/" in rid and _listener_lb(rid) in lbs:
                 arns.add(rid)
+        # the HTTP listener's forward rule, as the ledger last saw it
+        rule = ctx.ledger.get(step).get("rule")
+        if isinstance(rule, str) and ":listener-rule/" in rule and _rule_lb(rule) in lbs:
+            arns.add(rule)
     return _describe_tags(ctx, sorted(arns))
 
 
@@ -246,7 +268,7 @@ class TargetGroup(Step):
             Name=name,
             Protocol="HTTP",
             ProtocolVersion="HTTP1",
-            Port=WEB_PORT,
+            Port=ROUTER_PORT,
             VpcId=ctx.out("vpc").id,
             TargetType="ip",  # Fargate tasks in awsvpc mode register by IP
             IpAddressType="ipv4",
@@ -270,7 +292,7 @@ class TargetGroup(Step):
         out = []
         fixed = {
             "Protocol": "HTTP",
-            "Port": WEB_PORT,
+            "Port": ROUTER_PORT,
             "TargetType": "ip",
             "VpcId": ctx.out("vpc").id,
         }
@@ -321,7 +343,7 @@ class TargetGroup(Step):
         targets = health.get("TargetHealthDescriptions", [])
         healthy = sum(1 for t in targets if t["TargetHealth"]["State"] == "healthy")
         per_target = ", ".join(
-            f"{t['Target']['Id']}:{t['Target'].get('Port', WEB_PORT)} "
+            f"{t['Target']['Id']}:{t['Target'].get('Port', ROUTER_PORT)} "
             f"{t['TargetHealth']['State']}"
             + (f" ({t['TargetHealth']['Reason']})" if t["TargetHealth"].get("Reason") else "")
             for t in targets
@@ -666,6 +688,12 @@ class HttpsListener(Listener):
 
 
 class HttpListener(Listener):
+    """Port 80: redirects to HTTPS, and forwards /router-health to the routers.
+
+    The forward rule (tagged for this step, at ATTACH_PRIORITY) is what makes the target group
+    "associated with a load balancer" for ECS before the HTTPS listener exists.
+    """
+
     name = "listener-http"
     # target-group: teardown removes both listeners before the group (the ALB takes longer to
     # make than the group, so up loses no time).
@@ -675,6 +703,91 @@ class HttpListener(Listener):
 
     def desired(self, ctx: Context) -> dict[str, Any]:
         return {"Protocol": "HTTP", "Port": 80, "DefaultActions": [HTTPS_REDIRECT]}
+
+    def _forward(self, ctx: Context) -> list[dict[str, Any]]:
+        return [{"Type": "forward", "TargetGroupArn": ctx.out("target-group").id}]
+
+    def _rules(self, ctx: Context, listener_arn: str) -> list[dict[str, Any]]:
+        rules = ctx.aws.all("elbv2", "describe_rules", "Rules", ListenerArn=listener_arn)
+        rules = [r for r in rules if not r.get("IsDefault")]
+        tags = _elb_tags(ctx)  # holds the rule the ledger names
+        missing = sorted(r["RuleArn"] for r in rules if r["RuleArn"] not in tags)
+        if missing:
+            tags = {**tags, **_describe_tags(ctx, missing)}
+        return [{**r, "Tags": tags.get(r["RuleArn"], [])} for r in rules]
+
+    def find(self, ctx: Context) -> Resource | None:
+        res = super().find(ctx)
+        if res is None:
+            return None
+        rules = self._rules(ctx, res.id)
+        mine = [r for r in rules if ctx.owns(self.name, r["Tags"])]
+        for r in rules:
+            if r not in mine and str(r.get("Priority")) == str(ATTACH_PRIORITY):
+                what = f"rule {ATTACH_PRIORITY} of the HTTP listener"
+                ctx.collision(self.name, r["RuleArn"], what, r["Tags"])
+        rule = ctx.unique(self.name, mine, "RuleArn")
+        res.attrs["rule"] = rule
+        if rule is not None:
+            res.ledger["rule"] = rule["RuleArn"]
+        return res
+
+    def create(self, ctx: Context) -> Resource:
+        res = super().create(ctx)
+        res.attrs["rule"] = None  # drift() asks update() to add it
+        return res
+
+    def _rule_drift(self, ctx: Context, rule: dict[str, Any] | None) -> list[str]:
+        if rule is None:
+            return [f"forward rule {router.HEALTH_PATH} missing (attaches the target group)"]
+        out = []
+        actions = [_action_key(a) for a in rule.get("Actions", [])]
+        paths = [
+            v
+            for c in rule.get("Conditions", [])
+            for v in (c.get("PathPatternConfig") or {}).get("Values") or c.get("Values") or []
+        ]
+        if actions != [_action_key(a) for a in self._forward(ctx)] or paths != [router.HEALTH_PATH]:
+            shown = "; ".join(_action_text(a) for a in rule.get("Actions", [])) or "none"
+            out.append(
+                f"forward rule {', '.join(paths) or '(no path)'}: {shown}, not "
+                f"{router.HEALTH_PATH} to the target group"
+            )
+        out += [
+            f"forward rule {d}" for d in tag_drift(ctx.tag_dict(self.name), tags_of(rule["Tags"]))
+        ]
+        return out
+
+    def drift(self, ctx: Context, res: Resource) -> list[str]:
+        return super().drift(ctx, res) + self._rule_drift(ctx, res.attrs.get("rule"))
+
+    def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
+        own = [d for d in drift if not d.startswith("forward rule ")]
+        if own:
+            super().update(ctx, res, own)
+        rule = res.attrs.get("rule")
+        elbv2 = _elbv2(ctx)
+        if rule is None:
+            made = elbv2.create_rule(
+                ListenerArn=res.id,
+                Priority=ATTACH_PRIORITY,
+                Conditions=ATTACH_CONDITIONS,
+                Actions=self._forward(ctx),
+                Tags=ctx.tags(self.name),
+            )["Rules"][0]
+            res.attrs["rule"] = {**made, "Tags": ctx.tags(self.name)}
+            res.ledger["rule"] = made["RuleArn"]
+            return
+        if any(d.startswith("forward rule ") and " tag " not in d for d in drift):
+            elbv2.modify_rule(
+                RuleArn=rule["RuleArn"], Conditions=ATTACH_CONDITIONS, Actions=self._forward(ctx)
+            )
+        if any(d.startswith("forward rule tag ") for d in drift):
+            _retag(ctx, self.name, rule["RuleArn"])
+
+    def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
+        rule = res.attrs.get("rule")
+        return {**super().details(ctx, res), "forward": router.HEALTH_PATH if rule else "none"}
 
 
 def steps(cfg: Config) -> list[Step]:

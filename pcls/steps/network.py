@@ -33,7 +33,8 @@ from pcls.steps import account
 ANYWHERE = "0.0.0.0/0"
 ANYWHERE6 = "::/0"
 XMPP_PORT = 5222
-WEB_PORT = 8000
+WEB_PORT = 8000  # each shard's web, reached by the routers of every shard
+ROUTER_PORT = 8080  # the router in each shard task: the load balancer's target
 MEDIA_PORT = 10000
 JICOFO_REST_PORT = 8888  # the same port pcls.jitsi opens jicofo's REST API on
 # What EC2 answers, for a few seconds after the create call, about an id that exists.
@@ -766,7 +767,9 @@ class SecurityGroup(Step):
         return Resource(sg_id, attrs={"sg": sg})
 
     def _sg_names(self, ctx: Context) -> dict[str, str]:
-        return {ctx.outputs[d].id: d for d in self.depends_on if d in ctx.outputs}
+        # The group itself too: a rule may admit the group's own members (the shard tasks).
+        names = (*self.depends_on, self.name)
+        return {ctx.outputs[d].id: d for d in names if d in ctx.outputs}
 
     def _rules(
         self, ctx: Context, res: Resource
@@ -884,8 +887,10 @@ def steps(cfg: Config) -> list[Step]:
         jvb_in += [
             (("udp", MEDIA_PORT, MEDIA_PORT, f"cidr6:{ANYWHERE6}"), "media from anywhere (IPv6)"),
         ]
+    # The shard tasks share sg-signal: a router reaches the web of every shard through it.
     signal_in: list[tuple[Rule, str]] = [
-        (("tcp", WEB_PORT, WEB_PORT, "sg:sg-alb"), "web from the load balancer"),
+        (("tcp", ROUTER_PORT, ROUTER_PORT, "sg:sg-alb"), "routers from the load balancer"),
+        (("tcp", WEB_PORT, WEB_PORT, "sg:sg-signal"), "web from the routers of every shard"),
         (("tcp", XMPP_PORT, XMPP_PORT, "sg:sg-jvb"), "XMPP from the bridges"),
         # A draining bridge asks jicofo to move its participants; nothing else reaches it.
         (("tcp", JICOFO_REST_PORT, JICOFO_REST_PORT, "sg:sg-jvb"), "jicofo REST from the bridges"),

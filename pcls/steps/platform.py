@@ -1,11 +1,12 @@
-"""Platform: the ECS cluster, the Cloud Map namespace and `xmpp` service, the log group.
+"""Platform: the ECS cluster, the Cloud Map namespace and the shards' names, the log group.
 
-The cluster offers FARGATE and FARGATE_SPOT; each service picks its own mix. The bridges find
-prosody as `xmpp.<stack>.internal`, an A record ECS keeps pointing at the signal task. Container
+The cluster offers FARGATE and FARGATE_SPOT; each service picks its own mix. Every signal shard
+has its own Cloud Map name, `shard-a.<stack>.internal`, an A record ECS keeps pointing at that
+shard's task: the routers route to these names and the bridges connect to all of them. Container
 Insights is off unless configured: it bills per metric and the stack has few tasks.
 
 Dependencies here also encode the teardown order (the engine reverses them): services, task
-definitions, the `xmpp` service, the namespace, the roles, the parameters, the log group and
+definitions, the shards' names, the namespace, the roles, the parameters, the log group and
 last the cluster. Some edges (log-group → cluster, namespace → roles) exist only for that order.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 
 import botocore.exceptions
 
+from pcls import router
 from pcls.aws import (
     STACK_TAG,
     STEP_TAG,
@@ -32,8 +34,8 @@ from pcls.errors import PclsError, StepError
 CAPACITY_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
 # Ad-hoc tasks (run-task without a launch type) land on regular Fargate, never on Spot.
 DEFAULT_STRATEGY = [{"capacityProvider": "FARGATE", "weight": 1, "base": 0}]
-XMPP_SERVICE = "xmpp"
-XMPP_TTL = 10  # seconds; bridges re-resolve soon after the signal task is replaced
+XMPP_SERVICE = "xmpp"  # v1's one signal name, removed once its service is gone
+XMPP_TTL = 10  # seconds; routers and bridges re-resolve soon after a shard task is replaced
 # The ECS service-linked role is created on first use and is not usable at once.
 SLR_MESSAGES = ("Unable to assume the service linked role",)
 
@@ -336,102 +338,197 @@ def _services_in(ctx: Context, namespace_id: str) -> str:
 
 
 class DiscoveryService(Step):
-    """`xmpp.<stack>.internal`: the A record of the signal task, kept by ECS."""
+    """The shards' Cloud Map names: one service per shard, `shard-a.<stack>.internal`, ...
+
+    Each is the A record ECS keeps pointing at that shard's task (one service registry per ECS
+    service, so one Cloud Map service per shard): the routers route to these names and every
+    bridge connects to all of them. A service of this step no longer in the config (a shard
+    removed, or v1's `xmpp`) goes once no ECS service of that shard is left: the service-signal
+    step removes the ECS service first and then calls `retire`; a run stopped in between is
+    finished here.
+    """
 
     name = "discovery-xmpp"
-    kind = "cloudmap service"
+    kind = "cloudmap services"
     depends_on = ("namespace",)
+    id_pattern = r"srv-[a-z0-9]+"
+
+    def __init__(self, shards: list[str]) -> None:
+        self.shards = shards
 
     @staticmethod
     def _dns_records() -> list[dict[str, Any]]:
         return [{"Type": "A", "TTL": XMPP_TTL}]
 
-    id_pattern = r"srv-[a-z0-9]+"
+    def fqdns(self, ctx: Context) -> list[str]:
+        return [router.cloud_map_name(namespace_name(ctx), s) for s in self.shards]
 
-    def find(self, ctx: Context) -> Resource | None:
-        # Only in this stack's own namespace: every stack has a service named xmpp.
+    def _listed(self, ctx: Context) -> list[dict[str, Any]]:
+        """Services of a shard name (or v1's xmpp) in this stack's own namespace, with tags."""
         namespace = Namespace().find(ctx)
         if namespace is None:
-            return None
+            return []
         items = ctx.aws.all(
             "servicediscovery",
             "list_services",
             "Services",
             Filters=[{"Name": "NAMESPACE_ID", "Values": [namespace.id], "Condition": "EQ"}],
         )
+        names = {*router.slots(), XMPP_SERVICE}
         # The filter is the request; GetService's NamespaceId is the proof (some endpoints
         # ignore the filter).
-        named = [
-            s
+        return [
+            {**s, "Tags": _sd_tags(ctx, s["Arn"])}
             for s in items
-            if s["Name"] == XMPP_SERVICE
+            if s["Name"] in names
             and ctx.aws.cached("servicediscovery", "get_service", Id=s["Id"])["Service"].get(
                 "NamespaceId"
             )
             == namespace.id
         ]
-        found = _pick_tagged(ctx, self.name, named, "Cloud Map service")
-        if found is None:
+
+    def find(self, ctx: Context) -> Resource | None:
+        mine: dict[str, dict[str, Any]] = {}
+        extras: dict[str, dict[str, Any]] = {}
+        listed = self._listed(ctx)
+        for name in sorted({s["Name"] for s in listed}):
+            same = [s for s in listed if s["Name"] == name]
+            owned = [s for s in same if ctx.claims(self.name, s["Id"], s["Tags"])]
+            for s in same:
+                if s not in owned and (name in self.shards or s["Id"] == ctx.ledger.id(self.name)):
+                    ctx.collision(self.name, s["Id"], f"Cloud Map service {name}", s["Tags"])
+            found = ctx.unique(self.name, owned, "Id")
+            if found is not None:
+                (mine if name in self.shards else extras)[name] = found
+        if not mine and not extras:
             return None
-        svc, tags = found
-        return self._resource(ctx, svc, tags)
+        return self._resource(ctx, mine, extras)
 
-    def tag(self, ctx: Context, res: Resource) -> None:
-        _sd_tag(ctx, self.name, res)
-
-    def _resource(self, ctx: Context, svc: dict[str, Any], tags: list[dict[str, str]]) -> Resource:
-        fqdn = f"{XMPP_SERVICE}.{namespace_name(ctx)}"
+    def _resource(
+        self, ctx: Context, mine: dict[str, dict[str, Any]], extras: dict[str, dict[str, Any]]
+    ) -> Resource:
+        first = next((mine[s] for s in self.shards if s in mine), None)
+        anchor = first or next(iter(extras.values()))
         return Resource(
-            svc["Id"],
-            attrs={"arn": svc["Arn"], "fqdn": fqdn, "service": svc, "tags": tags},
+            anchor["Id"],
+            attrs={
+                "services": mine,
+                "extras": extras,
+                "arns": {n: s["Arn"] for n, s in mine.items()},
+                "fqdns": self.fqdns(ctx),
+                # where a shard's routers and bridges find it
+                "names": dict(zip(self.shards, self.fqdns(ctx), strict=True)),
+            },
         )
 
-    def create(self, ctx: Context) -> Resource:
+    def tag(self, ctx: Context, res: Resource) -> None:
+        rid = ctx.adopting.get(self.name)
+        for svc in [*res.attrs["services"].values(), *res.attrs["extras"].values()]:
+            if svc["Id"] == rid:
+                _sd(ctx).tag_resource(ResourceARN=svc["Arn"], Tags=ctx.tags(self.name))
+
+    def _create_one(self, ctx: Context, shard: str) -> dict[str, Any]:
         svc = _sd(ctx).create_service(
-            Name=XMPP_SERVICE,
+            Name=shard,
             NamespaceId=ctx.out("namespace").id,
             CreatorRequestId=f"pcls-{ctx.stack}-{uuid.uuid4().hex}",
-            Description=f"pcls {ctx.stack}: prosody of the signal task, for the bridges",
+            Description=f"pcls {ctx.stack}: prosody and router of signal {shard}",
             DnsConfig={"RoutingPolicy": "MULTIVALUE", "DnsRecords": self._dns_records()},
-            # ECS reports the task's health; a replaced signal task drops out of DNS.
+            # ECS reports the task's health; a replaced shard task drops out of DNS.
             HealthCheckCustomConfig={"FailureThreshold": 1},
             Tags=ctx.tags(self.name),
         )["Service"]
-        return self._resource(ctx, svc, ctx.tags(self.name))
+        return {**svc, "Tags": ctx.tags(self.name)}
+
+    def create(self, ctx: Context) -> Resource:
+        mine = {shard: self._create_one(ctx, shard) for shard in self.shards}
+        return self._resource(ctx, mine, {})
+
+    def _unused(self, ctx: Context, res: Resource) -> list[str]:
+        """Services no longer in the config whose shard has no ECS service left."""
+        from pcls.steps.services import describe_all, service_of_registry
+
+        ecs = describe_all(ctx)
+        return [
+            name
+            for name in sorted(res.attrs["extras"])
+            if service_of_registry(name) not in ecs
+            or ecs[service_of_registry(name)].get("status") == "INACTIVE"
+        ]
 
     def drift(self, ctx: Context, res: Resource) -> list[str]:
-        records = (res.attrs["service"].get("DnsConfig") or {}).get("DnsRecords") or []
+        want_records = sorted((r["Type"], r["TTL"]) for r in self._dns_records())
+        want_tags = ctx.tag_dict(self.name)
         out = []
-        have = sorted((r["Type"], int(r["TTL"])) for r in records)
-        want = sorted((r["Type"], r["TTL"]) for r in self._dns_records())
-        if have != want:
-            out.append(f"DNS records {have} -> {want}")
-        return out + tag_drift(ctx.tag_dict(self.name), tags_of(res.attrs["tags"]))
+        for shard in self.shards:
+            svc = res.attrs["services"].get(shard)
+            if svc is None:
+                out.append(f"{shard} missing")
+                continue
+            records = (svc.get("DnsConfig") or {}).get("DnsRecords")
+            if records is None:  # ListServices may leave it out: GetService has it
+                got = ctx.aws.cached("servicediscovery", "get_service", Id=svc["Id"])
+                records = (got["Service"].get("DnsConfig") or {}).get("DnsRecords") or []
+            have = sorted((r["Type"], int(r["TTL"])) for r in records)
+            if have != want_records:
+                out.append(f"{shard}: DNS records {have} -> {want_records}")
+            out += [f"{shard}: {d}" for d in tag_drift(want_tags, tags_of(svc["Tags"]))]
+        n = len(self.shards)
+        out += [f"{name} not in config ({n} shards): deleting" for name in self._unused(ctx, res)]
+        return out
 
     def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
-        if any(d.startswith("DNS records") for d in drift):
-            op = _sd(ctx).update_service(
-                Id=res.id, Service={"DnsConfig": {"DnsRecords": self._dns_records()}}
-            )["OperationId"]
-            _wait_operation(ctx, self.name, op, "the DNS records to change")
-        if any(d.startswith("tag ") for d in drift):
-            self.tag(ctx, res)
+        mine = dict(res.attrs["services"])
+        for shard in self.shards:
+            if f"{shard} missing" in drift:
+                mine[shard] = self._create_one(ctx, shard)
+            elif any(d.startswith(f"{shard}: DNS records") for d in drift):
+                op = _sd(ctx).update_service(
+                    Id=mine[shard]["Id"],
+                    Service={"DnsConfig": {"DnsRecords": self._dns_records()}},
+                )["OperationId"]
+                _wait_operation(ctx, self.name, op, f"the DNS records of {shard} to change")
+            if any(d.startswith(f"{shard}: tag ") for d in drift):
+                _sd(ctx).tag_resource(ResourceARN=mine[shard]["Arn"], Tags=ctx.tags(self.name))
+        extras = dict(res.attrs["extras"])
+        for name in self._unused(ctx, res):
+            self._delete_one(ctx, extras.pop(name))
+        new = self._resource(ctx, mine, extras)
+        res.id, res.attrs = new.id, new.attrs
+
+    def retire(self, ctx: Context, names: list[str]) -> None:
+        """Delete these services of the step (shards whose ECS service service-signal removed)."""
+        res = self.find(ctx)
+        for name in names:
+            svc = (res.attrs["extras"] if res else {}).get(name)
+            if svc is not None:
+                ctx.progress("service-signal", f"deleting the Cloud Map name of {name}")
+                self._delete_one(ctx, svc)
+
+    def _delete_one(self, ctx: Context, svc: dict[str, Any]) -> None:
+        # ECS deregisters the shard task's instance while its service drains.
+        ctx.retry_while(
+            self.name,
+            lambda: ignore_missing(lambda: _sd(ctx).delete_service(Id=svc["Id"])),
+            codes=("ResourceInUse",),
+            timeout=ctx.patience.resource_gone,
+            why=f"waiting for ECS to deregister the task of {svc['Name']}",
+        )
 
     def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": res.attrs["fqdn"]}
-        if "InstanceCount" in res.attrs["service"]:
-            out["instances"] = res.attrs["service"]["InstanceCount"]
+        out: dict[str, Any] = {}
+        for shard, fqdn in res.attrs["names"].items():
+            svc = res.attrs["services"].get(shard)
+            count = (svc or {}).get("InstanceCount")
+            state = (
+                "missing" if svc is None else f"{count} instance(s)" if count is not None else ""
+            )
+            out[shard] = f"{fqdn} {state}".strip()
         return out
 
     def delete(self, ctx: Context, res: Resource) -> None:
-        # ECS deregisters the signal task's instance while its service drains.
-        ctx.retry_while(
-            self.name,
-            lambda: ignore_missing(lambda: _sd(ctx).delete_service(Id=res.id)),
-            codes=("ResourceInUse",),
-            timeout=ctx.patience.resource_gone,
-            why="waiting for ECS to deregister the signal task",
-        )
+        for svc in [*res.attrs["services"].values(), *res.attrs["extras"].values()]:
+            self._delete_one(ctx, svc)
 
 
 # -- log group --------------------------------------------------------------------------------
@@ -517,4 +614,9 @@ class LogGroup(Step):
 
 
 def steps(cfg: Config) -> list[Step]:
-    return [Cluster(), Namespace(), DiscoveryService(), LogGroup()]
+    return [
+        Cluster(),
+        Namespace(),
+        DiscoveryService(router.shard_names(cfg.signal.shards)),
+        LogGroup(),
+    ]

@@ -1,22 +1,39 @@
-"""Services: `signal` (one task, behind the load balancer, registered as xmpp) and `jvb` (bridges).
+"""Services: one ECS service per signal shard (step service-signal) and `jvb` (the bridges).
 
-Both run in the public subnets with a public IP (no NAT gateway: the bridges need public
+All run in the public subnets with a public IP (no NAT gateway: the bridges need public
 addresses for media anyway), with the deployment circuit breaker rolling back a failed rollout.
 
-- signal: regular FARGATE, desired 1, minimumHealthyPercent 0 / maximumPercent 100. A shard has
-  exactly one prosody; two at once during a rollout would split the bridges between two
-  brewery rooms, so the old task stops before the new one starts.
-- jvb: FARGATE base `jvb.ondemand_base`, then FARGATE_SPOT at `jvb.spot_weight` against FARGATE
-  weight 1. The desired count is set once at create (`jvb.min_count`); after that autoscaling
-  owns it and no re-run touches it.
+- shards (`shard-a`, `shard-b`, ...): regular FARGATE, desired 1, minimumHealthyPercent 0 /
+  maximumPercent 100. A shard has exactly one prosody; two at once under one shard name would
+  split its rooms and the bridges' brewery between two tasks, so the old task stops before the
+  new one starts. Each shard is pinned to the subnet of one AZ, round robin over the AZs, and
+  registered in its own Cloud Map name (discovery-xmpp) and in the target group: the ALB's
+  target is the shard task's router (pcls/router.py), which hashes each room to its shard.
+- jvb: one pool for all shards (XMPP_SERVER lists every shard). FARGATE base
+  `jvb.ondemand_base`, then FARGATE_SPOT at `jvb.spot_weight` against FARGATE weight 1. Its
+  subnets are those of every AZ and ECS spreads a Fargate service's tasks across AZs by default
+  (the service scheduler balances them over the subnets' AZs), so `jvb.min_count`, one bridge
+  per AZ by default, keeps a bridge in every AZ. The desired count is set once at create; after
+  that autoscaling owns it and no re-run touches it.
+
+Changes roll safely. A cold create starts every shard at once (no one is connected yet). A
+change to running shards (a new task definition revision, a secret rewritten, the network) is
+rolled one shard at a time, in name order: update, wait until the shard is steady (one
+deployment, its task running), then until it is routed again (its task's router is a healthy
+target of the load balancer and its Cloud Map name answers with the new task's address), then
+ROUTER_CATCH_UP seconds for every router's DNS and health checks and every bridge's reconnect,
+and only then the next shard. The progress line names the shard that is rolling. A shard no
+longer in the config (signal.shards lowered, or v1's single `signal` service) is removed after
+the configured ones are up: its ECS service first, then its Cloud Map name and its task
+definitions (their steps' `retire`).
 
 After a create or an update the step waits (bounded by `patience.service_stable`) until the
-rollout is done, showing `signal 1/1 running · jvb 0/1 (1 pending) · <latest event>`. On
-timeout the error carries the last service events and the stopped tasks' reasons, as AWS Copilot
-shows them. A secret recreated after the current deployment started forces a new deployment
-(both dates as AWS reports them).
+rollout is done, showing `shard-a 1/1 running · <latest event>`. On timeout the error carries
+the last service events and the stopped tasks' reasons, as AWS Copilot shows them. A secret
+recreated after the current deployment started forces a new deployment (both dates as AWS
+reports them).
 
-- signal is done when it is steady: one deployment, as many tasks running as desired.
+- a shard is done when it is steady and routed.
 - jvb is done when the new (PRIMARY) deployment's tasks run. Bridges of older deployments that
   host conferences are protected from scale-in by the bridge guard (docs/bridge-guard.md) and
   stop only when their calls end, which may be hours: they are reported as draining (progress
@@ -29,7 +46,8 @@ step's start that is IAM propagating, and the step starts one new deployment (at
 `IAM_REDEPLOYS` times) instead of failing.
 
 moto keeps no capacity provider strategy, deployment configuration or grace period from
-create_service, so each of those is compared only when DescribeServices returns it.
+create_service, so each of those is compared only when DescribeServices returns it; it lists
+no tasks either, so there the routed check has no task to look at.
 """
 
 from __future__ import annotations
@@ -39,14 +57,21 @@ from typing import Any
 
 import botocore.exceptions
 
-from pcls import jitsi
+from pcls import jitsi, router
 from pcls.aws import describe_error, error_code, error_message, tag_drift, tags_of
 from pcls.config import Config
-from pcls.engine import Context, Resource, Step
+from pcls.engine import Cancelled, Context, Patience, Resource, Step
 from pcls.errors import StepError, WaitTimeout
-from pcls.steps.platform import cluster_name
+from pcls.sidecar_container import METRIC_DIMENSION, METRIC_NAMESPACE, METRIC_XMPP
+from pcls.steps.platform import XMPP_SERVICE, DiscoveryService, cluster_name
+from pcls.steps.tasks import SignalTaskDefinitions
 
-SERVICES = ("signal", "jvb")
+JVB = "jvb"
+LEGACY_SIGNAL = "signal"  # v1's one signal service, removed once the shards run
+# Every service name the stack may hold: the shard slots, v1's signal, the bridges (10 names:
+# DescribeServices takes at most 10 per call).
+SERVICES = (*router.slots(), LEGACY_SIGNAL, JVB)
+SHARD_STEP = "service-signal"
 IAM_MESSAGES = ("unable to assume the role", "Unable to assume the service linked role")
 DRAINING_MESSAGES = ("still Draining",)
 SCALED_MESSAGES = ("scaled above 0",)
@@ -57,13 +82,19 @@ IAM_REDEPLOYS = 3
 PROTECTION_BATCH = 10  # UpdateTaskProtection takes at most 10 tasks per call
 DRAINING_WHY = "scale-in protected while they host calls; each stops when its calls end"
 SIGNAL_GRACE_SECONDS = 180  # prosody healthy, then web; ALB checks start after this
+# After a shard is routed again, before the next one rolls: every router re-resolves its name
+# (Cloud Map TTL 10 s, HAProxy's hold 10 s) and marks it up (3 checks 2 s apart), and every
+# bridge reconnects to it (TTL plus the JVM's 30 s DNS cache). On AWS seconds; scaled like the
+# polls when tests and the sandbox shrink them.
+ROUTER_CATCH_UP = 60.0
 AWAIT = "waiting for the rollout"
 EVENTS_SHOWN = 3
 STOPPED_SHOWN = 5
 
 
 def describe_all(ctx: Context) -> dict[str, dict[str, Any]]:
-    """Both services of the stack, from one DescribeServices call shared by both steps."""
+    """Every service of the stack (shards, bridges), from one DescribeServices call shared by
+    the steps."""
     try:
         out = ctx.aws.cached(
             "ecs",
@@ -134,21 +165,43 @@ def _short(task_definition_arn: str) -> str:
     return task_definition_arn.rsplit("/", 1)[-1]
 
 
-class Service(Step):
-    kind = "ecs service"
-    id_pattern = r"arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:service/[A-Za-z0-9_-]+/[a-z]+"
+SERVICE_ARN = r"arn:aws[a-z-]*:ecs:[a-z0-9-]+:\d{12}:service/[A-Za-z0-9_-]+/[a-z-]+"
 
-    def __init__(self, task: str, subnets: list[str]) -> None:
-        self.task = task
-        self.name = f"service-{task}"
+
+def service_of_registry(name: str) -> str:
+    """The ECS service registered in a Cloud Map service of this name (v1's xmpp: signal)."""
+    return LEGACY_SIGNAL if name == XMPP_SERVICE else name
+
+
+class Service(Step):
+    """One ECS service: the bridges (a step of its own) or one signal shard (a part of the
+    service-signal step, whose name it carries in its tags and progress lines)."""
+
+    kind = "ecs service"
+    id_pattern = SERVICE_ARN
+
+    def __init__(self, task: str, subnets: list[str], *, step: str = "") -> None:
+        self.task = task  # the ECS service name: "jvb", or a shard ("shard-a")
+        self.shard = task != JVB
+        self.name = step or f"service-{task}"
         self.subnets = subnets
         # First tasks pulling images and passing health checks.
-        self.typical_seconds = 180 if task == "signal" else 120
+        self.typical_seconds = 180 if self.shard else 120
         # route-table: tasks in public subnets pull images only once the default route exists.
-        deps = ["cluster", f"taskdef-{task}", f"sg-{task}", *subnets, "route-table", "secrets"]
-        if task == "signal":
-            deps += ["target-group", "listener-https", "discovery-xmpp"]
+        if self.shard:
+            # listener-http, not listener-https: its forward rule attaches the target group to
+            # the load balancer, which is all CreateService needs, so the shards start while
+            # ACM is still validating the certificate.
+            deps = ["cluster", "taskdef-signal", "sg-signal", *subnets, "route-table", "secrets"]
+            deps += ["target-group", "listener-http", "discovery-xmpp"]
+        else:
+            deps = ["cluster", "taskdef-jvb", "sg-jvb", *subnets, "route-table", "secrets"]
         self.depends_on = tuple(deps)
+
+    def _taskdef(self, ctx: Context) -> str:
+        if self.shard:
+            return str(ctx.out("taskdef-signal").attrs["arns"].get(self.task, ""))
+        return ctx.out("taskdef-jvb").id
 
     # -- desired state -----------------------------------------------------------------------
 
@@ -156,7 +209,7 @@ class Service(Step):
         return {
             "awsvpcConfiguration": {
                 "subnets": [ctx.out(s).id for s in self.subnets],
-                "securityGroups": [ctx.out(f"sg-{self.task}").id],
+                "securityGroups": [ctx.out("sg-signal" if self.shard else "sg-jvb").id],
                 "assignPublicIp": "ENABLED",  # public subnets, no NAT: pulls go out directly
             }
         }
@@ -169,7 +222,7 @@ class Service(Step):
         return out
 
     def _deployment(self) -> dict[str, Any]:
-        low, high = (0, 100) if self.task == "signal" else (100, 200)
+        low, high = (0, 100) if self.shard else (100, 200)
         return {
             "deploymentCircuitBreaker": {"enable": True, "rollback": True},
             "minimumHealthyPercent": low,
@@ -179,7 +232,7 @@ class Service(Step):
     def spec(self, ctx: Context) -> dict[str, Any]:
         """create_service arguments other than name, cluster, count and tags."""
         spec: dict[str, Any] = {
-            "taskDefinition": ctx.out(f"taskdef-{self.task}").id,
+            "taskDefinition": self._taskdef(ctx),
             "platformVersion": "LATEST",
             "networkConfiguration": self._network(ctx),
             "deploymentConfiguration": self._deployment(),
@@ -188,16 +241,17 @@ class Service(Step):
             "schedulingStrategy": "REPLICA",
             "deploymentController": {"type": "ECS"},
         }
-        if self.task == "signal":
+        if self.shard:
             spec["launchType"] = "FARGATE"
             spec["loadBalancers"] = [
                 {
                     "targetGroupArn": ctx.out("target-group").id,
-                    "containerName": "web",
-                    "containerPort": jitsi.SIGNAL_CONTAINER_PORT,
+                    "containerName": router.CONTAINER_NAME,
+                    "containerPort": router.ROUTER_PORT,
                 }
             ]
-            spec["serviceRegistries"] = [{"registryArn": ctx.out("discovery-xmpp").attrs["arn"]}]
+            registry = ctx.out("discovery-xmpp").attrs["arns"].get(self.task, "")
+            spec["serviceRegistries"] = [{"registryArn": registry}]
             spec["healthCheckGracePeriodSeconds"] = SIGNAL_GRACE_SECONDS
         else:
             spec["capacityProviderStrategy"] = self._strategy(ctx)
@@ -228,7 +282,7 @@ class Service(Step):
 
     def create(self, ctx: Context) -> Resource:
         ecs = ctx.aws.client("ecs")
-        desired = 1 if self.task == "signal" else ctx.cfg.jvb.min_count
+        desired = 1 if self.shard else ctx.cfg.jvb.min_count
         kwargs = {
             "cluster": cluster_name(ctx),
             "serviceName": self.task,
@@ -278,8 +332,8 @@ class Service(Step):
         if "target-group" not in self.depends_on:
             return ""
         name = ctx.out("target-group").id.rsplit(":", 1)[-1]
-        listener = ctx.outputs.get("listener-https")
-        return name + (f" (listener-https {listener.id})" if listener else "")
+        listener = ctx.outputs.get("listener-http")
+        return name + (f" (listener-http {listener.id})" if listener else "")
 
     # -- drift / update ----------------------------------------------------------------------
 
@@ -327,7 +381,7 @@ class Service(Step):
             if key in spec and key in svc and svc[key] != spec[key]:
                 lines.append(f"{key} {svc[key]} -> {spec[key]}")
                 fix[key] = spec[key]
-        if self.task == "signal" and svc.get("desiredCount") != 1:
+        if self.shard and svc.get("desiredCount") != 1:
             lines.append(f"desired count {svc.get('desiredCount')} -> 1")
             fix["desiredCount"] = 1
         # jvb: desiredCount belongs to autoscaling after create; never compared.
@@ -353,7 +407,7 @@ class Service(Step):
         )
 
     def _containers(self) -> set[str]:
-        return set(jitsi.SIGNAL_CONTAINER_NAMES) if self.task == "signal" else {"jvb"}
+        return set(jitsi.SIGNAL_CONTAINER_NAMES) if self.shard else {JVB}
 
     def drift(self, ctx: Context, res: Resource) -> list[str]:
         svc = res.attrs["service"]
@@ -395,10 +449,10 @@ class Service(Step):
         ecs = ctx.aws.client("ecs")
         last: dict[str, Any] = {}
         replaced: set[str] = set()  # failed deployments replaced while IAM propagates
-        done = rolled_out if self.task == "jvb" else steady
+        done = steady if self.shard else rolled_out
 
         def probe() -> tuple[bool, str]:
-            out = ecs.describe_services(cluster=cluster_name(ctx), services=list(SERVICES))
+            out = ecs.describe_services(cluster=cluster_name(ctx), services=[self.task])
             by_name = {s["serviceName"]: s for s in out["services"] if s["status"] == "ACTIVE"}
             svc = by_name.get(self.task)
             if svc is None:
@@ -414,8 +468,8 @@ class Service(Step):
                     return False, "started a new deployment: ECS could not assume a new role yet"
                 reason = failed[0].get("rolloutStateReason") or "rollout failed"
                 raise StepError(self.name, "deployment", f"{reason}; {self._evidence(ctx, svc)}")
-            parts = [_counts(by_name[n]) for n in SERVICES if n in by_name]
-            old = draining(svc) if self.task == "jvb" else 0
+            parts = [_counts(svc)]
+            old = 0 if self.shard else draining(svc)
             if old:
                 parts.append(f"{old} old {_bridges(old)} draining")
             events = svc.get("events") or []
@@ -432,7 +486,7 @@ class Service(Step):
             )
         except WaitTimeout as exc:
             raise WaitTimeout(f"{exc}; {self._evidence(ctx, last.get('svc'))}") from None
-        old = draining(last["svc"]) if self.task == "jvb" else 0
+        old = 0 if self.shard else draining(last["svc"])
         if old:
             ctx.progress(
                 self.name,
@@ -470,7 +524,7 @@ class Service(Step):
         ctx.aws.client("ecs").update_service(
             cluster=cluster_name(ctx),
             service=self.task,
-            taskDefinition=ctx.out(f"taskdef-{self.task}").id,  # not a rollback's revision
+            taskDefinition=self._taskdef(ctx),  # not a rollback's revision
             forceNewDeployment=True,
         )
         return True
@@ -514,9 +568,19 @@ class Service(Step):
             "pending": svc.get("pendingCount", 0),
             "rollout": primary.get("rolloutState", "-"),
             "deployments": len(deployments),
-            **({"draining": draining(svc)} if self.task == "jvb" else {}),
+            **({} if self.shard else {"draining": draining(svc)}),
+            **({} if self.shard else self._bridges_detail(ctx)),
             "last_event": (events[0].get("message", "")[:120] if events else "-"),
         }
+
+    def _bridges_detail(self, ctx: Context) -> dict[str, Any]:
+        """Bridges per AZ (their tasks) and their XMPP connections to the shards (the guard's
+        XmppConnected: the pool's lowest share of shards connected, in the newest minute; the
+        guard publishes one Stack-wide series, so which shard a short bridge misses is in its
+        log, not here)."""
+        zones = sorted(str(t.get("availabilityZone", "?")) for t in self.tasks(ctx))
+        per_az = " ".join(f"{z}={zones.count(z)}" for z in sorted(set(zones)))
+        return {"per_az": per_az or "no task listed", "xmpp": _xmpp_share(ctx)}
 
     def _unprotect(self, ctx: Context) -> None:
         """Clear the bridges' scale-in protection, so that scaling to 0 stops them now.
@@ -571,6 +635,11 @@ class Service(Step):
         )
 
     def delete(self, ctx: Context, res: Resource) -> None:
+        self.start_delete(ctx, res)
+        self.wait_gone(ctx)
+
+    def start_delete(self, ctx: Context, res: Resource) -> None:
+        """Scale to 0 and delete (the service then drains to INACTIVE)."""
         ecs = ctx.aws.client("ecs")
         cluster = cluster_name(ctx)
 
@@ -595,7 +664,7 @@ class Service(Step):
                     scale_to_zero()  # autoscaling may have raised it again meanwhile
                 raise
 
-        if self.task == "jvb":
+        if not self.shard:
             self._unprotect(ctx)
         if res.attrs["service"].get("desiredCount", 0) > 0:
             scale_to_zero()
@@ -606,6 +675,10 @@ class Service(Step):
             timeout=ctx.patience.resource_gone,
             why="scaling the service to 0 before deleting it",
         )
+
+    def wait_gone(self, ctx: Context) -> None:
+        ecs = ctx.aws.client("ecs")
+        cluster = cluster_name(ctx)
 
         def gone() -> tuple[bool, str]:
             try:
@@ -619,10 +692,336 @@ class Service(Step):
                 return True, ""
             return False, f"{live[0].get('status')}, {live[0].get('runningCount', 0)} running"
 
-        # The task definitions, the xmpp service and the cluster wait on this.
+        # The task definitions, the Cloud Map names and the cluster wait on this.
         ctx.wait_for(
             self.name, f"{self.task} to become INACTIVE", gone, timeout=ctx.patience.resource_gone
         )
+
+    # -- a shard: routed again -----------------------------------------------------------------
+
+    def tasks(self, ctx: Context) -> list[dict[str, Any]]:
+        """The service's running tasks, described (moto lists none)."""
+        ecs = ctx.aws.client("ecs")
+        arns = ecs.list_tasks(
+            cluster=cluster_name(ctx), serviceName=self.task, desiredStatus="RUNNING"
+        )["taskArns"]
+        if not arns:
+            return []
+        return list(ecs.describe_tasks(cluster=cluster_name(ctx), tasks=arns[:100])["tasks"])
+
+    def targets(self, ctx: Context, ips: list[str]) -> dict[str, str]:
+        """ip -> the router's state as a target of the load balancer ("healthy", "initial"...)."""
+        if not ips:
+            return {}
+        health = ctx.aws.client("elbv2").describe_target_health(
+            TargetGroupArn=ctx.out("target-group").id,
+            Targets=[{"Id": ip, "Port": router.ROUTER_PORT} for ip in ips],
+        )["TargetHealthDescriptions"]
+        return {t["Target"]["Id"]: t["TargetHealth"]["State"] for t in health}
+
+    def registered(self, ctx: Context) -> set[str]:
+        """The addresses the shard's Cloud Map name answers with (healthy instances)."""
+        svc = ctx.out("discovery-xmpp").attrs["services"].get(self.task)
+        if svc is None:
+            return set()
+        sd = ctx.aws.client("servicediscovery")
+        instances = sd.list_instances(ServiceId=svc["Id"]).get("Instances", [])
+        try:
+            status = sd.get_instances_health_status(ServiceId=svc["Id"]).get("Status", {})
+        except botocore.exceptions.ClientError:
+            status = {}
+        return {
+            i.get("Attributes", {}).get("AWS_INSTANCE_IPV4", "")
+            for i in instances
+            if status.get(i["Id"], "HEALTHY") == "HEALTHY"
+        }
+
+    def wait_routed(self, ctx: Context) -> None:
+        """Until the shard's task serves through its router and its name resolves to it."""
+
+        def probe() -> tuple[bool, str]:
+            tasks = [t for t in self.tasks(ctx) if t.get("lastStatus") == "RUNNING"]
+            if not tasks:
+                # A steady shard on AWS lists its task; moto lists none, so nothing to check.
+                return True, "no task listed"
+            ips = [ip for t in tasks if (ip := task_ip(t))]
+            states = self.targets(ctx, ips)
+            names = self.registered(ctx)
+            waiting = [
+                f"router {ip} {states.get(ip, 'not registered')}"
+                for ip in ips
+                if states.get(ip) != "healthy"
+            ] + [f"Cloud Map without {ip}" for ip in ips if ip not in names]
+            return not waiting, f"{self.task}: " + ("; ".join(waiting) or "routed")
+
+        ctx.wait_for(
+            self.name,
+            f"{self.task} to be routed again",
+            probe,
+            timeout=ctx.patience.service_stable,
+            hint="see the target group's health and the shard's Cloud Map name",
+        )
+
+    def health(self, ctx: Context, svc: dict[str, Any]) -> str:
+        """'eu-central-1a · 1/1 running · task HEALTHY · router healthy' for `status`."""
+        subnet = ctx.outputs.get(self.subnets[0])
+        az = str(subnet.attrs.get("az", "")) if subnet is not None else ""
+        parts = [az] if az else []
+        parts.append(f"{svc.get('runningCount', 0)}/{svc.get('desiredCount', 0)} running")
+        primary = _primary(svc) or {}
+        if primary.get("rolloutState") not in (None, "COMPLETED"):
+            parts.append(f"rollout {primary.get('rolloutState')}")
+        tasks = self.tasks(ctx)
+        if not tasks:
+            parts.append("no task listed")
+        ips = [ip for t in tasks if (ip := task_ip(t))]
+        states = self.targets(ctx, ips) if "target-group" in ctx.outputs else {}
+        for t in tasks:
+            ip = task_ip(t)
+            parts.append(f"task {t.get('healthStatus', 'UNKNOWN')} in {t.get('availabilityZone')}")
+            parts.append(f"router {states.get(ip, 'not registered')}")
+        return " · ".join(parts)
+
+
+def _xmpp_share(ctx: Context) -> str:
+    """The bridge guards' XmppConnected, lowest share in the newest minute of the last ten."""
+    now = dt.datetime.now(dt.UTC)
+    try:
+        points = (
+            ctx.aws.client("cloudwatch")
+            .get_metric_statistics(
+                Namespace=METRIC_NAMESPACE,
+                MetricName=METRIC_XMPP,
+                Dimensions=[{"Name": METRIC_DIMENSION, "Value": ctx.stack}],
+                StartTime=now - dt.timedelta(minutes=10),
+                EndTime=now,
+                Period=60,
+                Statistics=["Minimum"],
+            )
+            .get("Datapoints", [])
+        )
+    except botocore.exceptions.ClientError as exc:
+        return f"unknown ({error_code(exc)})"
+    if not points:
+        return "no data (bridge guard XmppConnected, last 10 min)"
+    newest = max(points, key=lambda p: p["Timestamp"])
+    share = float(newest["Minimum"])
+    return f"{share:g} " + (
+        "(every bridge on every shard)" if share >= 1 else "(a bridge is short of a shard)"
+    )
+
+
+def task_ip(task: dict[str, Any]) -> str:
+    """A task's private IPv4 (its ENI, as ECS describes it), or ''."""
+    for attachment in task.get("attachments") or []:
+        for detail in attachment.get("details") or []:
+            if detail.get("name") == "privateIPv4Address":
+                return str(detail.get("value", ""))
+    return ""
+
+
+def catch_up(ctx: Context) -> float:
+    """ROUTER_CATCH_UP in this run's time: scaled like the polls (Patience().poll_max on AWS)."""
+    return ROUTER_CATCH_UP * ctx.patience.poll_max / Patience().poll_max
+
+
+class ShardServices(Step):
+    """service-signal: one ECS service per signal shard, rolled one at a time."""
+
+    name = SHARD_STEP
+    kind = "ecs services"
+    id_pattern = SERVICE_ARN
+    typical_seconds = 180  # first tasks pulling images and passing health checks
+
+    def __init__(self, shards: list[str], subnets: list[str]) -> None:
+        self.shards = shards
+        # Round robin over the AZs: shard-a in the first, shard-b in the second, ...
+        self.parts = {
+            s: Service(s, [subnets[i % len(subnets)]], step=self.name) for i, s in enumerate(shards)
+        }
+        self.old = {
+            t: Service(t, [subnets[0]], step=self.name)
+            for t in [*router.slots(), LEGACY_SIGNAL]
+            if t not in shards
+        }
+        deps = {d for part in self.parts.values() for d in part.depends_on}
+        self.depends_on = tuple(sorted(deps | set(subnets)))
+
+    # -- find / create -----------------------------------------------------------------------
+
+    def find(self, ctx: Context) -> Resource | None:
+        described = describe_all(ctx)
+        mine: dict[str, dict[str, Any]] = {}
+        extras: dict[str, dict[str, Any]] = {}
+        for name in [*self.shards, *self.old]:
+            svc = described.get(name)
+            if svc is None or svc.get("status") != "ACTIVE":
+                continue  # DRAINING and INACTIVE services are on their way out
+            if ctx.claims(self.name, svc["serviceArn"], svc.get("tags")):
+                (mine if name in self.parts else extras)[name] = svc
+            elif name in self.parts or svc["serviceArn"] == ctx.ledger.id(self.name):
+                what = f"ECS service {name} in cluster {cluster_name(ctx)}"
+                ctx.collision(self.name, svc["serviceArn"], what, svc.get("tags"))
+        if not mine and not extras:
+            return None
+        return self._resource(ctx, mine, extras)
+
+    def _resource(
+        self, ctx: Context, mine: dict[str, dict[str, Any]], extras: dict[str, dict[str, Any]]
+    ) -> Resource:
+        first = next((mine[s] for s in self.shards if s in mine), None)
+        anchor = first or next(iter(extras.values()))
+        return Resource(
+            anchor["serviceArn"],
+            attrs={
+                "services": mine,
+                "extras": extras,
+                "cluster": cluster_name(ctx),
+                "name": self.shards[0],  # one service name, for what names a single one
+                "names": list(self.shards),
+            },
+            state=anchor.get("status", ""),
+        )
+
+    def tag(self, ctx: Context, res: Resource) -> None:
+        rid = ctx.adopting.get(self.name)
+        for svc in [*res.attrs["services"].values(), *res.attrs["extras"].values()]:
+            if svc["serviceArn"] == rid:
+                tags = [{"key": t["Key"], "value": t["Value"]} for t in ctx.tags(self.name)]
+                ctx.aws.client("ecs").tag_resource(resourceArn=rid, tags=tags)
+
+    def create(self, ctx: Context) -> Resource:
+        began = ctx.patience.clock()
+        # A cold start: no one is connected yet, so every shard starts at once.
+        mine = {s: part.create(ctx).attrs["service"] for s, part in self.parts.items()}
+        res = self._resource(ctx, mine, {})
+        res.attrs["await"] = list(self.shards)  # drift() asks update() to wait for them
+        res.attrs["began"] = began
+        return res
+
+    # -- drift / update ----------------------------------------------------------------------
+
+    def _part(self, ctx: Context, shard: str, svc: dict[str, Any]) -> Resource:
+        return self.parts[shard]._resource(ctx, svc)
+
+    def drift(self, ctx: Context, res: Resource) -> list[str]:
+        out = []
+        for shard, part in self.parts.items():
+            svc = res.attrs["services"].get(shard)
+            if svc is None:
+                out.append(f"{shard} missing")
+                continue
+            lines, _ = part._changes(ctx, svc)
+            lines += tag_drift(ctx.tag_dict(self.name), tags_of(svc.get("tags")))
+            out += [f"{shard}: {line}" for line in lines]
+        n = len(self.shards)
+        out += [f"{name} not in config ({n} shards): removing" for name in res.attrs["extras"]]
+        if res.attrs.get("await"):
+            out.append(AWAIT)
+        return out
+
+    def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
+        ecs = ctx.aws.client("ecs")
+        began = res.attrs.pop("began", ctx.patience.clock())
+        starting = list(res.attrs.pop("await", []))
+        mine = dict(res.attrs["services"])
+        # 1. Shards that do not exist yet start at once; then every new shard is waited for.
+        for shard in self.shards:
+            if shard not in mine:
+                mine[shard] = self.parts[shard].create(ctx).attrs["service"]
+                starting.append(shard)
+        for shard in starting:
+            ctx.progress(self.name, f"starting {', '.join(starting)}")
+            self.parts[shard].wait_steady(ctx, began)
+            self.parts[shard].wait_routed(ctx)
+        # 2. Running shards with changes roll one at a time, each steady and routed again
+        # before the next stops.
+        rolling = [
+            s
+            for s in self.shards
+            if s in res.attrs["services"] and s not in starting and self._fixes(ctx, mine[s])
+        ]
+        for i, shard in enumerate(rolling):
+            part = self.parts[shard]
+            _, fix = part._changes(ctx, mine[shard])
+            ctx.progress(self.name, f"rolling {shard} ({i + 1} of {len(rolling)})")
+            out = part._retrying(
+                ctx,
+                lambda fix=fix, shard=shard: ecs.update_service(
+                    cluster=cluster_name(ctx), service=shard, **fix
+                ),
+            )
+            mine[shard] = out["service"]
+            part.wait_steady(ctx, began)
+            part.wait_routed(ctx)
+            if i + 1 < len(rolling):
+                self._catch_up(ctx, shard, rolling[i + 1])
+        # 3. Tags.
+        for shard in self.shards:
+            if any(d.startswith(f"{shard}: tag ") for d in drift):
+                tags = [{"key": t["Key"], "value": t["Value"]} for t in ctx.tags(self.name)]
+                ecs.tag_resource(resourceArn=mine[shard]["serviceArn"], tags=tags)
+        # 4. Shards no longer in the config go last, once the configured ones serve.
+        extras = dict(res.attrs["extras"])
+        if extras:
+            self.retire(ctx, extras)
+        ctx.aws.forget_cache()
+        fresh = describe_all(ctx)
+        mine = {s: fresh.get(s, svc) for s, svc in mine.items()}
+        new = self._resource(ctx, mine, {})
+        res.id, res.attrs, res.state = new.id, new.attrs, new.state
+
+    def _catch_up(self, ctx: Context, shard: str, following: str) -> None:
+        left = catch_up(ctx)
+        while left > 0:
+            if ctx.cancel.is_set():
+                raise Cancelled(self.name)
+            ctx.progress(
+                self.name,
+                f"{shard} is routed again; {left:.0f}s for every router and bridge to take it "
+                f"back before {following} rolls",
+            )
+            pause = min(left, ctx.patience.poll_max)
+            ctx.patience.sleep(pause)
+            left -= pause
+
+    def _fixes(self, ctx: Context, svc: dict[str, Any]) -> dict[str, Any]:
+        shard = svc["serviceName"]
+        return self.parts[shard]._changes(ctx, svc)[1]
+
+    def retire(self, ctx: Context, extras: dict[str, dict[str, Any]]) -> None:
+        """Remove these services, then their Cloud Map names and task definitions."""
+        names = sorted(extras)
+        ctx.progress(self.name, f"removing {', '.join(names)} (not in config)")
+        for name in names:
+            self.old[name].start_delete(ctx, self.old[name]._resource(ctx, extras[name]))
+        for name in names:
+            self.old[name].wait_gone(ctx)
+        registries = [XMPP_SERVICE if n == LEGACY_SIGNAL else n for n in names]
+        DiscoveryService(self.shards).retire(ctx, registries)
+        SignalTaskDefinitions(self.shards).retire(ctx, names)
+
+    # -- status / teardown -------------------------------------------------------------------
+
+    def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for shard, part in self.parts.items():
+            svc = res.attrs["services"].get(shard)
+            out[shard] = "missing" if svc is None else part.health(ctx, svc)
+        for name in res.attrs["extras"]:
+            out[name] = "not in config"
+        return out
+
+    def delete(self, ctx: Context, res: Resource) -> None:
+        found = [
+            (self.parts.get(n) or self.old[n], svc)
+            for n, svc in [*res.attrs["services"].items(), *res.attrs["extras"].items()]
+        ]
+        # Every shard drains at once: teardown waits for the slowest, not for their sum.
+        for part, svc in found:
+            part.start_delete(ctx, part._resource(ctx, svc))
+        for part, _ in found:
+            part.wait_gone(ctx)
 
 
 def _bridges(n: int) -> str:
@@ -664,4 +1063,4 @@ def _deployment_ok(have: dict[str, Any], want: dict[str, Any]) -> bool:
 
 def steps(cfg: Config) -> list[Step]:
     subnets = [f"subnet-{i + 1}" for i in range(cfg.network.azs)]
-    return [Service("signal", subnets), Service("jvb", subnets)]
+    return [ShardServices(router.shard_names(cfg.signal.shards), subnets), Service(JVB, subnets)]
