@@ -39,10 +39,10 @@ class CostInputs:
     azs: int = 2  # public subnets / AZs; the ALB holds one public IPv4 per AZ
     signal_cpu: int = 1024  # Fargate CPU units (1024 = 1 vCPU); signal tasks always on-demand
     signal_memory: int = 2048  # MiB
-    signal_count: int = 1
+    signal_count: int = 2  # signal shards, one task each (web + prosody + jicofo + router)
     jvb_cpu: int = 2048
     jvb_memory: int = 4096
-    jvb_min: int = 1
+    jvb_min: int = 2  # one bridge per AZ
     jvb_max: int = 4
     jvb_ondemand_base: int = 1  # FARGATE base tasks
     jvb_spot_weight: int = 1  # FARGATE_SPOT weight against FARGATE weight 1 (0 = no Spot)
@@ -307,12 +307,22 @@ def estimate(inputs: CostInputs, prices: dict[str, Any] | None = None) -> Estima
     signal_hour = task_hour(inputs.signal_cpu, inputs.signal_memory)
     signal = signal_hour * hours * inputs.signal_count
     add(
-        "Fargate: signal (web + prosody + jicofo)",
+        "Fargate: signal shards (web + prosody + jicofo + router)",
         signal,
         signal,
-        f"{inputs.signal_count} on-demand task(s) of {inputs.signal_cpu / 1024:g} vCPU / "
-        f"{inputs.signal_memory / 1024:g} GB",
+        f"{inputs.signal_count} shard(s), each one on-demand task of "
+        f"{inputs.signal_cpu / 1024:g} vCPU / {inputs.signal_memory / 1024:g} GB, spread over "
+        f"the {inputs.azs} AZs",
         fargate_keys,
+    )
+    add(
+        "Routers (HAProxy, room-sticky)",
+        0.0,
+        0.0,
+        f"one container in each of the {inputs.signal_count} shard tasks (a 64 MiB reservation "
+        "inside the task's size): no task or public IPv4 of their own; see the comparison "
+        "with a separate router service",
+        (),
     )
 
     jvb_hour = task_hour(inputs.jvb_cpu, inputs.jvb_memory)
@@ -325,12 +335,13 @@ def estimate(inputs: CostInputs, prices: dict[str, Any] | None = None) -> Estima
 
     jvb_idle, idle_text = jvb_month(inputs.jvb_min)
     jvb_max, max_text = jvb_month(inputs.jvb_max)
+    per_az = " (one per AZ)" if inputs.jvb_min == inputs.azs else ""
     add(
         "Fargate: JVB bridges",
         jvb_idle,
         jvb_max,
         f"{inputs.jvb_cpu / 1024:g} vCPU / {inputs.jvb_memory / 1024:g} GB per task; "
-        f"min {inputs.jvb_min} = {idle_text}; max {inputs.jvb_max} = {max_text}; "
+        f"min {inputs.jvb_min}{per_az} = {idle_text}; max {inputs.jvb_max} = {max_text}; "
         f"Spot at {discount:.0%} off",
         (*fargate_keys, "fargate_spot_discount"),
     )
@@ -353,7 +364,8 @@ def estimate(inputs: CostInputs, prices: dict[str, Any] | None = None) -> Estima
         "Public IPv4 addresses",
         addr_idle * hours * ipv4,
         addr_max * hours * ipv4,
-        f"one per task + one per AZ for the ALB: {addr_idle} at min, {addr_max} at max",
+        f"one per task ({inputs.signal_count} shards + the bridges) + one per AZ for the ALB: "
+        f"{addr_idle} at min, {addr_max} at max",
         ("public_ipv4_hour",),
     )
 
@@ -491,9 +503,11 @@ def estimate(inputs: CostInputs, prices: dict[str, Any] | None = None) -> Estima
 
     total_idle = sum(line.idle_usd for line in lines)
     total_max = sum(line.max_usd for line in lines)
+    stack_estimate = any(line.estimate for line in lines)
     comparisons = (
         _single_ec2(t, inputs, hours),
-        _with_nat(t, inputs, hours, total_idle, total_max, any(line.estimate for line in lines)),
+        _with_nat(t, inputs, hours, total_idle, total_max, stack_estimate),
+        _router_service(t, inputs, hours, total_idle, total_max, stack_estimate),
     )
 
     without_free = (
@@ -611,6 +625,39 @@ def _with_nat(
             f"{_usd(address_change)}/month)"
         ),
         figures=("nat_gateway_hour",),
+    )
+
+
+# The alternative router layout: a service of its own, two small tasks in two AZs.
+ROUTER_SERVICE_TASKS = 2
+ROUTER_SERVICE_CPU, ROUTER_SERVICE_MEMORY = 256, 512
+
+
+def _router_service(
+    t: _Table,
+    inputs: CostInputs,
+    hours: int,
+    total_idle: float,
+    total_max: float,
+    stack_estimate: bool,
+) -> Comparison:
+    """The routers as a separate ECS service instead of a container in every shard task."""
+    task = ROUTER_SERVICE_CPU / 1024 * t.rate("fargate_vcpu_hour")
+    task += ROUTER_SERVICE_MEMORY / 1024 * t.rate("fargate_gb_hour")
+    extra = ROUTER_SERVICE_TASKS * hours * (task + t.rate("public_ipv4_hour"))
+    keys = ("fargate_vcpu_hour", "fargate_gb_hour", "public_ipv4_hour")
+    return Comparison(
+        key="router_service",
+        name="Same stack, routers as a separate service",
+        idle_usd=total_idle + extra,
+        max_usd=total_max + extra,
+        estimate=stack_estimate or t.is_estimate(keys),
+        note=(
+            f"adds {ROUTER_SERVICE_TASKS} on-demand tasks of {ROUTER_SERVICE_CPU / 1024:g} vCPU "
+            f"/ {ROUTER_SERVICE_MEMORY / 1024:g} GB in two AZs, each with the public IPv4 it "
+            "needs to pull its image without NAT; see docs/ha.md for the failure behaviour"
+        ),
+        figures=keys,
     )
 
 

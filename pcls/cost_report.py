@@ -18,7 +18,6 @@ from pcls.cost import CostInputs, Estimate, estimate, monthly_delta, render_line
 from pcls.sidecar_container import METRIC_UNITS
 from pcls.steps import monitoring, scaling
 
-SIGNAL_TASKS = 1  # one signal shard: web + prosody + jicofo in one task
 DASHBOARDS = 1
 JSON_SCHEMA = 1
 
@@ -33,7 +32,7 @@ def inputs_from_config(cfg: Config, region: str | None = None) -> CostInputs:
         azs=cfg.network.azs,
         signal_cpu=cfg.signal.cpu,
         signal_memory=cfg.signal.memory,
-        signal_count=SIGNAL_TASKS,
+        signal_count=cfg.signal.shards,  # one task per shard (web, prosody, jicofo, router)
         jvb_cpu=cfg.jvb.cpu,
         jvb_memory=cfg.jvb.memory,
         jvb_min=cfg.jvb.min_count,

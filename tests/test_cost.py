@@ -17,8 +17,9 @@ PRICES = load_prices()
 H = PRICES["hours_per_month"]
 PLAN = PRICES["planning"]
 
-# Default config: 2 AZs, signal 1 vCPU / 2 GB x1, JVB 2 vCPU / 4 GB min 1 max 4, base 1,
-# Spot weight 1, 6 alarms, 1 dashboard, 2 custom metrics, 1 GB logs, no zone, no Insights.
+# Default config: 2 AZs, 2 signal shards of 1 vCPU / 2 GB (each with its router), JVB 2 vCPU /
+# 4 GB min 2 (one per AZ) max 4, base 1, Spot weight 1, 6 alarms, 1 dashboard, 2 custom metrics,
+# 1 GB logs, no zone, no Insights.
 DEFAULT_FRANKFURT = CostInputs(region="eu-central-1")
 
 # Bigger Zurich layout that leaves the CloudWatch free tier and uses the floor logs rate.
@@ -53,14 +54,15 @@ def test_default_frankfurt_totals_by_hand() -> None:
     spot = 1 - v(r, "fargate_spot_discount")
     ip = v(r, "public_ipv4_hour")
 
-    signal = (1 * vcpu + 2 * gb) * H
+    signal = 2 * (1 * vcpu + 2 * gb) * H  # two shards; the routers live inside their tasks
     jvb_task = 2 * vcpu + 4 * gb
-    jvb_at_min = jvb_task * H * 1  # the single task is the on-demand base
+    # 2 tasks, one per AZ: base 1, the other split 1:1 -> 1.5 on-demand + 0.5 Spot
+    jvb_at_min = jvb_task * H * (1.5 + 0.5 * spot)
     # 4 tasks: base 1, the other 3 split 1:1 -> 2.5 on-demand + 1.5 Spot
     jvb_at_max = jvb_task * H * (2.5 + 1.5 * spot)
     alb = H * v(r, "alb_hour") + H * PLAN["alb_average_lcu"]["value"] * v(r, "alb_lcu_hour")
-    ipv4_min = (1 + 1 + 2) * H * ip  # signal + JVB + 2 ALB nodes
-    ipv4_max = (1 + 4 + 2) * H * ip
+    ipv4_min = (2 + 2 + 2) * H * ip  # 2 shards + 2 JVB + 2 ALB nodes
+    ipv4_max = (2 + 4 + 2) * H * ip
     # 6 alarms, 1 dashboard, 2 metrics, 1 GB logs: all inside the free tier; no zone; SSM/ACM $0.
 
     est = estimate(DEFAULT_FRANKFURT)
@@ -68,6 +70,12 @@ def test_default_frankfurt_totals_by_hand() -> None:
     assert est.total_max == pytest.approx(signal + jvb_at_max + alb + ipv4_max)
     assert est.as_of == PRICES["as_of"]
     assert not any(line.name == "Route 53 hosted zone" for line in est.lines)
+    routers = next(line for line in est.lines if line.name.startswith("Routers"))
+    assert (routers.idle_usd, routers.max_usd) == (0.0, 0.0)
+    # The routers as a service of their own: 2 tasks of 0.25 vCPU / 0.5 GB, each with an IPv4.
+    separate = est.comparison("router_service")
+    router_tasks = 2 * H * (0.25 * vcpu + 0.5 * gb + ip)
+    assert separate.idle_usd - est.total_idle == pytest.approx(router_tasks)
 
     # Single t3.large: instance + 30 GB gp3 + one Elastic IP, no zone (the stack creates none).
     t3 = H * v(r, "ec2_t3_large_hour") + 30 * v(r, "ebs_gp3_gb_month") + H * ip
@@ -167,8 +175,8 @@ def test_monthly_delta() -> None:
     assert monthly_delta(DEFAULT_FRANKFURT, DEFAULT_FRANKFURT) == 0.0
 
     r = "eu-central-1"
-    two_min = CostInputs(region=r, jvb_min=2)
-    # The second minimum task sits above the base: half on Spot, plus its public IPv4.
+    two_min = CostInputs(region=r, jvb_min=3)
+    # The third minimum task sits above the base: half on Spot, plus its public IPv4.
     jvb_task = 2 * v(r, "fargate_vcpu_hour") + 4 * v(r, "fargate_gb_hour")
     extra = jvb_task * H * (0.5 + 0.5 * (1 - v(r, "fargate_spot_discount")))
     extra += H * v(r, "public_ipv4_hour")
@@ -194,7 +202,7 @@ def test_to_dict_is_json_and_rounded_to_cents() -> None:
     data = json.loads(json.dumps(est.to_dict()))
     assert data["prices_as_of"] == PRICES["as_of"]
     assert data["total"]["idle"] == round(est.total_idle, 2)
-    assert set(data["comparisons"]) == {"single_ec2", "with_nat"}
+    assert set(data["comparisons"]) == {"single_ec2", "with_nat", "router_service"}
     assert set(data["per_100_participant_hours"]) == {"low", "central", "high"}
     for line in data["lines"]:
         assert line["idle"] == round(line["idle"], 2)

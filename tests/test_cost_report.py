@@ -33,7 +33,7 @@ def test_inputs_follow_the_config() -> None:
     cfg = _cfg(
         stack={"region": "eu-central-2"},
         network={"azs": 3},
-        signal={"cpu": 2048, "memory": 4096},
+        signal={"cpu": 2048, "memory": 4096, "shards": 3},
         jvb={
             "cpu": 4096,
             "memory": 8192,
@@ -47,7 +47,7 @@ def test_inputs_follow_the_config() -> None:
     )
     inputs = inputs_from_config(cfg)
     assert (inputs.region, inputs.azs) == ("eu-central-2", 3)
-    assert (inputs.signal_cpu, inputs.signal_memory, inputs.signal_count) == (2048, 4096, 1)
+    assert (inputs.signal_cpu, inputs.signal_memory, inputs.signal_count) == (2048, 4096, 3)
     assert (inputs.jvb_cpu, inputs.jvb_memory) == (4096, 8192)
     assert (inputs.jvb_min, inputs.jvb_max) == (2, 8)
     assert (inputs.jvb_ondemand_base, inputs.jvb_spot_weight) == (2, 3)
@@ -116,7 +116,7 @@ def test_json_is_the_rounded_estimate_with_a_schema() -> None:
     assert len(doc["lines"]) == len(est.lines)
     assert doc["total"]["idle"] == round(est.total_idle, 2)
     assert set(doc["per_100_participant_hours"]) == {"low", "central", "high"}
-    assert set(doc["comparisons"]) == {"single_ec2", "with_nat"}
+    assert set(doc["comparisons"]) == {"single_ec2", "with_nat", "router_service"}
     assert all(isinstance(line["estimate"], bool) for line in doc["lines"])
 
 
@@ -129,8 +129,8 @@ def test_plan_cost_line() -> None:
     assert plan_cost_line(cfg, deployed=True) == (
         f"Cost: +$0.00/month at idle (now {_usd(idle)} → {_usd(idle)})"
     )
-    # Two bridges at idle instead of one: the second on Spot at the default weight.
-    bigger = _cfg(jvb={"min_count": 2})
+    # Three bridges at idle instead of one per AZ: the third half on Spot at the default weight.
+    bigger = _cfg(jvb={"min_count": 3})
     was = inputs_from_config(cfg)
     more = estimate(inputs_from_config(bigger)).total_idle
     line = plan_cost_line(bigger, deployed=True, before=was)
