@@ -189,7 +189,8 @@ FAULT_STEPS = {
 FAULTS = {
     # CreateListener (HTTPS): CertificateNotFound until this long after the certificate is ISSUED
     "certificate": 60.0,
-    # CreateService (signal): no associated load balancer until this long after CreateListener
+    # CreateService (a shard): no associated load balancer until this long after the first
+    # forward to the target group (the HTTP listener's rule)
     "listener": 10.0,
     # RegisterTaskDefinition: Role is not valid for this long from the first attempt
     "role": 10.0,
@@ -264,8 +265,10 @@ class Faults:
         if http_response is None or http_response.status_code >= 300:
             return
         params = context.get("faults_params") or {}
-        if model.name == "CreateListener" and any(
-            a.get("Type") == "forward" for a in params.get("DefaultActions", [])
+        # The target group's first forward: a listener's default action, or a listener rule.
+        actions = params.get("DefaultActions", []) + params.get("Actions", [])
+        if model.name in ("CreateListener", "CreateRule") and any(
+            a.get("Type") == "forward" for a in actions
         ):
             with self._lock:
                 self.since.setdefault("listener", self.model.clock())
@@ -460,10 +463,16 @@ def critical_path(
     cal: Phase, deps: dict[str, tuple[str, ...]], d: Durations, scale: float
 ) -> Bound:
     """Earliest finish of every step with unlimited parallelism, in scaled seconds."""
-    waits: dict[str, float] = {}
+    # Transitions of one kind that a step starts together run at once (every shard's first
+    # rollout, every shard draining at teardown): the longest counts, not their sum.
+    kinds: dict[tuple[str, str], float] = {}
     for t in cal.transitions:
         if t["blocking"] and t["step"]:
-            waits[t["step"]] = waits.get(t["step"], 0.0) + getattr(d, t["key"]) / scale
+            key = (t["step"], t["key"])
+            kinds[key] = max(kinds.get(key, 0.0), getattr(d, t["key"]) / scale)
+    waits: dict[str, float] = {}
+    for (step, _), seconds in kinds.items():
+        waits[step] = waits.get(step, 0.0) + seconds
     per_call = sum(cal.own.values()) / max(sum(n for s, n in cal.calls.items() if s), 1)
     start: dict[str, float] = {}
     finish: dict[str, float] = {}

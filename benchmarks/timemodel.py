@@ -49,7 +49,7 @@ class Durations:
     acm_record: float = 10.0  # RequestCertificate -> validation CNAME published
     acm_issued: float = 300.0  # RequestCertificate -> ISSUED (DNS validation, zone delegated)
     namespace: float = 60.0  # Cloud Map private DNS namespace create/delete operation
-    ecs_signal: float = 180.0  # signal service: tasks running and healthy behind the ALB
+    ecs_signal: float = 180.0  # a signal shard: its task running and healthy behind the ALB
     ecs_jvb: float = 120.0  # bridge service: tasks running
     ecs_drain: float = 60.0  # DeleteService -> INACTIVE (deregistration delay + stop)
     iam: float = 10.0  # CreateRole -> role assumable by ECS
@@ -61,7 +61,7 @@ class Durations:
 
     @staticmethod
     def ecs_key(service: str) -> str:
-        return "ecs_signal" if service == "signal" else "ecs_jvb"
+        return "ecs_jvb" if service == "jvb" else "ecs_signal"  # jvb, or a signal shard
 
     def as_dict(self) -> dict[str, float]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
