@@ -450,3 +450,99 @@ def test_run_drains_after_the_loop_stops() -> None:
     g2.sleep = stop  # type: ignore[method-assign]
     g2.run()  # SIGTERM during a sleep: straight to the drain
     assert logged(g2)[-1] == "drain: done after 0.0s, no participant left"
+
+
+def test_drain_details_the_loop_depends_on() -> None:
+    # the move names this bridge; the drain is timed from the SIGTERM, not from the call
+    b = Bridge()
+    g, _, calls = draining(b)
+    g.stop_at = 90.0
+    g.shutdown()
+    [move] = [u for u in calls.urls() if "/move-endpoints/" in u]
+    assert urllib.parse.parse_qs(move.split("?", 1)[1])["bridge"] == [NICK]
+    assert logged(g)[-1] == "drain: done after 11.0s, no participant left"
+
+    # no conference left is done, whatever the endpoint count says; one participant is not
+    g, _, _ = guard({BRIDGE + "/colibri/drain/enable": None,
+                     BRIDGE + "/colibri/stats": {"conferences": 0, "endpoints": 3}})  # fmt: skip
+    g.shutdown()
+    assert logged(g)[-1] == "drain: done after 0.0s, no participant left"
+    g, _, _ = guard({BRIDGE + "/colibri/drain/enable": None,
+                     BRIDGE + "/colibri/stats": {"conferences": 1, "endpoints": 1}},
+                    DRAIN_SECONDS="1")  # fmt: skip
+    g.shutdown()
+    assert logged(g)[-1] == "drain: time is up with 1 participant(s) left; stopping"
+
+    # never a stats answer: how many are left is not known
+    g, _, _ = guard({BRIDGE + "/colibri/drain/enable": None,
+                     BRIDGE + "/colibri/stats": OSError("x")}, DRAIN_SECONDS="2")  # fmt: skip
+    g.shutdown()
+    assert logged(g)[-1] == "drain: time is up with ? participant(s) left; stopping"
+    assert logged(g).count("drain: bridge stats unavailable: OSError: x") == 1
+
+
+def test_an_unknown_jicofo_view_moves_after_the_presence_wait() -> None:
+    b = Bridge()
+    g, clock, calls = draining(b, view=OSError("HTTP 404"), PRESENCE_WAIT="3", DRAIN_POLL="1")
+    g.shutdown()
+    assert b.moves == 1
+    moves = [i for i, u in enumerate(calls.urls()) if "/move-endpoints/" in u]
+    assert len(moves) == 1 and clock.sleeps == [1.0, 1.0, 1.0, 1.0]  # moved at 3 s
+
+
+def test_moves_are_exactly_move_retry_apart() -> None:
+    b = Bridge(sticky=10)
+    g, clock, calls = draining(b, DRAIN_SECONDS="31", DRAIN_POLL="5", MOVE_RETRY="15")
+    times: list[float] = []
+    real = b.move
+
+    def timed(url: str, data: Any) -> Any:
+        times.append(clock.now - 100.0)
+        return real(url, data)
+
+    calls.answers[JICOFO + "/move-endpoints"] = timed
+    g.shutdown()
+    assert times == [0.0, 15.0, 30.0]
+
+
+def test_jicofos_messages_are_each_said_once() -> None:
+    views = iter([bridges(**{OTHER: {}}), bridges(**{ME: {"drain": True}})])
+    g, _, _ = guard({JICOFO + "/debug": lambda url, data: next(views)})
+    g.jicofo_ready(JICOFO, NICK, 0)
+    g.jicofo_ready(JICOFO, NICK, 0)
+    assert logged(g) == [
+        f"drain: {JICOFO} does not list bridge {NICK}",
+        f"drain: {JICOFO} has no other bridge; participants stay",
+    ]
+    g, _, _ = guard({JICOFO + "/debug": OSError("x")})
+    g.once("stats", "drain: bridge stats unavailable")
+    g.jicofo_ready(JICOFO, NICK, 0)
+    assert len(logged(g)) == 2
+
+
+def test_no_jicofo_no_nickname_lookup() -> None:
+    g, _, calls = guard({BRIDGE + "/colibri/drain/enable": None,
+                         BRIDGE + "/colibri/stats": {"conferences": 0}},
+                        ECS_CONTAINER_METADATA_URI_V4="http://m/v4")  # fmt: skip
+    g.shutdown()
+    assert not [u for u in calls.urls() if u.startswith("http://m/")]
+
+
+def test_an_early_stop_is_one_sooner_than_the_bound() -> None:
+    for early, lived, count in (("10", 10.0, 0), ("10", 9.5, 1), ("0", 0.0, 0)):
+        g, clock, _ = guard({BRIDGE + "/colibri/drain/enable": REFUSED},
+                            EARLY_STOP_SECONDS=early)  # fmt: skip
+        clock.now += lived
+        g.shutdown()
+        assert lines(g)[0]["EarlyStops"] == count, (early, lived)
+
+
+def test_stats_without_conferences_and_the_metric_line_as_written() -> None:
+    g, _, _ = guard({BRIDGE + "/colibri/stats": {"endpoints": 1}})
+    g.step()
+    assert logged(g) == ["bridge stats unavailable: ValueError: no numeric 'conferences' in stats"]
+    g._line({"Conferences": 1, "Participants": 2})
+    raw = g.out.getvalue().splitlines()[-1]
+    assert raw == json.dumps(json.loads(raw), sort_keys=True)
+    low = bg.Guard(env={"PROTECTION_MINUTES": "0", "EARLY_STOP_SECONDS": "0.5", "IDLE_READS": "0"})
+    assert (low.minutes, low.early, low.idle_reads) == (1, 0.5, 1)
