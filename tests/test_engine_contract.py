@@ -952,3 +952,80 @@ def test_a_step_that_cannot_be_adopted_says_so() -> None:
     assert Step.strays(step, None) == {}  # type: ignore[arg-type]
     assert Step.details(step, None, Resource("x")) == {}  # type: ignore[arg-type]
     assert Step.drift(step, None, Resource("x")) == []  # type: ignore[arg-type]
+
+
+def test_results_of_unchanged_and_cancelled_steps_name_their_step(env) -> None:
+    world = {"a": Resource("id-a")}
+    engine = env([Thing("a", world), Thing("c", {}, fail=Cancelled("c"))])
+    result = engine.up()
+    assert full(result, engine) == [
+        ("a", "test thing", "unchanged", "id-a", "id-a"),
+        ("c", "test thing", "cancelled", "", "interrupted"),
+    ]
+    failed = env([Thing("f", {}, fail=RuntimeError("boom"))]).up().results["f"]
+    assert failed.trace.startswith("Traceback (most recent call last):\n  File ")
+
+
+def test_teardown_forgets_absent_and_kept_resources(env, tmp_path: Path) -> None:
+    Ledger(tmp_path, "tt").record("gone", {"id": "id-gone"})
+    Ledger(tmp_path, "tt").record("kept", {"id": "Z1"})
+    world = {"kept": Resource("Z1", retained="not made by pcls")}
+    assert env([Thing("gone", world), Thing("kept", world)]).teardown().ok
+    assert Ledger(tmp_path, "tt").steps == {}
+
+
+def test_every_ledger_id_is_checked(env, tmp_path: Path) -> None:
+    first, second = Thing("a", {}), Thing("b", {})
+    first.id_pattern = second.id_pattern = r"id-[a-z]+"
+    Ledger(tmp_path, "tt").record("b", {"id": "bad"})
+    with pytest.raises(ConfigError, match="ledger entry b: id 'bad' is not a test thing id"):
+        env([first, second]).status()
+
+
+def test_read_only_walks_hand_dependants_what_they_found(env) -> None:
+    seen: list[str] = []
+
+    class Reader(Thing):
+        def drift(self, ctx: Context, res: Resource) -> list[str]:
+            seen.append(ctx.out("a").id)
+            return []
+
+    world = {"a": Resource("id-a"), "b": Resource("id-b")}
+    env([Thing("a", world), Reader("b", world, ("a",))]).status()
+    assert seen == ["id-a"]
+
+
+def test_a_blocked_call_is_retried_on_its_message(env) -> None:
+    sleeps: list[float] = []
+    ctx = env([], patience=Patience(sleep=sleeps.append)).ctx
+    answers: list[Any] = [ClientError({"Error": {"Code": "X", "Message": "role cannot be assumed"}},
+                                      "Op"), "ok"]  # fmt: skip
+
+    def call() -> Any:
+        a = answers.pop(0)
+        if isinstance(a, Exception):
+            raise a
+        return a
+
+    assert ctx.retry_while("r", call, messages=("cannot be assumed",), timeout=30, why="w") == "ok"
+    assert len(sleeps) == 1
+
+
+def test_the_survey_looks_for_each_step_as_that_step(env) -> None:
+    Watched.seen = []
+    world: dict[str, Resource] = {}
+    env([Watched("a", world), Watched("b", world)]).status()
+    surveyed = [(n, cur) for n, w, cur, thread in Watched.seen if thread == "pcls-find"]
+    assert sorted(surveyed) == [("a", "a"), ("b", "b")]
+
+
+def test_strays_of_several_ids_are_all_reported(env) -> None:
+    clock = Clock()
+    patience = Patience(iam_propagation=0.0, sleep=clock.sleep, clock=clock)
+
+    class Leaky(Thing):
+        def strays(self, ctx: Context) -> dict[str, str]:
+            return {"s-1": "a (stray s-1)", "s-2": "a (stray s-2)"}
+
+    result = env([Leaky("a", {})], patience=patience).teardown()
+    assert result.remaining == ["a (stray s-1)", "a (stray s-2)"]
