@@ -6,7 +6,6 @@ FARGATE_SPOT runs ARM64 tasks on platform version 1.4.0 or later.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from pathlib import Path
@@ -18,7 +17,6 @@ from pcls import config, jitsi
 from pcls.config import ConfigError, loads
 from pcls.cost import load_prices
 from pcls.sidecar_container import GUARD_IMAGE
-from pcls.steps import tasks
 from tests.harness import Harness
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,19 +157,8 @@ def test_up_registers_arm64_task_definitions_of_arm64_images(harness: Harness) -
     assert not unknown, f"no arm64 evidence for {unknown}: add it to docs/ecs.md and MULTI_ARCH"
 
 
-@pytest.fixture
-def wired(monkeypatch: pytest.MonkeyPatch) -> None:
-    """tasks.params passing ecs.cpu_architecture on, as pcls/steps/tasks.py is to do."""
-    real = tasks.params
-
-    def with_architecture(ctx: Any) -> jitsi.JitsiParams:
-        return dataclasses.replace(real(ctx), cpu_architecture=ctx.cfg.ecs.cpu_architecture)
-
-    monkeypatch.setattr(tasks, "params", with_architecture)
-
-
 def test_a_changed_architecture_is_drift_and_up_registers_new_revisions(
-    harness: Harness, wired: None
+    harness: Harness,
 ) -> None:
     assert harness.up().ok
     harness.write_config('[ecs]\ncpu_architecture = "X86_64"\n')
@@ -187,11 +174,6 @@ def test_a_changed_architecture_is_drift_and_up_registers_new_revisions(
     assert "runtimePlatform.cpuArchitecture" in " ".join(back.results["taskdef-jvb"].drift)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pcls/steps/tasks.py params() does not pass cfg.ecs.cpu_architecture to JitsiParams "
-    "yet; remove this mark (and the `wired` fixture) once it does",
-)
 def test_the_config_choice_reaches_the_task_definitions(harness: Harness) -> None:
     harness.write_config('[ecs]\ncpu_architecture = "X86_64"\n')
     assert harness.up().ok

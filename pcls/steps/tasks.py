@@ -61,6 +61,7 @@ def params(ctx: Context) -> jitsi.JitsiParams:
         signal_task_role_arn=ctx.out("role-signal").attrs["arn"],
         jvb_task_role_arn=ctx.out("role-jvb").attrs["arn"],
         sidecar=guard_container(ctx.stack, log_group, ctx.aws.region),
+        cpu_architecture=cfg.ecs.cpu_architecture,
     )
 
 
