@@ -261,6 +261,10 @@ UNTOUCHED = {
     ("LoadBalancerOwn", f"arn:aws:elasticloadbalancing:{R}:listener-rule/app/meet-alb/*"): (
         "only when the HTTP listener's forward rule drifts (its create names the listener)"
     ),
+    # The budget guard exists only with alerts.monthly_budget; the lifecycle runs the default.
+    ("BudgetRead", f"arn:aws:budgets::{ACCOUNT}:budget/pcls-meet"): "no budget by default",
+    ("BudgetWrite", f"arn:aws:budgets::{ACCOUNT}:budget/pcls-meet"): "the same",
+    ("BudgetTags", f"arn:aws:budgets::{ACCOUNT}:budget/pcls-meet"): "the same",
 }
 
 
