@@ -546,3 +546,17 @@ def test_stats_without_conferences_and_the_metric_line_as_written() -> None:
     assert raw == json.dumps(json.loads(raw), sort_keys=True)
     low = bg.Guard(env={"PROTECTION_MINUTES": "0", "EARLY_STOP_SECONDS": "0.5", "IDLE_READS": "0"})
     assert (low.minutes, low.early, low.idle_reads) == (1, 0.5, 1)
+
+
+def test_each_jicofo_is_told_about_on_its_own() -> None:
+    g, _, _ = guard({JICOFO + "/debug": bridges(**{OTHER: {}}),
+                     "http://j2/debug": bridges(**{OTHER: {}})})  # fmt: skip
+    h, _, _ = guard({JICOFO + "/debug": bridges(**{ME: {"drain": True}}),
+                     "http://j2/debug": bridges(**{ME: {"drain": True}})})  # fmt: skip
+    for url in (JICOFO, "http://j2", JICOFO):
+        g.jicofo_ready(url, NICK, 0)
+        h.jicofo_ready(url, NICK, 0)
+    assert logged(g) == [f"drain: {u} does not list bridge {NICK}" for u in (JICOFO, "http://j2")]
+    assert logged(h) == [
+        f"drain: {u} has no other bridge; participants stay" for u in (JICOFO, "http://j2")
+    ]

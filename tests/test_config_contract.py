@@ -1171,3 +1171,25 @@ def test_more_edges_of_the_checks() -> None:
         assert config.domain_error(f"{label}.example.com") is None
     deep = [[[[[[[[[]]]]]]]]]
     assert config._too_deep({"deep": deep, "a": [1]}) == "deep[0][0][0][0][0][0][0][0]"
+
+
+def test_one_bridge_per_az_by_default() -> None:
+    cfg = config.loads(BASE + "[network]\nazs = 3\n")
+    assert (cfg.jvb.min_count, cfg.jvb.max_count) == (3, 4)
+    cfg = config.loads(BASE + "[network]\nazs = 6\n")
+    assert (cfg.jvb.min_count, cfg.jvb.max_count) == (6, 6)  # the default maximum makes room
+    assert config.loads(BASE + "[network]\nazs = 3\n[jvb]\nmin_count = 1\n").jvb.min_count == 1
+    assert refusal(BASE + "[network]\nazs = 6\n[jvb]\nmax_count = 5\n") == (
+        "jvb.max_count: 5 is below jvb.min_count 6 (its default: one bridge per AZ, network.azs)"
+    )
+    assert refusal(BASE + "[jvb]\nmin_count = 3\nmax_count = 2\n") == (
+        "jvb.max_count: 2 is below jvb.min_count 3"
+    )
+
+
+def test_a_budget_needs_an_address() -> None:
+    assert refusal(BASE + "[alerts]\nmonthly_budget = 100\n") == (
+        "alerts.monthly_budget: needs alerts.email, the address its alerts are sent to"
+    )
+    cfg = config.loads(BASE + '[alerts]\nmonthly_budget = 100\nemail = "a@example.com"\n')
+    assert cfg.alerts.monthly_budget == 100

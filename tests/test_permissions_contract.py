@@ -168,3 +168,16 @@ def test_statements_are_packed_in_order_up_to_the_limit(monkeypatch: pytest.Monk
 if __name__ == "__main__":  # rewrite the snapshot after a reviewed change of the policy
     SNAPSHOT.write_text(json.dumps(current(), indent=1, sort_keys=False) + "\n")
     print(f"wrote {SNAPSHOT}", file=sys.stderr)
+
+
+def test_iam_actions_of_calls() -> None:
+    assert permissions.iam_action("elbv2", "CreateRule") == "elasticloadbalancing:CreateRule"
+    assert permissions.iam_action("service-quotas", "GetServiceQuota") == (
+        "servicequotas:GetServiceQuota"
+    )
+    assert permissions.iam_action("ecs", "CreateCluster") == "ecs:CreateCluster"
+    for op in permissions.BUDGETS_VIEW:
+        assert permissions.iam_action("budgets", op) == "budgets:ViewBudget"
+    for op in permissions.BUDGETS_MODIFY:
+        assert permissions.iam_action("budgets", op) == "budgets:ModifyBudget"
+    assert permissions.iam_action("budgets", "TagResource") == "budgets:TagResource"
