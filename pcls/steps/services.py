@@ -901,9 +901,6 @@ class ShardServices(Step):
 
     # -- drift / update ----------------------------------------------------------------------
 
-    def _part(self, ctx: Context, shard: str, svc: dict[str, Any]) -> Resource:
-        return self.parts[shard]._resource(ctx, svc)
-
     def drift(self, ctx: Context, res: Resource) -> list[str]:
         out = []
         for shard, part in self.parts.items():
