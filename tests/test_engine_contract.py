@@ -1029,3 +1029,16 @@ def test_strays_of_several_ids_are_all_reported(env) -> None:
 
     result = env([Leaky("a", {})], patience=patience).teardown()
     assert result.remaining == ["a (stray s-1)", "a (stray s-2)"]
+
+
+def test_a_chain_behind_a_failure_is_skipped_link_by_link(env) -> None:
+    world: dict[str, Resource] = {}
+    steps = [Thing("a", world, fail=RuntimeError("no"), where="find"), Thing("b", world, ("a",)),
+             Thing("c", world, ("b",)), Thing("d", world, ("c",))]  # fmt: skip
+    engine = env(steps, parallel=1)
+    result = engine.status()
+    assert full(result, engine)[1:] == [
+        ("b", "test thing", "skipped", "", "a did not finish"),
+        ("c", "test thing", "skipped", "", "b did not finish"),
+        ("d", "test thing", "skipped", "", "c did not finish"),
+    ]
