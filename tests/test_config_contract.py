@@ -1193,3 +1193,10 @@ def test_a_budget_needs_an_address() -> None:
     )
     cfg = config.loads(BASE + '[alerts]\nmonthly_budget = 100\nemail = "a@example.com"\n')
     assert cfg.alerts.monthly_budget == 100
+
+
+@pytest.mark.parametrize("label", ["xn--wca", "xn--ber-ska", "xn--u-ccb"])  # Ü, Über, u + ̈
+def test_punycode_of_upper_case_or_decomposed_letters_is_refused(label: str) -> None:
+    assert config.domain_error(f"{label}.example.com") == (
+        f"xn-- labels in valid punycode ({label} decodes to a name not in lowercase NFC form)"
+    )
