@@ -440,7 +440,9 @@ class StackSection:
         "AWS region. Empty: taken from AWS_REGION or the profile, as botocore does.",
         _optional(_pattern(_REGION_RE, "a region name like eu-central-2")),
     )
-    timezone: str = _f("UTC", "Time zone for scheduled scaling actions.", _timezone)
+    timezone: str = _f(
+        "UTC", "Time zone for scheduled scaling actions and the awake hours.", _timezone
+    )
 
 
 @dataclass(frozen=True)
@@ -599,6 +601,84 @@ class ScalingSection:
     )
 
 
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_AWAKE_RE = re.compile(r"^([A-Za-z,-]+) ([0-2]\d):([0-5]\d)-([0-2]\d):([0-5]\d)$")
+AWAKE_ALLOWED = (
+    'a window like "Mon-Fri 07:00-19:00": days Mon..Sun as a range or comma list, then '
+    "HH:MM-HH:MM with the start before the end (24:00 allowed as an end)"
+)
+
+
+@dataclass(frozen=True)
+class AwakeWindow:
+    """One [schedule] awake window: these weekdays (0 = Monday), from start to end minute."""
+
+    days: frozenset[int]
+    start: int  # minutes after midnight, stack.timezone
+    end: int
+
+    @property
+    def hours_per_week(self) -> float:
+        return len(self.days) * (self.end - self.start) / 60
+
+
+def _days(text: str) -> frozenset[int] | None:
+    out: set[int] = set()
+    for part in text.lower().split(","):
+        ends = part.split("-")
+        if len(ends) > 2 or not all(e in _DAYS for e in ends):
+            return None
+        lo, hi = _DAYS.index(ends[0]), _DAYS.index(ends[-1])
+        if hi < lo:
+            return None
+        out.update(range(lo, hi + 1))
+    return frozenset(out)
+
+
+def parse_awake(text: str) -> AwakeWindow | None:
+    """The window an awake entry names, or None when it is not one."""
+    m = _AWAKE_RE.match(text.strip())
+    if not m or (days := _days(m[1])) is None:
+        return None
+    start, end = int(m[2]) * 60 + int(m[3]), int(m[4]) * 60 + int(m[5])
+    if start >= end or start >= 24 * 60 or end > 24 * 60:
+        return None
+    return AwakeWindow(days, start, end)
+
+
+def _awake(value: tuple[str, ...]) -> str | None:
+    for entry in value:
+        if parse_awake(entry) is None:
+            return f"{AWAKE_ALLOWED}; {_shown(entry)} is not one"
+    return None
+
+
+@dataclass(frozen=True)
+class ScheduleSection:
+    awake: tuple[str, ...] = _f(
+        (),
+        'Awake hours in stack.timezone, e.g. ["Mon-Fri 07:00-19:00"]: the stack wakes at each '
+        "start and sleeps at each end (empty: no scheduled sleep or wake).",
+        _awake,
+    )
+    idle_minutes: int = _f(
+        30,
+        "Outside the awake hours, sleep after this many minutes with no conference on any "
+        "bridge (0: never sleep on idle; else 10 to 1440).",
+        lambda v: None if v == 0 or 10 <= v <= 1440 else "0 (off) or 10 to 1440 minutes",
+    )
+
+    def windows(self) -> tuple[AwakeWindow, ...]:
+        return tuple(w for e in self.awake if (w := parse_awake(e)) is not None)
+
+    def awake_hours_per_week(self) -> float:
+        """Hours a week inside an awake window (overlapping windows counted once)."""
+        minutes = {
+            (day, m) for w in self.windows() for day in w.days for m in range(w.start, w.end)
+        }
+        return len(minutes) / 60
+
+
 @dataclass(frozen=True)
 class AlertsSection:
     email: str = _f(
@@ -642,6 +722,7 @@ SECTIONS: dict[str, type] = {
     "signal": SignalSection,
     "jvb": JvbSection,
     "scaling": ScalingSection,
+    "schedule": ScheduleSection,
     "alerts": AlertsSection,
     "logs": LogsSection,
     "ecs": EcsSection,
@@ -664,6 +745,7 @@ class Config:
     signal: SignalSection = SignalSection()
     jvb: JvbSection = JvbSection()
     scaling: ScalingSection = ScalingSection()
+    schedule: ScheduleSection = ScheduleSection()
     alerts: AlertsSection = AlertsSection()
     logs: LogsSection = LogsSection()
     ecs: EcsSection = EcsSection()
