@@ -5,12 +5,19 @@ figure in that table carries its source and date; figures derived rather than re
 eu-central-2) carry `estimate: true`, and every line or comparison that reads one is flagged.
 
 Conventions, applied everywhere:
-- 730 hours per month; on-demand Linux/x86 list prices in USD before tax.
-- "idle" = every service at its minimum task count all month; "max" = the JVB pool at its
-  maximum all month (an upper bound for the fixed part of the bill).
+- 730 hours per month; on-demand Linux list prices in USD before tax.
+- "asleep" = no task runs all month (the stack's sleep: the load balancer, its addresses, DNS,
+  alarms and the wake function remain); "idle" (always-on) = every service at its minimum task
+  count all month; "max" = the JVB pool at its maximum all month. An awake hour is what one hour
+  at the minimum adds to the asleep month, so a month with A awake hours costs
+  asleep + A x awake hour.
+- Fargate is priced at the rates of the configured CPU architecture (ecs.cpu_architecture):
+  Linux/ARM for ARM64, Linux/x86 for X86_64, each with its own Spot discount.
 - Perpetual, account-wide free tiers (CloudWatch: 10 metrics, 10 alarms, 3 dashboards, 5 GB logs)
   are applied as if this stack were the account's only user; the amount they save is reported so
-  a busy account can add it back. 12-month new-account free tiers (ALB 750 h) are not applied.
+  a busy account can add it back. The wake function's Lambda and EventBridge Scheduler free tiers
+  are not applied (their full price is cents). 12-month new-account free tiers (ALB 750 h) are
+  not applied.
 - Internet egress is usage: it appears as a rate per 100 participant-hours at the full
   $/GB, without the account's free 100 GB/month (which other workloads may already use).
 - Money stays unrounded internally; `to_dict` and `render_lines` round to cents.
@@ -19,7 +26,7 @@ Conventions, applied everywhere:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from importlib import resources
@@ -31,17 +38,26 @@ BANDS = ("low", "central", "high")
 _FLOOR_REGION = "us-east-1"
 
 
+ARCHITECTURES = ("ARM64", "X86_64")
+# Fargate rate keys per CPU architecture (runtimePlatform.cpuArchitecture).
+_FARGATE_KEYS = {
+    "ARM64": ("fargate_arm_vcpu_hour", "fargate_arm_gb_hour", "fargate_arm_spot_discount"),
+    "X86_64": ("fargate_vcpu_hour", "fargate_gb_hour", "fargate_spot_discount"),
+}
+_HOURS_PER_WEEK = 7 * 24
+
+
 @dataclass(frozen=True)
 class CostInputs:
     """What the bill depends on. Defaults match the default pcls config."""
 
     region: str
     azs: int = 2  # public subnets / AZs; the ALB holds one public IPv4 per AZ
-    signal_cpu: int = 1024  # Fargate CPU units (1024 = 1 vCPU); signal tasks always on-demand
+    signal_cpu: int = 512  # Fargate CPU units (1024 = 1 vCPU); signal tasks always on-demand
     signal_memory: int = 2048  # MiB
     signal_count: int = 2  # signal shards, one task each (web + prosody + jicofo + router)
-    jvb_cpu: int = 2048
-    jvb_memory: int = 4096
+    jvb_cpu: int = 1024
+    jvb_memory: int = 2048
     jvb_min: int = 2  # one bridge per AZ
     jvb_max: int = 4
     jvb_ondemand_base: int = 1  # FARGATE base tasks
@@ -52,11 +68,21 @@ class CostInputs:
     log_gb_month: float = 1.0
     hosted_zone_created: bool = False  # True only when pcls creates (and pays for) the zone
     container_insights: bool = False
+    cpu_architecture: str = "ARM64"  # ecs.cpu_architecture: the Fargate rates that apply
+    # Hours a week inside [schedule] awake windows; None: none configured, priced by the example.
+    awake_hours_week: float | None = None
+    awake_windows: tuple[str, ...] = ()  # the [schedule] awake entries, for the labels
+    monthly_budget: float = 0.0  # [alerts] monthly_budget (0: no budget guard)
+
+
+# The month shown when [schedule] has no awake windows: labelled as an example wherever shown.
+EXAMPLE_AWAKE = "Mon-Fri 07:00-19:00"
+EXAMPLE_AWAKE_HOURS_WEEK = 5 * 12
 
 
 @dataclass(frozen=True)
 class Line:
-    """One itemized monthly charge."""
+    """One itemized monthly charge: asleep all month, awake at the minimum, awake at the maximum."""
 
     name: str
     idle_usd: float
@@ -64,6 +90,12 @@ class Line:
     estimate: bool
     note: str = ""
     figures: tuple[str, ...] = ()  # price-table keys the amount reads
+    asleep_usd: float = 0.0
+
+    @property
+    def awake_hour_usd(self) -> float:
+        """What one awake hour (at the minimum) adds to the asleep month; set by the estimate."""
+        return self.idle_usd - self.asleep_usd
 
 
 @dataclass(frozen=True)
@@ -93,6 +125,46 @@ class Comparison:
     estimate: bool
     note: str
     figures: tuple[str, ...] = ()
+    asleep_usd: float | None = None  # None: the design cannot sleep
+    awake_hour_usd: float | None = None
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """The figures a user decides on, each with the inputs it is made of."""
+
+    awake_hour_usd: float
+    asleep_month_usd: float
+    awake_hours_month: float
+    month_usd: float  # asleep month + awake hours x awake hour
+    month_basis: str  # which awake hours: the configured windows, or the labelled example
+    month_is_example: bool
+    always_on_usd: float  # awake all month at the minimum (= the idle total)
+    worst_case_compute_usd: float  # awake all month with jvb_max bridges (= the max total)
+    worst_case_egress_gb: float
+    worst_case_egress_usd: float
+    worst_case_basis: str
+    inputs: dict[str, str]  # figure -> what it is made of
+
+    @property
+    def worst_case_usd(self) -> float:
+        return self.worst_case_compute_usd + self.worst_case_egress_usd
+
+
+@dataclass(frozen=True)
+class Variant:
+    """The same stack with another CPU architecture and/or Spot setting."""
+
+    key: str
+    name: str
+    cpu_architecture: str
+    jvb_spot_weight: int
+    awake_hour_usd: float
+    asleep_month_usd: float
+    month_usd: float
+    always_on_usd: float
+    estimate: bool
+    configured: bool
 
 
 @dataclass(frozen=True)
@@ -109,6 +181,9 @@ class Estimate:
     estimated_figures: tuple[str, ...]  # "key: derivation" for each estimated figure used
     assumptions: tuple[str, ...]
     free_tier_saving_usd: float  # CloudWatch cost the free tier absorbs at idle
+    decisions: Decisions
+    variants: tuple[Variant, ...]
+    budget_guard: str  # what the [alerts] monthly_budget guard does with these figures
 
     @property
     def total_idle(self) -> float:
@@ -117,6 +192,10 @@ class Estimate:
     @property
     def total_max(self) -> float:
         return sum(line.max_usd for line in self.lines)
+
+    @property
+    def total_asleep(self) -> float:
+        return sum(line.asleep_usd for line in self.lines)
 
     @property
     def estimate(self) -> bool:
@@ -128,28 +207,74 @@ class Estimate:
                 return comp
         raise KeyError(key)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form; money rounded to cents."""
+    def variant(self, key: str) -> Variant:
+        for var in self.variants:
+            if var.key == key:
+                return var
+        raise KeyError(key)
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form; money rounded to cents (hourly rates to 1/10,000 of a dollar)."""
+
+        d = self.decisions
         return {
             "region": self.region,
             "prices_as_of": self.as_of,
             "currency": self.currency,
             "hours_per_month": self.hours_per_month,
-            "inputs": asdict(self.inputs),
+            "inputs": {**asdict(self.inputs), "awake_windows": list(self.inputs.awake_windows)},
             "lines": [
                 {
                     "name": line.name,
+                    "asleep": _cents(line.asleep_usd),
                     "idle": _cents(line.idle_usd),
                     "max": _cents(line.max_usd),
+                    "awake_hour": _rate(line.awake_hour_usd / self.hours_per_month),
                     "estimate": line.estimate,
                     "note": line.note,
                     "figures": list(line.figures),
                 }
                 for line in self.lines
             ],
-            "total": {"idle": _cents(self.total_idle), "max": _cents(self.total_max)},
+            "total": {
+                "asleep": _cents(self.total_asleep),
+                "idle": _cents(self.total_idle),
+                "max": _cents(self.total_max),
+            },
             "estimate": self.estimate,
+            "decisions": {
+                "awake_hour": _rate(d.awake_hour_usd),
+                "asleep_month": _cents(d.asleep_month_usd),
+                "month": {
+                    "awake_hours": round(d.awake_hours_month, 2),
+                    "total": _cents(d.month_usd),
+                    "basis": d.month_basis,
+                    "example": d.month_is_example,
+                },
+                "always_on": _cents(d.always_on_usd),
+                "worst_case": {
+                    "compute": _cents(d.worst_case_compute_usd),
+                    "egress_gb": round(d.worst_case_egress_gb, 1),
+                    "egress": _cents(d.worst_case_egress_usd),
+                    "total": _cents(d.worst_case_usd),
+                    "basis": d.worst_case_basis,
+                },
+                "inputs": dict(d.inputs),
+            },
+            "variants": {
+                v.key: {
+                    "name": v.name,
+                    "cpu_architecture": v.cpu_architecture,
+                    "jvb_spot_weight": v.jvb_spot_weight,
+                    "awake_hour": _rate(v.awake_hour_usd),
+                    "asleep_month": _cents(v.asleep_month_usd),
+                    "month": _cents(v.month_usd),
+                    "always_on": _cents(v.always_on_usd),
+                    "estimate": v.estimate,
+                    "configured": v.configured,
+                }
+                for v in self.variants
+            },
             "per_100_participant_hours": {
                 p.band: {
                     "gb_per_participant_hour": p.gb_per_participant_hour,
@@ -168,6 +293,8 @@ class Estimate:
                     "idle": _cents(c.idle_usd),
                     "max": _cents(c.max_usd),
                     "vs_stack_idle": _cents(c.idle_usd - self.total_idle),
+                    "asleep": None if c.asleep_usd is None else _cents(c.asleep_usd),
+                    "awake_hour": None if c.awake_hour_usd is None else _rate(c.awake_hour_usd),
                     "estimate": c.estimate,
                     "note": c.note,
                     "figures": list(c.figures),
@@ -177,6 +304,7 @@ class Estimate:
             "estimated_figures": list(self.estimated_figures),
             "assumptions": list(self.assumptions),
             "cloudwatch_free_tier_saving": _cents(self.free_tier_saving_usd),
+            "budget_guard": self.budget_guard,
         }
 
 
@@ -265,6 +393,12 @@ def _validate(inputs: CostInputs) -> None:
             raise ValueError(f"{name} must be positive")
     if inputs.log_gb_month < 0:
         raise ValueError("log_gb_month must not be negative")
+    if inputs.cpu_architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"cpu_architecture {inputs.cpu_architecture!r} is not one of {', '.join(ARCHITECTURES)}"
+        )
+    if inputs.awake_hours_week is not None and not 0 <= inputs.awake_hours_week <= _HOURS_PER_WEEK:
+        raise ValueError(f"awake_hours_week must be 0 to {_HOURS_PER_WEEK}")
 
 
 def _cents(value: float) -> float:
@@ -276,13 +410,26 @@ def _usd(value: float) -> str:
     return f"${_cents(value):,.2f}"
 
 
+def _rate(value: float) -> float:
+    """An hourly rate for JSON: to 1/10,000 of a dollar, half-up."""
+    return float(Decimal(repr(value)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
+
+
+def usd_hour(value: float) -> str:
+    """$0.1234: an hourly rate to 1/10,000 of a dollar (-$0.0002 below zero)."""
+    rate = _rate(value)
+    return f"{'-' if rate < 0 else ''}${abs(rate):.4f}"
+
+
 def _per(value: float) -> str:
     """A unit rate, shown with all its digits ($0.40, $0.0572)."""
     return f"${value:.2f}" if round(value, 2) == value else f"${value:g}"
 
 
 def estimate(inputs: CostInputs, prices: dict[str, Any] | None = None) -> Estimate:
-    """Itemized monthly cost of the stack described by `inputs`, plus usage rates and comparisons.
+    """Itemized monthly cost of the stack described by `inputs`, the figures a user decides on
+    (awake hour, asleep month, a month of awake hours, always-on, worst case, architecture and
+    Spot variants), usage rates and comparisons.
 
     Raises ValueError for a region the price table does not cover, or for impossible inputs.
     """
@@ -290,30 +437,181 @@ def estimate(inputs: CostInputs, prices: dict[str, Any] | None = None) -> Estima
     t = _Table(prices, inputs.region)
     _validate(inputs)
     hours = int(prices["hours_per_month"])
+    lines = _lines(t, inputs, hours)
+
+    vcpu_key, gb_key, discount_key = _FARGATE_KEYS[inputs.cpu_architecture]
+    discount = t.rate(discount_key)
+    ipv4 = t.rate("public_ipv4_hour")
+    jvb_hour = _task_hour(t, inputs.cpu_architecture, inputs.jvb_cpu, inputs.jvb_memory)
+    base, weight = inputs.jvb_ondemand_base, inputs.jvb_spot_weight
+
+    # Usage: bridge egress plus the JVB task-hours that load needs. Tasks added for load sit
+    # above the on-demand base, so they follow the Spot weight.
+    per_vcpu = t.plan("jvb_participants_per_vcpu")
+    jvb_vcpu = inputs.jvb_cpu / 1024
+    spot_share = weight / (weight + 1)
+    marginal_task_hour = jvb_hour * (1 - spot_share * discount) + ipv4
+    gb_per_hour = t.plan("egress_gb_per_participant_hour")
+    egress_rate = t.rate("data_transfer_out_gb_first_10tb")
+    free_egress = t.rate("data_transfer_out_free_gb_month")
+    usage = []
+    for band in BANDS:
+        egress_gb = 100 * gb_per_hour[band]
+        task_hours = 100 / (per_vcpu * jvb_vcpu)
+        usage.append(
+            ParticipantHours(
+                band=band,
+                gb_per_participant_hour=gb_per_hour[band],
+                egress_gb=egress_gb,
+                egress_usd=egress_gb * egress_rate,
+                jvb_task_hours=task_hours,
+                jvb_usd=task_hours * marginal_task_hour,
+            )
+        )
+    capacity_basis = (
+        f"{per_vcpu:g} heavy (720p) participants per JVB vCPU (HPI load tests, as in the pricing "
+        f"notes), so {100 / (per_vcpu * jvb_vcpu):g} task-hours of {jvb_vcpu:g} vCPU / "
+        f"{inputs.jvb_memory / 1024:g} GB ({inputs.cpu_architecture}) per 100 participant-hours, "
+        f"{spot_share:.0%} of them on Spot, each with its public IPv4; egress at "
+        f"{_per(egress_rate)}/GB without the free {free_egress:g} GB/month; one figure for all "
+        "bands (conservative for 'low')"
+    )
+
+    decisions = _decisions(t, inputs, hours, lines)
+    variants = _variants(prices, inputs)
+    total_idle = sum(line.idle_usd for line in lines)
+    total_max = sum(line.max_usd for line in lines)
+    stack_estimate = any(line.estimate for line in lines)
+    comparisons = (
+        _single_ec2(t, inputs, hours),
+        _with_nat(t, inputs, hours, total_idle, total_max, stack_estimate, decisions),
+        _router_service(t, inputs, hours, total_idle, total_max, stack_estimate, decisions),
+        *_bridge_sizes(prices, inputs),
+    )
+
+    free = t.figures["cloudwatch_free_tier"]["value"]
+    ci_metrics = t.plan("container_insights_metrics") if inputs.container_insights else 0
+    log_rate, _ = t.rate_or_floor("cloudwatch_logs_ingest_gb")
+    without_free = (
+        inputs.alarms * t.rate("cloudwatch_alarm_month")
+        + inputs.dashboards * t.rate("cloudwatch_dashboard_month")
+        + (inputs.custom_metrics + ci_metrics) * t.rate("cloudwatch_custom_metric_month")
+        + inputs.log_gb_month * log_rate
+    )
+    cloudwatch = sum(line.idle_usd for line in lines if line.name.startswith("CloudWatch"))
+    free_tier_saving = without_free - cloudwatch
+    del free
+
+    estimated = [
+        f"{k} = {t.figures[k]['value']}: {t.figures[k].get('derivation', 'derived')}"
+        for k in sorted(t.used)
+        if t.figures[k].get("estimate")
+    ]
+    estimated += [
+        f"{k}: no {inputs.region} figure; {_FLOOR_REGION} rate used as a floor"
+        for k in sorted(t.floored)
+    ]
+    estimated += [
+        f"planning.{k} = {json.dumps(t.planning[k]['value'])}: "
+        f"{t.planning[k].get('derivation', t.planning[k]['source'])}"
+        for k in (
+            "egress_gb_per_participant_hour",
+            "jvb_participants_per_vcpu",
+            "alb_average_lcu",
+            "alb_asleep_requests_per_hour",
+            "wake_function",
+        )
+    ]
+
+    assumptions = (
+        f"{hours} hours/month; {prices['price_type']}",
+        "asleep = no task runs all month; idle (always-on) = every service at its minimum task "
+        "count all month; max = the JVB pool at its maximum all month; an awake hour = "
+        "(idle - asleep) / "
+        f"{hours}",
+        f"Fargate at the {inputs.cpu_architecture} rates (ecs.cpu_architecture): "
+        f"regions.{inputs.region}.{vcpu_key} and .{gb_key}",
+        f"Fargate Spot = on-demand x (1 - {discount:g}): regions.{inputs.region}.{discount_key} "
+        f"({t.figures[discount_key]['unit']}); real Spot prices move",
+        f"JVB tasks above the on-demand base of {base} split {weight}:1 Spot:on-demand "
+        "(expected, fractional counts)",
+        "CloudWatch perpetual free tier applied as if this stack were the account's only user; "
+        f"without it CloudWatch adds {_usd(free_tier_saving)}/month",
+        "12-month new-account free tiers (ALB 750 h + 15 LCU) and the Lambda and EventBridge "
+        "Scheduler free tiers not applied",
+        "a visit that wakes the stack outside the awake hours adds awake hours at the awake-hour "
+        "rate until the idle sleep ([schedule] idle_minutes) stops it again",
+        "internet egress priced per use (per 100 participant-hours, and the worst case); "
+        "inter-AZ traffic, log storage, Route 53 queries inside the VPC, the wake function's "
+        "metric reads and ALB processing beyond the LCU figures are negligible and left out",
+    )
+
+    return Estimate(
+        region=inputs.region,
+        as_of=prices["as_of"],
+        currency=prices["currency"],
+        hours_per_month=hours,
+        inputs=inputs,
+        lines=tuple(lines),
+        per_100_participant_hours=tuple(usage),
+        capacity_basis=capacity_basis,
+        comparisons=comparisons,
+        estimated_figures=tuple(estimated),
+        assumptions=assumptions,
+        free_tier_saving_usd=free_tier_saving,
+        decisions=decisions,
+        variants=variants,
+        budget_guard=_budget_guard(t, inputs, decisions),
+    )
+
+
+def _task_hour(t: _Table, architecture: str, cpu: int, memory: int) -> float:
+    """On-demand price of one task-hour of this size and CPU architecture."""
+    vcpu_key, gb_key, _ = _FARGATE_KEYS[architecture]
+    return cpu / 1024 * t.rate(vcpu_key) + memory / 1024 * t.rate(gb_key)
+
+
+def _lines(t: _Table, inputs: CostInputs, hours: int) -> list[Line]:
+    """The itemized month: asleep, awake at the minimum (idle), awake at the maximum."""
     lines: list[Line] = []
 
     def add(
-        name: str, idle: float, peak: float, note: str, keys: tuple[str, ...], extra: bool = False
+        name: str,
+        idle: float,
+        peak: float,
+        note: str,
+        keys: tuple[str, ...],
+        extra: bool = False,
+        asleep: float | None = None,
     ) -> None:
-        lines.append(Line(name, idle, peak, t.is_estimate(keys) or extra, note, keys))
+        """`asleep` None: the charge does not depend on tasks running (asleep = idle)."""
+        lines.append(
+            Line(
+                name,
+                idle,
+                peak,
+                t.is_estimate(keys) or extra,
+                note,
+                keys,
+                idle if asleep is None else asleep,
+            )
+        )
 
-    # Fargate: (vCPU x rate + GB x rate) per task-hour; Spot at on-demand x (1 - discount).
-    fargate_keys = ("fargate_vcpu_hour", "fargate_gb_hour")
-
-    def task_hour(cpu: int, memory: int) -> float:
-        return cpu / 1024 * t.rate("fargate_vcpu_hour") + memory / 1024 * t.rate("fargate_gb_hour")
-
-    discount = t.rate("fargate_spot_discount")
-    signal_hour = task_hour(inputs.signal_cpu, inputs.signal_memory)
+    arch = inputs.cpu_architecture
+    vcpu_key, gb_key, discount_key = _FARGATE_KEYS[arch]
+    fargate_keys = (vcpu_key, gb_key)
+    discount = t.rate(discount_key)
+    signal_hour = _task_hour(t, arch, inputs.signal_cpu, inputs.signal_memory)
     signal = signal_hour * hours * inputs.signal_count
     add(
         "Fargate: signal shards (web + prosody + jicofo + router)",
         signal,
         signal,
-        f"{inputs.signal_count} shard(s), each one on-demand task of "
-        f"{inputs.signal_cpu / 1024:g} vCPU / {inputs.signal_memory / 1024:g} GB, spread over "
-        f"the {inputs.azs} AZs",
+        f"{inputs.signal_count} shard(s), each one on-demand {arch} task of "
+        f"{inputs.signal_cpu / 1024:g} vCPU / {inputs.signal_memory / 1024:g} GB "
+        f"({_per(signal_hour)}/h), spread over the {inputs.azs} AZs; none while asleep",
         fargate_keys,
+        asleep=0.0,
     )
     add(
         "Routers (HAProxy, room-sticky)",
@@ -325,7 +623,7 @@ def estimate(inputs: CostInputs, prices: dict[str, Any] | None = None) -> Estima
         (),
     )
 
-    jvb_hour = task_hour(inputs.jvb_cpu, inputs.jvb_memory)
+    jvb_hour = _task_hour(t, arch, inputs.jvb_cpu, inputs.jvb_memory)
     base, weight = inputs.jvb_ondemand_base, inputs.jvb_spot_weight
 
     def jvb_month(tasks: int) -> tuple[float, str]:
@@ -340,21 +638,28 @@ def estimate(inputs: CostInputs, prices: dict[str, Any] | None = None) -> Estima
         "Fargate: JVB bridges",
         jvb_idle,
         jvb_max,
-        f"{inputs.jvb_cpu / 1024:g} vCPU / {inputs.jvb_memory / 1024:g} GB per task; "
-        f"min {inputs.jvb_min}{per_az} = {idle_text}; max {inputs.jvb_max} = {max_text}; "
-        f"Spot at {discount:.0%} off",
-        (*fargate_keys, "fargate_spot_discount"),
+        f"{inputs.jvb_cpu / 1024:g} vCPU / {inputs.jvb_memory / 1024:g} GB {arch} per task "
+        f"({_per(jvb_hour)}/h on-demand); min {inputs.jvb_min}{per_az} = {idle_text}; "
+        f"max {inputs.jvb_max} = {max_text}; Spot at {discount:.0%} off; none while asleep",
+        (*fargate_keys, discount_key),
+        asleep=0.0,
     )
 
+    # The ALB runs all month; its LCUs follow the traffic: signalling while awake, the wake
+    # page's requests while asleep.
     lcu = t.plan("alb_average_lcu")
-    alb = hours * (t.rate("alb_hour") + lcu * t.rate("alb_lcu_hour"))
+    asleep_requests = t.plan("alb_asleep_requests_per_hour")
+    asleep_lcu = asleep_requests / 3600 / _LCU_NEW_CONNECTIONS_PER_SECOND
+    alb_hour, lcu_rate = t.rate("alb_hour"), t.rate("alb_lcu_hour")
     add(
         "Application Load Balancer",
-        alb,
-        alb,
-        f"{hours} h + {lcu:g} LCU average (signalling only; media bypasses the ALB); "
+        hours * (alb_hour + lcu * lcu_rate),
+        hours * (alb_hour + lcu * lcu_rate),
+        f"{hours} h + {lcu:g} LCU average awake (signalling only; media bypasses the ALB), "
+        f"{asleep_lcu:.4f} LCU asleep ({asleep_requests:g} requests/h to the wake page); "
         "12-month free tier not applied",
         ("alb_hour", "alb_lcu_hour"),
+        asleep=hours * (alb_hour + asleep_lcu * lcu_rate),
     )
 
     ipv4 = t.rate("public_ipv4_hour")
@@ -365,8 +670,9 @@ def estimate(inputs: CostInputs, prices: dict[str, Any] | None = None) -> Estima
         addr_idle * hours * ipv4,
         addr_max * hours * ipv4,
         f"one per task ({inputs.signal_count} shards + the bridges) + one per AZ for the ALB: "
-        f"{addr_idle} at min, {addr_max} at max",
+        f"{addr_idle} at min, {addr_max} at max, {inputs.azs} (the ALB's) asleep",
         ("public_ipv4_hour",),
+        asleep=inputs.azs * hours * ipv4,
     )
 
     if inputs.hosted_zone_created:
@@ -381,6 +687,21 @@ def estimate(inputs: CostInputs, prices: dict[str, Any] | None = None) -> Estima
         "alias A/AAAA records to the ALB: alias queries to AWS resources are free "
         f"(unverified in the sources; otherwise {_per(standard)} per million)",
         ("route53_alias_queries_to_elb",),
+    )
+
+    # Cloud Map: the private DNS namespace is a Route 53 private hosted zone (all month); each
+    # shard task registers one instance while it runs.
+    zone_rate = t.rate("route53_hosted_zone_month")
+    instance_rate = t.rate("cloudmap_instance_month")
+    add(
+        "Cloud Map (namespace <stack>.internal)",
+        zone_rate + inputs.signal_count * instance_rate,
+        zone_rate + inputs.signal_count * instance_rate,
+        f"the namespace's private hosted zone {_per(zone_rate)}/month + "
+        f"{inputs.signal_count} registered shard instance(s) at {_per(instance_rate)}/month "
+        "while awake",
+        ("route53_hosted_zone_month", "cloudmap_instance_month"),
+        asleep=zone_rate,
     )
 
     # CloudWatch: the account-wide perpetual free tier is applied once, custom metrics first.
@@ -399,7 +720,7 @@ def estimate(inputs: CostInputs, prices: dict[str, Any] | None = None) -> Estima
         "CloudWatch alarms",
         alarms,
         alarms,
-        f"{inputs.alarms} standard alarms, first {free['alarms']} free",
+        f"{inputs.alarms} standard alarm metrics, first {free['alarms']} free; kept while asleep",
         ("cloudwatch_alarm_month", "cloudwatch_free_tier"),
     )
     dashboards = billable(inputs.dashboards, free["dashboards"]) * dash_rate
@@ -418,8 +739,8 @@ def estimate(inputs: CostInputs, prices: dict[str, Any] | None = None) -> Estima
         f"{inputs.custom_metrics} bridge metric(s), first {free['metrics']} free",
         ("cloudwatch_custom_metric_month", "cloudwatch_free_tier"),
     )
-    ci_metrics = t.plan("container_insights_metrics") if inputs.container_insights else 0
     if inputs.container_insights:
+        ci_metrics = t.plan("container_insights_metrics")
         free_left = max(0, free["metrics"] - inputs.custom_metrics)
         insights = billable(ci_metrics, free_left) * metric_rate
         add(
@@ -445,6 +766,44 @@ def estimate(inputs: CostInputs, prices: dict[str, Any] | None = None) -> Estima
         extra=log_floored and log_gb > 0,
     )
 
+    # The wake function: its idle check every 5 minutes all month (an upper bound: it needs to
+    # run only while awake) and, while asleep, the requests the ALB sends it.
+    wake = t.plan("wake_function")
+    checks = wake["idle_checks_per_hour"] * hours
+    visits = asleep_requests * hours
+    request_rate = t.rate("lambda_requests_per_million") / 1e6
+    gb_second = t.rate("lambda_arm_gb_second")
+    per_invocation = (
+        request_rate + wake["memory_mb"] / 1024 * wake["seconds_per_invocation"] * gb_second
+    )
+    scheduled = t.rate("scheduler_invocations_per_million") / 1e6
+    function = checks * (per_invocation + scheduled)
+    add(
+        "Wake function (Lambda arm64 + EventBridge Scheduler)",
+        function,
+        function,
+        f"{checks:,.0f} scheduled idle checks (rate(5 minutes), {_per(scheduled * 1e6)}/M) a "
+        f"month; asleep also {visits:,.0f} wake-page requests; each {wake['memory_mb']} MB x "
+        f"{wake['seconds_per_invocation']:g} s ({_per(gb_second)}/GB-s) + "
+        f"{_per(request_rate * 1e6)}/M requests; free tiers not applied",
+        (
+            "lambda_requests_per_million",
+            "lambda_arm_gb_second",
+            "scheduler_invocations_per_million",
+        ),
+        asleep=function + visits * per_invocation,
+    )
+    if inputs.monthly_budget > 0:
+        day = t.rate("budgets_budget_day")
+        add(
+            "AWS Budgets (budget guard)",
+            0.0,
+            0.0,
+            f"one budget; the first {t.rate('budgets_free_budgets'):g} of the account are free, "
+            f"then {_per(day)}/day",
+            ("budgets_budget_day", "budgets_free_budgets"),
+        )
+
     ssm = t.rate("ssm_parameter_standard_month")
     add(
         "SSM Parameter Store",
@@ -468,101 +827,165 @@ def estimate(inputs: CostInputs, prices: dict[str, Any] | None = None) -> Estima
         0.0,
         0.0,
         f"usage-based: {_per(egress_rate)}/GB after the account's free {free_egress:g} GB/month; "
-        "see the per-100-participant-hours rates",
+        "see the per-100-participant-hours rates and the worst case",
         ("data_transfer_out_gb_first_10tb", "data_transfer_out_free_gb_month"),
     )
+    return lines
 
-    # Usage: bridge egress plus the JVB task-hours that load needs. Tasks added for load sit
-    # above the on-demand base, so they follow the Spot weight.
+
+# ALB pricing: one LCU is 25 new connections a second (or 3,000 active a minute, 1 GB an hour):
+# planning.alb_average_lcu's unit.
+_LCU_NEW_CONNECTIONS_PER_SECOND = 25
+
+
+def _awake_hours(inputs: CostInputs, hours: int) -> tuple[float, str, bool]:
+    """Awake hours a month: from the configured windows, else the labelled example."""
+    if inputs.awake_hours_week is not None:
+        per_week = inputs.awake_hours_week
+        basis = f"[schedule] awake = {json.dumps(list(inputs.awake_windows))}: {per_week:g} h/week"
+        example = False
+    else:
+        per_week = EXAMPLE_AWAKE_HOURS_WEEK
+        basis = (
+            f"example, no [schedule] awake set: {EXAMPLE_AWAKE} = {per_week:g} h/week (stack "
+            "time zone)"
+        )
+        example = True
+    return per_week * hours / _HOURS_PER_WEEK, basis, example
+
+
+def _decisions(t: _Table, inputs: CostInputs, hours: int, lines: list[Line]) -> Decisions:
+    asleep = sum(line.asleep_usd for line in lines)
+    idle = sum(line.idle_usd for line in lines)
+    peak = sum(line.max_usd for line in lines)
+    awake_hour = (idle - asleep) / hours
+    awake_hours, basis, example = _awake_hours(inputs, hours)
+    # Worst case: every bridge the pool may run, full (as many heavy participants as its vCPUs
+    # carry, each at the high band) all month, every GB at the first-10-TB rate.
     per_vcpu = t.plan("jvb_participants_per_vcpu")
-    jvb_vcpu = inputs.jvb_cpu / 1024
-    spot_share = weight / (weight + 1)
-    marginal_task_hour = jvb_hour * (1 - spot_share * discount) + ipv4
-    gb_per_hour = t.plan("egress_gb_per_participant_hour")
-    usage = []
-    for band in BANDS:
-        egress_gb = 100 * gb_per_hour[band]
-        task_hours = 100 / (per_vcpu * jvb_vcpu)
-        usage.append(
-            ParticipantHours(
-                band=band,
-                gb_per_participant_hour=gb_per_hour[band],
-                egress_gb=egress_gb,
-                egress_usd=egress_gb * egress_rate,
-                jvb_task_hours=task_hours,
-                jvb_usd=task_hours * marginal_task_hour,
+    high = t.plan("egress_gb_per_participant_hour")["high"]
+    egress_rate = t.rate("data_transfer_out_gb_first_10tb")
+    participants = per_vcpu * inputs.jvb_cpu / 1024
+    egress_gb = inputs.jvb_max * participants * high * hours
+    worst_basis = (
+        f"{inputs.jvb_max} bridges (jvb.max_count) x {participants:g} participants "
+        f"({per_vcpu:g}/vCPU x {inputs.jvb_cpu / 1024:g} vCPU) x {high:g} GB/participant-hour "
+        f"(high band) x {hours} h = {egress_gb:,.0f} GB at {_per(egress_rate)}/GB (an upper "
+        "bound: AWS charges less per GB above 10 TB a month), plus the max column"
+    )
+    terms = [
+        (line.name, _rate(line.awake_hour_usd / hours))
+        for line in lines
+        if _rate(line.awake_hour_usd / hours)
+    ]
+    moving = "".join(
+        f"{(' - ' if rate < 0 else ' + ') if i else ''}{name} {usd_hour(abs(rate) if i else rate)}"
+        for i, (name, rate) in enumerate(terms)
+    )
+    inputs_text = {
+        "awake_hour": f"(always on - asleep) / {hours} h: {moving}",
+        "asleep_month": "the asleep column: the load balancer and its addresses, DNS, Cloud Map, "
+        "alarms, the wake function; no task runs",
+        "month": f"asleep month + {awake_hours:.1f} awake h x awake hour ({basis})",
+        "always_on": f"the always-on column: awake {hours} h at the minimum task counts",
+        "worst_case": worst_basis,
+    }
+    return Decisions(
+        awake_hour_usd=awake_hour,
+        asleep_month_usd=asleep,
+        awake_hours_month=awake_hours,
+        month_usd=asleep + awake_hours * awake_hour,
+        month_basis=basis,
+        month_is_example=example,
+        always_on_usd=idle,
+        worst_case_compute_usd=peak,
+        worst_case_egress_gb=egress_gb,
+        worst_case_egress_usd=egress_gb * egress_rate,
+        worst_case_basis=worst_basis,
+        inputs=inputs_text,
+    )
+
+
+def _summary(prices: dict[str, Any], inputs: CostInputs) -> tuple[Decisions, bool]:
+    """The decision figures of another input set, priced on its own table."""
+    t = _Table(prices, inputs.region)
+    _validate(inputs)
+    hours = int(prices["hours_per_month"])
+    lines = _lines(t, inputs, hours)
+    return _decisions(t, inputs, hours, lines), any(line.estimate for line in lines)
+
+
+def _variants(prices: dict[str, Any], inputs: CostInputs) -> tuple[Variant, ...]:
+    """Each CPU architecture with the configured Spot share and with none."""
+    weights = tuple(dict.fromkeys((inputs.jvb_spot_weight or 1, 0)))
+    out = []
+    for arch in ARCHITECTURES:
+        for weight in weights:
+            spot = f"Spot weight {weight}" if weight else "no Spot"
+            other = replace(inputs, cpu_architecture=arch, jvb_spot_weight=weight)
+            d, flagged = _summary(prices, other)
+            out.append(
+                Variant(
+                    key=f"{arch.lower()}_{'spot' if weight else 'no_spot'}",
+                    name=f"{arch}, bridges with {spot}",
+                    cpu_architecture=arch,
+                    jvb_spot_weight=weight,
+                    awake_hour_usd=d.awake_hour_usd,
+                    asleep_month_usd=d.asleep_month_usd,
+                    month_usd=d.month_usd,
+                    always_on_usd=d.always_on_usd,
+                    estimate=flagged,
+                    configured=other == inputs,
+                )
+            )
+    return tuple(out)
+
+
+# Bridge sizes offered in the comparison: (cpu, memory) as docs/ecs.md argues them.
+BRIDGE_SIZES = ((1024, 2048), (2048, 4096), (4096, 8192))
+
+
+def _bridge_sizes(prices: dict[str, Any], inputs: CostInputs) -> tuple[Comparison, ...]:
+    """The same stack with each other bridge size of docs/ecs.md (bigger rooms cost more)."""
+    out = []
+    for cpu, memory in BRIDGE_SIZES:
+        if (cpu, memory) == (inputs.jvb_cpu, inputs.jvb_memory):
+            continue
+        other = replace(inputs, jvb_cpu=cpu, jvb_memory=memory)
+        d, flagged = _summary(prices, other)
+        out.append(
+            Comparison(
+                key=f"bridges_{cpu}_{memory}",
+                name=f"Same stack, bridges of {cpu / 1024:g} vCPU / {memory / 1024:g} GB",
+                idle_usd=d.always_on_usd,
+                max_usd=d.worst_case_compute_usd,
+                estimate=flagged,
+                note=(
+                    f"jvb.cpu = {cpu}, jvb.memory = {memory}: about "
+                    f"{cpu // 1024 * 4}-{cpu // 1024 * 5} heavy participants per bridge "
+                    "(docs/ecs.md, right-sizing); awake hour "
+                    f"{usd_hour(d.awake_hour_usd)}, month {_usd(d.month_usd)}"
+                ),
+                figures=_FARGATE_KEYS[inputs.cpu_architecture],
+                asleep_usd=d.asleep_month_usd,
+                awake_hour_usd=d.awake_hour_usd,
             )
         )
-    capacity_basis = (
-        f"{per_vcpu:g} heavy (720p) participants per JVB vCPU (HPI load tests, as in the pricing "
-        f"notes), so {100 / (per_vcpu * jvb_vcpu):g} task-hours of {jvb_vcpu:g} vCPU / "
-        f"{inputs.jvb_memory / 1024:g} GB per 100 participant-hours, {spot_share:.0%} of them on "
-        f"Spot, each with its public IPv4; egress at {_per(egress_rate)}/GB without the free "
-        f"{free_egress:g} GB/month; one figure for all bands (conservative for 'low')"
-    )
+    return tuple(out)
 
-    total_idle = sum(line.idle_usd for line in lines)
-    total_max = sum(line.max_usd for line in lines)
-    stack_estimate = any(line.estimate for line in lines)
-    comparisons = (
-        _single_ec2(t, inputs, hours),
-        _with_nat(t, inputs, hours, total_idle, total_max, stack_estimate),
-        _router_service(t, inputs, hours, total_idle, total_max, stack_estimate),
-    )
 
-    without_free = (
-        inputs.alarms * alarm_rate
-        + inputs.dashboards * dash_rate
-        + (inputs.custom_metrics + ci_metrics) * metric_rate
-        + inputs.log_gb_month * log_rate
-    )
-    cloudwatch = sum(line.idle_usd for line in lines if line.name.startswith("CloudWatch"))
-    free_tier_saving = without_free - cloudwatch
-
-    estimated = [
-        f"{k} = {t.figures[k]['value']}: {t.figures[k].get('derivation', 'derived')}"
-        for k in sorted(t.used)
-        if t.figures[k].get("estimate")
-    ]
-    estimated += [
-        f"{k}: no {inputs.region} figure; {_FLOOR_REGION} rate used as a floor"
-        for k in sorted(t.floored)
-    ]
-    estimated += [
-        f"planning.{k} = {json.dumps(t.planning[k]['value'])}: "
-        f"{t.planning[k].get('derivation', t.planning[k]['source'])}"
-        for k in ("egress_gb_per_participant_hour", "jvb_participants_per_vcpu", "alb_average_lcu")
-    ]
-
-    assumptions = (
-        f"{hours} hours/month; {prices['price_type']}",
-        "idle = every service at its minimum task count all month; max = the JVB pool at its "
-        "maximum all month",
-        f"Fargate Spot = on-demand x (1 - {discount:g}): regions.{inputs.region}."
-        f"fargate_spot_discount ({t.figures['fargate_spot_discount']['unit']}); "
-        "real Spot prices move",
-        f"JVB tasks above the on-demand base of {base} split {weight}:1 Spot:on-demand "
-        "(expected, fractional counts)",
-        "CloudWatch perpetual free tier applied as if this stack were the account's only user; "
-        f"without it CloudWatch adds {_usd(free_tier_saving)}/month",
-        "12-month new-account free tiers (ALB 750 h + 15 LCU) not applied",
-        "internet egress priced per use (per 100 participant-hours); inter-AZ traffic, "
-        "log storage and ALB processing beyond the LCU average are negligible and left out",
-    )
-
-    return Estimate(
-        region=inputs.region,
-        as_of=prices["as_of"],
-        currency=prices["currency"],
-        hours_per_month=hours,
-        inputs=inputs,
-        lines=tuple(lines),
-        per_100_participant_hours=tuple(usage),
-        capacity_basis=capacity_basis,
-        comparisons=comparisons,
-        estimated_figures=tuple(estimated),
-        assumptions=assumptions,
-        free_tier_saving_usd=free_tier_saving,
+def _budget_guard(t: _Table, inputs: CostInputs, d: Decisions) -> str:
+    if inputs.monthly_budget > 0:
+        return (
+            f"[alerts] monthly_budget = {inputs.monthly_budget:g} USD: AWS Budgets e-mails "
+            "alerts.email when the month's forecast passes 100 % or the actual spend 80 % "
+            f"(pcls/steps/budget.py); this estimate's month is {_usd(d.month_usd)}, always-on "
+            f"{_usd(d.always_on_usd)}"
+        )
+    return (
+        "no budget guard: set [alerts] monthly_budget (USD) and alerts.email to get AWS Budgets "
+        "e-mails at 100 % forecast and 80 % actual (pcls/steps/budget.py); e.g. the month "
+        f"above, {_usd(d.month_usd)}"
     )
 
 
@@ -606,8 +1029,9 @@ def _with_nat(
     total_idle: float,
     total_max: float,
     stack_estimate: bool,
+    d: Decisions,
 ) -> Comparison:
-    """The same stack with a NAT gateway in every AZ: gateway hours only."""
+    """The same stack with a NAT gateway in every AZ: gateway hours only (all month)."""
     nat = inputs.azs * hours * t.rate("nat_gateway_hour")
     ipv4_month = hours * t.rate("public_ipv4_hour")
     # The JVB keeps its public IP (clients send UDP to it); only the signal side moves behind NAT.
@@ -625,6 +1049,8 @@ def _with_nat(
             f"{_usd(address_change)}/month)"
         ),
         figures=("nat_gateway_hour",),
+        asleep_usd=d.asleep_month_usd + nat,
+        awake_hour_usd=d.awake_hour_usd,
     )
 
 
@@ -640,12 +1066,13 @@ def _router_service(
     total_idle: float,
     total_max: float,
     stack_estimate: bool,
+    d: Decisions,
 ) -> Comparison:
     """The routers as a separate ECS service instead of a container in every shard task."""
-    task = ROUTER_SERVICE_CPU / 1024 * t.rate("fargate_vcpu_hour")
-    task += ROUTER_SERVICE_MEMORY / 1024 * t.rate("fargate_gb_hour")
+    arch = inputs.cpu_architecture
+    task = _task_hour(t, arch, ROUTER_SERVICE_CPU, ROUTER_SERVICE_MEMORY)
     extra = ROUTER_SERVICE_TASKS * hours * (task + t.rate("public_ipv4_hour"))
-    keys = ("fargate_vcpu_hour", "fargate_gb_hour", "public_ipv4_hour")
+    keys = (*_FARGATE_KEYS[arch][:2], "public_ipv4_hour")
     return Comparison(
         key="router_service",
         name="Same stack, routers as a separate service",
@@ -653,11 +1080,14 @@ def _router_service(
         max_usd=total_max + extra,
         estimate=stack_estimate or t.is_estimate(keys),
         note=(
-            f"adds {ROUTER_SERVICE_TASKS} on-demand tasks of {ROUTER_SERVICE_CPU / 1024:g} vCPU "
-            f"/ {ROUTER_SERVICE_MEMORY / 1024:g} GB in two AZs, each with the public IPv4 it "
-            "needs to pull its image without NAT; see docs/ha.md for the failure behaviour"
+            f"adds {ROUTER_SERVICE_TASKS} on-demand {arch} tasks of "
+            f"{ROUTER_SERVICE_CPU / 1024:g} vCPU / {ROUTER_SERVICE_MEMORY / 1024:g} GB in two "
+            "AZs while awake, each with the public IPv4 it needs to pull its image without "
+            "NAT; see docs/ha.md for the failure behaviour"
         ),
         figures=keys,
+        asleep_usd=d.asleep_month_usd,
+        awake_hour_usd=d.awake_hour_usd + extra / hours,
     )
 
 
@@ -676,11 +1106,12 @@ def monthly_delta(
     return idle(after) - idle(before)
 
 
-def render_lines(est: Estimate) -> list[tuple[str, str, str, str, str]]:
-    """Rows (item, idle, max, 'E' when estimated, note) plus a closing total row."""
+def render_lines(est: Estimate) -> list[tuple[str, str, str, str, str, str]]:
+    """Rows (item, asleep, idle, max, 'E' when estimated, note) plus a closing total row."""
     rows = [
         (
             line.name,
+            _usd(line.asleep_usd),
             _usd(line.idle_usd),
             _usd(line.max_usd),
             "E" if line.estimate else "",
@@ -691,6 +1122,7 @@ def render_lines(est: Estimate) -> list[tuple[str, str, str, str, str]]:
     rows.append(
         (
             "Total per month",
+            _usd(est.total_asleep),
             _usd(est.total_idle),
             _usd(est.total_max),
             "E" if est.estimate else "",

@@ -14,12 +14,12 @@ from rich.table import Table
 from rich.text import Text
 
 from pcls.config import Config
-from pcls.cost import CostInputs, Estimate, estimate, monthly_delta, render_lines
+from pcls.cost import CostInputs, Estimate, estimate, monthly_delta, render_lines, usd_hour
 from pcls.sidecar_container import METRIC_UNITS
 from pcls.steps import monitoring, scaling
 
 DASHBOARDS = 1
-JSON_SCHEMA = 1
+JSON_SCHEMA = 1  # additions keep the schema; a renamed or removed key would bump it
 
 
 def inputs_from_config(cfg: Config, region: str | None = None) -> CostInputs:
@@ -46,6 +46,11 @@ def inputs_from_config(cfg: Config, region: str | None = None) -> CostInputs:
         custom_metrics=len(METRIC_UNITS),  # the bridge guard's EMF metrics, one dimension set
         hosted_zone_created=cfg.dns.create_zone,
         container_insights=cfg.ecs.container_insights,
+        cpu_architecture=cfg.ecs.cpu_architecture,
+        # None: no awake windows configured; the estimate then shows a labelled example month
+        awake_hours_week=cfg.schedule.awake_hours_per_week() if cfg.schedule.awake else None,
+        awake_windows=cfg.schedule.awake,
+        monthly_budget=cfg.alerts.monthly_budget,
     )
 
 
@@ -90,30 +95,69 @@ def as_json(est: Estimate) -> dict[str, Any]:
 
 
 def render(est: Estimate, console: Console, cfg: Config | None = None) -> None:
-    """Itemized monthly table, usage per 100 participant-hours, comparisons, footnotes."""
+    """What users decide on, the itemized month, architecture and Spot, usage, comparisons,
+    footnotes."""
     marker = "E"
-    items = Table(
-        title=f"Monthly cost in {est.region} ({est.currency}, prices as of {est.as_of})",
+    d = est.decisions
+    flag = marker if est.estimate else ""
+    decide = Table(
+        title=f"What it costs in {est.region} ({est.currency}, prices as of {est.as_of})",
         title_justify="left",
     )
+    decide.add_column("figure")
+    decide.add_column("amount", justify="right")
+    decide.add_column(marker, justify="center")
+    decide.add_column("made of", overflow="fold")
+    month_name = "A month, example hours" if d.month_is_example else "A month, awake hours"
+    rows = (
+        ("Per awake hour", f"{usd_hour(d.awake_hour_usd)}/h", d.inputs["awake_hour"]),
+        ("Per asleep month", money(d.asleep_month_usd), d.inputs["asleep_month"]),
+        (month_name, money(d.month_usd), d.inputs["month"]),
+        ("Always on", money(d.always_on_usd), d.inputs["always_on"]),
+        ("Worst case, egress included", money(d.worst_case_usd), d.inputs["worst_case"]),
+    )
+    for name, amount, made_of in rows:
+        # Text: the inputs hold brackets ([schedule]) that are not markup
+        decide.add_row(name, amount, flag, Text(made_of))
+    console.print(decide)
+    console.print(Text(f"Budget guard: {est.budget_guard}", style="dim"))
+
+    items = Table(title="Itemized month", title_justify="left")
     items.add_column("item")
-    items.add_column("idle", justify="right")
+    items.add_column("asleep", justify="right")
+    items.add_column("always on", justify="right")
     items.add_column("max", justify="right")
     items.add_column(marker, justify="center")
     items.add_column("note", overflow="fold")
-    rows = render_lines(est)
-    for i, (name, idle, peak, flag, note) in enumerate(rows):
-        total = i == len(rows) - 1
+    lines = render_lines(est)
+    for i, (name, asleep, idle, peak, estimated, note) in enumerate(lines):
+        total = i == len(lines) - 1
         items.add_row(
             name,
+            asleep,
             idle,
             peak,
-            flag,
-            note,
+            estimated,
+            Text(note),
             style="bold" if total else None,
-            end_section=i == len(rows) - 2,
+            end_section=i == len(lines) - 2,
         )
     console.print(items)
+
+    arch = Table(title="CPU architecture and Spot (the same stack)", title_justify="left")
+    for col in ("design", "awake hour", "asleep month", "month", "always on", marker):
+        arch.add_column(col, justify="left" if col == "design" else "right")
+    for v in est.variants:
+        arch.add_row(
+            v.name + (" (configured)" if v.configured else ""),
+            f"{usd_hour(v.awake_hour_usd)}/h",
+            money(v.asleep_month_usd),
+            money(v.month_usd),
+            money(v.always_on_usd),
+            marker if v.estimate else "",
+            style="bold" if v.configured else None,
+        )
+    console.print(arch)
 
     usage = Table(title="Usage: per 100 participant-hours", title_justify="left")
     for col in ("band", "GB/participant-h", "egress GB", "egress", "JVB task-h", "JVB", "total"):
@@ -133,27 +177,33 @@ def render(est: Estimate, console: Console, cfg: Config | None = None) -> None:
 
     compare = Table(title="The same month, other designs", title_justify="left")
     compare.add_column("design")
-    compare.add_column("idle", justify="right")
+    compare.add_column("asleep", justify="right")
+    compare.add_column("awake hour", justify="right")
+    compare.add_column("always on", justify="right")
     compare.add_column("max", justify="right")
-    compare.add_column("vs this stack (idle)", justify="right")
+    compare.add_column("vs this stack (always on)", justify="right")
     compare.add_column(marker, justify="center")
     compare.add_column("note", overflow="fold")
     compare.add_row(
         "This stack (pcls)",
+        money(est.total_asleep),
+        f"{usd_hour(d.awake_hour_usd)}/h",
         money(est.total_idle),
         money(est.total_max),
         "",
-        marker if est.estimate else "",
+        flag,
         "as itemized above",
     )
     for c in est.comparisons:
         compare.add_row(
             c.name,
+            "cannot sleep" if c.asleep_usd is None else money(c.asleep_usd),
+            "" if c.awake_hour_usd is None else f"{usd_hour(c.awake_hour_usd)}/h",
             money(c.idle_usd),
             money(c.max_usd),
             signed_money(c.idle_usd - est.total_idle),
             marker if c.estimate else "",
-            c.note,
+            Text(c.note),
         )
     console.print(compare)
 
@@ -175,7 +225,7 @@ def render(est: Estimate, console: Console, cfg: Config | None = None) -> None:
             _item(
                 console,
                 f"the {len(cfg.scaling.schedule)} scheduled scaling action(s) are not priced: "
-                "idle assumes jvb.min_count all month",
+                "awake hours assume jvb.min_count",
             )
 
 

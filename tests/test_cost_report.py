@@ -43,7 +43,9 @@ def test_inputs_follow_the_config() -> None:
             "spot_weight": 3,
         },
         dns={"create_zone": True},
-        ecs={"container_insights": True},
+        ecs={"container_insights": True, "cpu_architecture": "X86_64"},
+        schedule={"awake": ["Mon-Fri 07:00-19:00", "Sat 09:00-12:00"]},
+        alerts={"monthly_budget": 120, "email": "ops@example.com"},
     )
     inputs = inputs_from_config(cfg)
     assert (inputs.region, inputs.azs) == ("eu-central-2", 3)
@@ -52,6 +54,17 @@ def test_inputs_follow_the_config() -> None:
     assert (inputs.jvb_min, inputs.jvb_max) == (2, 8)
     assert (inputs.jvb_ondemand_base, inputs.jvb_spot_weight) == (2, 3)
     assert inputs.hosted_zone_created and inputs.container_insights
+    assert inputs.cpu_architecture == "X86_64"
+    assert inputs.awake_hours_week == cfg.schedule.awake_hours_per_week() == 5 * 12 + 3
+    assert inputs.awake_windows == ("Mon-Fri 07:00-19:00", "Sat 09:00-12:00")
+    assert inputs.monthly_budget == 120
+    # The defaults: ARM64, no awake windows (the estimate shows its labelled example month).
+    plain = inputs_from_config(_cfg())
+    assert (plain.cpu_architecture, plain.awake_hours_week, plain.monthly_budget) == (
+        "ARM64",
+        None,
+        0.0,
+    )
     assert inputs.dashboards == 1
     assert inputs.custom_metrics == len(METRIC_UNITS)
     # The monitoring and scaling modules are the source of the alarm count.
@@ -94,9 +107,22 @@ def test_render_shows_totals_usage_comparisons_and_estimates() -> None:
     render(est, Console(file=out, width=240, color_system=None), cfg)
     text = out.getvalue()
     doc = est.to_dict()
-    idle, peak = (re.escape(_usd(doc["total"][k])) for k in ("idle", "max"))
-    assert re.search(rf"Total per month\s+│\s+{idle}\s+│\s+{peak}\s+│\s+E", text)
+    asleep, idle, peak = (re.escape(_usd(doc["total"][k])) for k in ("asleep", "idle", "max"))
+    assert re.search(rf"Total per month\s+│\s+{asleep}\s+│\s+{idle}\s+│\s+{peak}\s+│\s+E", text)
     assert f"prices as of {est.as_of}" in text
+    # The figures users decide on, each with what it is made of.
+    d = doc["decisions"]
+    assert re.search(rf"Per awake hour\s+│\s+\${d['awake_hour']:.4f}/h", text)
+    assert re.search(rf"Per asleep month\s+│\s+{re.escape(_usd(d['asleep_month']))}", text)
+    assert re.search(rf"A month, example hours\s+│\s+{re.escape(_usd(d['month']['total']))}", text)
+    assert "example, no [schedule] awake set: Mon-Fri 07:00-19:00" in text
+    assert re.search(rf"Always on\s+│\s+{re.escape(_usd(d['always_on']))}", text)
+    assert re.search(
+        rf"Worst case, egress included\s+│\s+{re.escape(_usd(d['worst_case']['total']))}", text
+    )
+    assert "Budget guard: no budget guard: set [alerts] monthly_budget" in text
+    for var in doc["variants"].values():
+        assert var["name"] in text and _usd(var["always_on"]) in text
     for band, row in doc["per_100_participant_hours"].items():
         assert re.search(rf"│ {band}\s.*{re.escape(_usd(row['total']))}", text)
     for comp in doc["comparisons"].values():
@@ -116,8 +142,24 @@ def test_json_is_the_rounded_estimate_with_a_schema() -> None:
     assert len(doc["lines"]) == len(est.lines)
     assert doc["total"]["idle"] == round(est.total_idle, 2)
     assert set(doc["per_100_participant_hours"]) == {"low", "central", "high"}
-    assert set(doc["comparisons"]) == {"single_ec2", "with_nat", "router_service"}
+    assert {"single_ec2", "with_nat", "router_service"} <= set(doc["comparisons"])
     assert all(isinstance(line["estimate"], bool) for line in doc["lines"])
+    assert doc["decisions"]["always_on"] == doc["total"]["idle"]
+    assert doc["inputs"]["cpu_architecture"] == "ARM64"
+
+
+def test_render_labels_the_configured_awake_hours() -> None:
+    cfg = _cfg(
+        schedule={"awake": ["Mon-Fri 07:00-19:00"]},
+        alerts={"monthly_budget": 90, "email": "a@example.com"},
+    )
+    est = estimate(inputs_from_config(cfg))
+    out = io.StringIO()
+    render(est, Console(file=out, width=240, color_system=None), cfg)
+    text = out.getvalue()
+    assert "A month, awake hours" in text and "example" not in est.decisions.month_basis
+    assert '[schedule] awake = ["Mon-Fri 07:00-19:00"]: 60 h/week' in text
+    assert "Budget guard: [alerts] monthly_budget = 90 USD" in text
 
 
 def test_plan_cost_line() -> None:
