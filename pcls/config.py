@@ -528,7 +528,7 @@ class JitsiSection:
 
 @dataclass(frozen=True)
 class SignalSection:
-    cpu: int = _f(1024, "Signal task (web + prosody + jicofo) CPU units (1024 = 1 vCPU).")
+    cpu: int = _f(512, "Signal task (web + prosody + jicofo + router) CPU units (1024 = 1 vCPU).")
     memory: int = _f(2048, "Signal task memory in MiB (must pair with cpu on Fargate).")
     shards: int = _f(
         2,
@@ -541,8 +541,12 @@ class SignalSection:
 
 @dataclass(frozen=True)
 class JvbSection:
-    cpu: int = _f(2048, "Bridge task CPU units (1024 = 1 vCPU).")
-    memory: int = _f(4096, "Bridge task memory in MiB.")
+    cpu: int = _f(
+        1024,
+        "Bridge task CPU units (1024 = 1 vCPU); a conference must fit on one bridge: about 4-5 "
+        "all-HD or 10-20 typical participants per vCPU (docs/ecs.md#right-sizing).",
+    )
+    memory: int = _f(2048, "Bridge task memory in MiB (must pair with cpu on Fargate).")
     min_count: int = _f(
         2,
         "Fewest bridges; also the first desired count. Default: one per AZ (network.azs), so "

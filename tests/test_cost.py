@@ -2,9 +2,11 @@
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from pcls import config
 from pcls.cost import (
     CostInputs,
     estimate,
@@ -13,6 +15,7 @@ from pcls.cost import (
     render_lines,
     spot_split,
 )
+from pcls.cost_report import inputs_from_config
 
 PRICES = load_prices()
 H = PRICES["hours_per_month"]
@@ -308,9 +311,17 @@ def test_budget_guard_is_named_and_priced() -> None:
     assert line.idle_usd == 0.0 and "budgets_free_budgets" in line.figures
 
 
+def default_zurich_stack() -> CostInputs:
+    """What `pcls init meet.example.com --region eu-central-2` configures."""
+    cfg = config.parse(
+        {"stack": {"name": "meet", "domain": "meet.example.com", "region": "eu-central-2"}}
+    )
+    return inputs_from_config(cfg)
+
+
 def test_the_default_stack_meets_the_cost_targets_in_zurich() -> None:
     """docs/ecs.md#cost-targets: the default HA stack in eu-central-2 at list prices."""
-    est = estimate(CostInputs(region="eu-central-2", alarms=13, custom_metrics=5))
+    est = estimate(default_zurich_stack())
     d = est.decisions
     assert d.asleep_month_usd <= 30
     assert d.awake_hour_usd <= 0.25
@@ -437,3 +448,19 @@ def test_packaged_table_keeps_provenance() -> None:
                 assert fig.get("derivation"), f"{region}.{key} estimate without derivation"
     bands = PLAN["egress_gb_per_participant_hour"]["value"]
     assert set(bands) == {"low", "central", "high"}
+
+
+def test_docs_cost_targets_are_the_models_figures() -> None:
+    """docs/ecs.md's table of the default stack's figures is what the model computes."""
+    text = (Path(__file__).parents[1] / "docs" / "ecs.md").read_text(encoding="utf-8")
+    section = text.split("## Cost targets", 1)[1].split("\n## ", 1)[0]
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[3].strip()
+        for line in section.splitlines()
+        if line.startswith("| ") and "---" not in line
+    }
+    d = estimate(default_zurich_stack()).decisions
+    assert rows["asleep, a month"] == f"${d.asleep_month_usd:.2f}"
+    assert rows["awake, an hour"] == f"${d.awake_hour_usd:.4f}"
+    assert rows["a month awake Mon-Fri 07:00-19:00"] == f"${d.month_usd:.2f}"
+    assert rows["always on"] == f"${d.always_on_usd:.2f}"
