@@ -32,6 +32,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from pcls.config import ScheduleSection
+
 BANDS = ("low", "central", "high")
 # CloudWatch list prices are lowest in us-east-1, so its rate is a floor for a region the table
 # has no figure for (the Frankfurt/Zurich Logs ingestion price was not found).
@@ -77,7 +79,7 @@ class CostInputs:
 
 # The month shown when [schedule] has no awake windows: labelled as an example wherever shown.
 EXAMPLE_AWAKE = "Mon-Fri 07:00-19:00"
-EXAMPLE_AWAKE_HOURS_WEEK = 5 * 12
+EXAMPLE_AWAKE_HOURS_WEEK = ScheduleSection(awake=(EXAMPLE_AWAKE,)).awake_hours_per_week()
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,8 @@ class Line:
     asleep_usd: float = 0.0
 
     @property
-    def awake_hour_usd(self) -> float:
-        """What one awake hour (at the minimum) adds to the asleep month; set by the estimate."""
+    def awake_month_usd(self) -> float:
+        """What being awake all month at the minimum adds to asleep (per hour: / hours)."""
         return self.idle_usd - self.asleep_usd
 
 
@@ -229,7 +231,7 @@ class Estimate:
                     "asleep": _cents(line.asleep_usd),
                     "idle": _cents(line.idle_usd),
                     "max": _cents(line.max_usd),
-                    "awake_hour": _rate(line.awake_hour_usd / self.hours_per_month),
+                    "awake_hour": _rate(line.awake_month_usd / self.hours_per_month),
                     "estimate": line.estimate,
                     "note": line.note,
                     "figures": list(line.figures),
@@ -489,7 +491,6 @@ def estimate(inputs: CostInputs, prices: dict[str, Any] | None = None) -> Estima
         *_bridge_sizes(prices, inputs),
     )
 
-    free = t.figures["cloudwatch_free_tier"]["value"]
     ci_metrics = t.plan("container_insights_metrics") if inputs.container_insights else 0
     log_rate, _ = t.rate_or_floor("cloudwatch_logs_ingest_gb")
     without_free = (
@@ -500,7 +501,6 @@ def estimate(inputs: CostInputs, prices: dict[str, Any] | None = None) -> Estima
     )
     cloudwatch = sum(line.idle_usd for line in lines if line.name.startswith("CloudWatch"))
     free_tier_saving = without_free - cloudwatch
-    del free
 
     estimated = [
         f"{k} = {t.figures[k]['value']}: {t.figures[k].get('derivation', 'derived')}"
@@ -518,6 +518,7 @@ def estimate(inputs: CostInputs, prices: dict[str, Any] | None = None) -> Estima
             "egress_gb_per_participant_hour",
             "jvb_participants_per_vcpu",
             "alb_average_lcu",
+            "alb_lcu",
             "alb_asleep_requests_per_hour",
             "wake_function",
         )
@@ -648,8 +649,8 @@ def _lines(t: _Table, inputs: CostInputs, hours: int) -> list[Line]:
     # The ALB runs all month; its LCUs follow the traffic: signalling while awake, the wake
     # page's requests while asleep.
     lcu = t.plan("alb_average_lcu")
+    asleep_lcu = _asleep_lcu(t)
     asleep_requests = t.plan("alb_asleep_requests_per_hour")
-    asleep_lcu = asleep_requests / 3600 / _LCU_NEW_CONNECTIONS_PER_SECOND
     alb_hour, lcu_rate = t.rate("alb_hour"), t.rate("alb_lcu_hour")
     add(
         "Application Load Balancer",
@@ -833,9 +834,15 @@ def _lines(t: _Table, inputs: CostInputs, hours: int) -> list[Line]:
     return lines
 
 
-# ALB pricing: one LCU is 25 new connections a second (or 3,000 active a minute, 1 GB an hour):
-# planning.alb_average_lcu's unit.
-_LCU_NEW_CONNECTIONS_PER_SECOND = 25
+def _asleep_lcu(t: _Table) -> float:
+    """LCUs of the asleep traffic: its busiest dimension, new connections or bytes to Lambda."""
+    unit = t.plan("alb_lcu")
+    requests = t.plan("alb_asleep_requests_per_hour")
+    page_gb = t.plan("wake_function")["page_kb"] / 1024**2
+    return max(
+        requests / 3600 / unit["new_connections_per_second"],
+        requests * page_gb / unit["lambda_gb_per_hour"],
+    )
 
 
 def _awake_hours(inputs: CostInputs, hours: int) -> tuple[float, str, bool]:
@@ -874,9 +881,9 @@ def _decisions(t: _Table, inputs: CostInputs, hours: int, lines: list[Line]) -> 
         "bound: AWS charges less per GB above 10 TB a month), plus the max column"
     )
     terms = [
-        (line.name, _rate(line.awake_hour_usd / hours))
+        (line.name, _rate(line.awake_month_usd / hours))
         for line in lines
-        if _rate(line.awake_hour_usd / hours)
+        if _rate(line.awake_month_usd / hours)
     ]
     moving = "".join(
         f"{(' - ' if rate < 0 else ' + ') if i else ''}{name} {usd_hour(abs(rate) if i else rate)}"
@@ -884,10 +891,14 @@ def _decisions(t: _Table, inputs: CostInputs, hours: int, lines: list[Line]) -> 
     )
     inputs_text = {
         "awake_hour": f"(always on - asleep) / {hours} h: {moving}",
-        "asleep_month": "the asleep column: the load balancer and its addresses, DNS, Cloud Map, "
-        "alarms, the wake function; no task runs",
-        "month": f"asleep month + {awake_hours:.1f} awake h x awake hour ({basis})",
-        "always_on": f"the always-on column: awake {hours} h at the minimum task counts",
+        "asleep_month": "no task runs: "
+        + " + ".join(
+            f"{line.name} {_usd(line.asleep_usd)}" for line in lines if _cents(line.asleep_usd)
+        ),
+        "month": f"asleep month {_usd(asleep)} + {awake_hours:.1f} awake h x awake hour "
+        f"{usd_hour(awake_hour)} ({basis})",
+        "always_on": f"asleep month {_usd(asleep)} + {hours} h x awake hour "
+        f"{usd_hour(awake_hour)} (every service at its minimum all month)",
         "worst_case": worst_basis,
     }
     return Decisions(
@@ -947,6 +958,7 @@ BRIDGE_SIZES = ((1024, 2048), (2048, 4096), (4096, 8192))
 
 def _bridge_sizes(prices: dict[str, Any], inputs: CostInputs) -> tuple[Comparison, ...]:
     """The same stack with each other bridge size of docs/ecs.md (bigger rooms cost more)."""
+    per_vcpu = prices["planning"]["jvb_participants_per_vcpu"]["value"]
     out = []
     for cpu, memory in BRIDGE_SIZES:
         if (cpu, memory) == (inputs.jvb_cpu, inputs.jvb_memory):
@@ -961,9 +973,9 @@ def _bridge_sizes(prices: dict[str, Any], inputs: CostInputs) -> tuple[Compariso
                 max_usd=d.worst_case_compute_usd,
                 estimate=flagged,
                 note=(
-                    f"jvb.cpu = {cpu}, jvb.memory = {memory}: about "
-                    f"{cpu // 1024 * 4}-{cpu // 1024 * 5} heavy participants per bridge "
-                    "(docs/ecs.md, right-sizing); awake hour "
+                    f"jvb.cpu = {cpu}, jvb.memory = {memory}: {per_vcpu * cpu / 1024:g} heavy "
+                    "participants per bridge (planning.jvb_participants_per_vcpu; docs/ecs.md, "
+                    "right-sizing), the largest conference it holds; awake hour "
                     f"{usd_hour(d.awake_hour_usd)}, month {_usd(d.month_usd)}"
                 ),
                 figures=_FARGATE_KEYS[inputs.cpu_architecture],

@@ -68,7 +68,11 @@ def fargate(region: str, arch: str) -> tuple[float, float, float]:
 
 
 def lcu_asleep() -> float:
-    return ASLEEP_REQUESTS / 3600 / 25  # one LCU = 25 new connections a second
+    """The busier LCU dimension of the asleep requests: new connections, or bytes to Lambda."""
+    lcu = PLAN["alb_lcu"]["value"]
+    connections = ASLEEP_REQUESTS / 3600 / lcu["new_connections_per_second"]
+    gb = ASLEEP_REQUESTS * WAKE["page_kb"] / 1024**2 / lcu["lambda_gb_per_hour"]
+    return max(connections, gb)
 
 
 def wake_invocation(region: str) -> float:
