@@ -185,3 +185,23 @@ def test_plan_cost_line() -> None:
         "Cost: not estimated (no prices for region 'ap-south-2'"
     )
     assert isinstance(was, CostInputs)
+
+
+def test_cost_json_through_the_cli(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+    """`pcls cost --json --region eu-central-2`: the whole estimate, the decisions included."""
+    harness.write_config(
+        '[schedule]\nawake = ["Mon-Fri 07:00-19:00"]\n[ecs]\ncpu_architecture = "X86_64"\n'
+    )
+    res = harness.cli("cost", "--json", "--region", "eu-central-2", capsys=capsys)
+    assert res.code == 0, res.err
+    doc = json.loads(res.out)
+    cfg = config.load(harness.config_path)
+    want = as_json(estimate(inputs_from_config(cfg, "eu-central-2")))
+    assert doc == json.loads(json.dumps(want))
+    assert doc["schema"] == 1 and doc["region"] == "eu-central-2"
+    assert doc["inputs"]["cpu_architecture"] == "X86_64"
+    month = doc["decisions"]["month"]
+    assert month["example"] is False and month["awake_hours"] == round(60 * 730 / 168, 2)
+    assert doc["variants"]["x86_64_spot"]["configured"] is True
+    for key in ("awake_hour", "asleep_month", "month", "always_on", "worst_case", "inputs"):
+        assert key in doc["decisions"], key
