@@ -587,13 +587,22 @@ class ScheduleEntry:
     max_count: int = _f(1, "Bridge maximum from this time on.", _between(0, 100))
 
 
+# Typical participants per bridge vCPU (docs/ecs.md, bridge task): the participants target
+# scales with jvb.cpu unless the config sets it.
+TARGET_PER_VCPU = 15.0
+STRESS_TARGET = 0.3  # meet.jit.si scales bridges out at 30 % stress
+
+
 @dataclass(frozen=True)
 class ScalingSection:
     metric: str = _f(
         "participants", "Bridge load metric for target tracking.", _one_of(SCALING_METRICS)
     )
     target: float = _f(
-        30.0, "Target value per bridge (participants, or stress 0-1).", _between(0.01, 1000)
+        15.0,
+        "Target value per bridge (participants, or stress 0-1); default for participants: "
+        f"{TARGET_PER_VCPU:g} per bridge vCPU (jvb.cpu), for stress: 0.3.",
+        _between(0.01, 1000),
     )
     cpu_target: float = _f(
         70.0, "CPU utilisation target (percent) of the guard policy.", _between(10, 95)
@@ -855,6 +864,12 @@ def parse(data: dict[str, Any], path: Path = Path(DEFAULT_CONFIG)) -> Config:
         if "max_count" not in jvb_keys:
             jvb = dataclasses.replace(jvb, max_count=max(jvb.max_count, jvb.min_count))
         sections["jvb"] = jvb
+    if "target" not in data.get("scaling", {}):
+        sc = sections["scaling"]
+        per_bridge = (
+            STRESS_TARGET if sc.metric == "stress" else TARGET_PER_VCPU * sections["jvb"].cpu / 1024
+        )
+        sections["scaling"] = dataclasses.replace(sc, target=per_bridge)
     cfg = Config(**sections, tags=dict(tags), path=path)
     _cross_checks(cfg)
     return cfg
