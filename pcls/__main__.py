@@ -121,6 +121,20 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the stack's permissions boundary (what an administrator creates) instead",
     )
+    ip.add_argument(
+        "--read-only",
+        action="store_true",
+        help="print what plan and status need alone (a CI role for pull requests) instead",
+    )
+    ip.add_argument(
+        "--trust",
+        action="store_true",
+        help="print a CI role's trust policy for GitHub Actions (OIDC) instead",
+    )
+    ip.add_argument("--repo", metavar="OWNER/NAME", help="--trust: the GitHub repository")
+    ip.add_argument("--branch", metavar="NAME", help="--trust: pushes to this branch")
+    ip.add_argument("--environment", metavar="NAME", help="--trust: jobs in this environment")
+    ip.add_argument("--pull-requests", action="store_true", help="--trust: pull request jobs")
 
     sb = sub.add_parser("sandbox", parents=[common], help="the local AWS emulation")
     sb.add_argument("action", choices=("start", "stop", "status"))
@@ -199,6 +213,8 @@ def cmd_iam_policy(ns: argparse.Namespace, opts: runner.Options) -> int:
     from pcls import permissions
     from pcls.ui import stderr_console
 
+    if ns.trust:
+        return _print_trust(ns, opts)
     cfg = None if ns.any_stack and not opts.sandbox else config_mod.load(opts.config)
     if ns.boundary and (cfg is None or ns.any_stack):
         raise ConfigError("--boundary: a boundary belongs to one stack; drop --any-stack")
@@ -222,6 +238,9 @@ def cmd_iam_policy(ns: argparse.Namespace, opts: runner.Options) -> int:
     if ns.boundary:
         print(json.dumps(permissions.boundary_document(target), indent=2))
         return EXIT_OK
+    if ns.read_only:
+        print(json.dumps(permissions.read_only_policy(target), indent=2))
+        return EXIT_OK
     docs = permissions.operator_policies(target)
     if ns.part is not None:
         if not 1 <= ns.part <= len(docs):
@@ -234,6 +253,32 @@ def cmd_iam_policy(ns: argparse.Namespace, opts: runner.Options) -> int:
         "per managed policy): attach every one; --part N prints document N alone",
         file=sys.stderr,
     )
+    return EXIT_OK
+
+
+def _print_trust(ns: argparse.Namespace, opts: runner.Options) -> int:
+    """A CI role's trust policy: needs the account, not the stack's config."""
+    from pcls import permissions
+
+    if ns.account is not None and not permissions.is_account(ns.account):
+        raise ConfigError(f"--account: {ns.account!r} is not allowed; expected 12 digits")
+    if ns.repo is None:
+        raise ConfigError("--trust: needs --repo OWNER/NAME, the repository whose jobs it trusts")
+    # Validate before asking STS: bad input touches nothing.
+    permissions.github_subjects(ns.repo, ns.branch, ns.environment, ns.pull_requests)
+    account, partition = ns.account, "aws"
+    if account is None:
+        region = os.environ.get("AWS_REGION") or "*"
+        account, partition = permissions.caller_account(region, None, opts.sandbox)
+    doc = permissions.trust_policy(
+        account,
+        ns.repo,
+        branch=ns.branch,
+        environment=ns.environment,
+        pull_requests=ns.pull_requests,
+        partition=partition,
+    )
+    print(json.dumps(doc, indent=2))
     return EXIT_OK
 
 
