@@ -73,6 +73,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("up", parents=[common], help="create or reconcile every resource")
     st = sub.add_parser("status", parents=[common], help="every resource, its health and drift")
     st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.add_argument("--compact", action="store_true", help="80x24: a line per group and task")
     td = sub.add_parser("teardown", parents=[common], help="delete everything, verify it is gone")
     td.add_argument("--yes", action="store_true", help="do not ask for the stack name")
     ul = sub.add_parser(
@@ -102,6 +103,7 @@ def parser() -> argparse.ArgumentParser:
 
     co = sub.add_parser("cost", parents=[common], help="monthly cost estimate; no AWS calls")
     co.add_argument("--json", action="store_true", help="machine-readable output")
+    co.add_argument("--compact", action="store_true", help="80 columns: amounts without notes")
     co.add_argument("--region", help="price another region (default: stack.region)")
 
     ip = sub.add_parser(
@@ -202,8 +204,15 @@ def cmd_cost(ns: argparse.Namespace, opts: runner.Options, console: Console) -> 
         allowed = ", ".join(cost.supported_regions())
         raise ConfigError(f"region: {region or '(none)'!r} has no price table; expected {allowed}")
     est = cost.estimate(cost_report.inputs_from_config(cfg, region))
+    if ns.json and ns.compact:
+        raise ConfigError("--compact: not with --json; pick one")
     if ns.json:
         print(json.dumps(cost_report.as_json(est), indent=2))
+    elif ns.compact:
+        from pcls.compact import cost_lines
+
+        for line in cost_lines(cost_report.as_json(est)):
+            console.print(line, no_wrap=True)
     else:
         cost_report.render(est, console, cfg)
     return EXIT_OK
@@ -320,6 +329,8 @@ def _run(argv: list[str] | None = None) -> int:
             return cmd_iam_policy(ns, opts)
         if ns.command == "cost":
             return cmd_cost(ns, opts, console)
+        if ns.command == "status" and ns.json and ns.compact:
+            raise ConfigError("--compact: not with --json; pick one")
         hide = frozenset({Outcome.UNCHANGED}) if ns.command == "plan" else frozenset()
         quiet = ns.command in ("status", "token", "verify")
         session = runner.open_session(opts, console, quiet=quiet, hide=hide)
@@ -328,7 +339,7 @@ def _run(argv: list[str] | None = None) -> int:
         if ns.command == "plan":
             return runner.cmd_plan(session)
         if ns.command == "status":
-            return runner.cmd_status(session, ns.json)
+            return runner.cmd_status(session, ns.json, ns.compact)
         if ns.command == "teardown":
             return runner.cmd_teardown(session, ns.yes)
         if ns.command == "unlock":
