@@ -5,6 +5,9 @@ role's `--read-only` policy lets plan and status run and nothing else."""
 from __future__ import annotations
 
 import json
+import re
+import shlex
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -12,7 +15,7 @@ import pytest
 from moto.core.authorization import enable_iam_authentication
 from parliament import analyze_policy_string
 
-from pcls.__main__ import run
+from pcls.__main__ import parser, run
 from pcls.aws import READ_PREFIXES
 from pcls.permissions import (
     MAX_POLICY_CHARS,
@@ -197,3 +200,12 @@ def test_the_plan_role_plans_and_checks_a_running_stack_and_can_change_nothing(
         secret = next(n for n in names if not n.endswith("/run/lock"))
         with pytest.raises(ssm.exceptions.ClientError, match=r"AccessDenied|not authorized"):
             ssm.get_parameter(Name=secret, WithDecryption=True)
+
+
+def test_the_setup_guide_uses_only_flags_the_cli_has() -> None:
+    doc = Path(__file__).resolve().parent.parent / "docs" / "deploy-from-ci.md"
+    lines = re.findall(r"(?:^|\$\()\s*(pcls [^|>)\n]+)", doc.read_text(encoding="utf-8"), re.M)
+    argvs = [shlex.split(line.replace('"$i"', "1")) for line in lines]
+    assert {"--trust", "--read-only", "--boundary", "--part"} <= {a for v in argvs for a in v}
+    for argv in argvs:
+        parser().parse_args(argv[1:])  # SystemExit on a flag the CLI does not have
