@@ -222,7 +222,33 @@ def cmd_iam_policy(ns: argparse.Namespace, opts: runner.Options) -> int:
     from pcls import permissions
     from pcls.ui import stderr_console
 
+    chosen = [
+        f
+        for f, on in (
+            ("--boundary", ns.boundary),
+            ("--read-only", ns.read_only),
+            ("--trust", ns.trust),
+            ("--part", ns.part is not None),
+        )
+        if on
+    ]
+    if len(chosen) > 1:
+        raise ConfigError(f"{chosen[0]}: not with {chosen[1]}; pick one document")
+    trust_only = [
+        f
+        for f, v in (
+            ("--repo", ns.repo),
+            ("--branch", ns.branch),
+            ("--environment", ns.environment),
+            ("--pull-requests", ns.pull_requests or None),
+        )
+        if v is not None
+    ]
+    if trust_only and not ns.trust:
+        raise ConfigError(f"{trust_only[0]}: only with --trust")
     if ns.trust:
+        if ns.any_stack:
+            raise ConfigError("--any-stack: not with --trust (a trust policy names no stack)")
         return _print_trust(ns, opts)
     cfg = None if ns.any_stack and not opts.sandbox else config_mod.load(opts.config)
     if ns.boundary and (cfg is None or ns.any_stack):

@@ -95,6 +95,22 @@ def test_trust_asks_sts_for_the_account_and_partition(
 
 
 @pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--repo", "acme/x"], "--repo: only with --trust"),
+        (["--pull-requests"], "--pull-requests: only with --trust"),
+        (["--read-only", "--boundary"], "--boundary: not with --read-only; pick one document"),
+    ],
+)
+def test_trust_flags_without_trust_are_refused(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert run(["iam-policy", "--account", ACCOUNT, *argv]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == f"error: {message}\n"
+
+
+@pytest.mark.parametrize(
     ("flags", "message"),
     [
         (["--repo", "acme/meet"], "--trust: trusts nothing; expected --branch NAME"),
@@ -112,6 +128,9 @@ def test_trust_asks_sts_for_the_account_and_partition(
         (["--repo", "acme/x", "--branch", "a/../b"], "--branch: 'a/../b' is not allowed"),
         (["--repo", "acme/x", "--environment", "prod*"], "--environment: 'prod*' is not allowed"),
         (["--repo", "acme/x", "--branch", "main", "--account", "1"], "--account: '1' is not"),
+        (["--repo", "acme/x", "--branch", "main", "--boundary"], "--boundary: not with --trust"),
+        (["--repo", "acme/x", "--branch", "main", "--part", "1"], "--trust: not with --part"),
+        (["--repo", "acme/x", "--branch", "main", "--any-stack"], "--any-stack: not with --trust"),
     ],
 )
 def test_trust_bad_input_is_one_line_exit_2_before_any_call(
