@@ -73,6 +73,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("up", parents=[common], help="create or reconcile every resource")
     st = sub.add_parser("status", parents=[common], help="every resource, its health and drift")
     st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.add_argument("--compact", action="store_true", help="80x24: a line per group and task")
     td = sub.add_parser("teardown", parents=[common], help="delete everything, verify it is gone")
     td.add_argument("--yes", action="store_true", help="do not ask for the stack name")
     ul = sub.add_parser(
@@ -102,6 +103,7 @@ def parser() -> argparse.ArgumentParser:
 
     co = sub.add_parser("cost", parents=[common], help="monthly cost estimate; no AWS calls")
     co.add_argument("--json", action="store_true", help="machine-readable output")
+    co.add_argument("--compact", action="store_true", help="80 columns: amounts without notes")
     co.add_argument("--region", help="price another region (default: stack.region)")
 
     ip = sub.add_parser(
@@ -121,6 +123,20 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the stack's permissions boundary (what an administrator creates) instead",
     )
+    ip.add_argument(
+        "--read-only",
+        action="store_true",
+        help="print what plan and status need alone (a CI role for pull requests) instead",
+    )
+    ip.add_argument(
+        "--trust",
+        action="store_true",
+        help="print a CI role's trust policy for GitHub Actions (OIDC) instead",
+    )
+    ip.add_argument("--repo", metavar="OWNER/NAME", help="--trust: the GitHub repository")
+    ip.add_argument("--branch", metavar="NAME", help="--trust: pushes to this branch")
+    ip.add_argument("--environment", metavar="NAME", help="--trust: jobs in this environment")
+    ip.add_argument("--pull-requests", action="store_true", help="--trust: pull request jobs")
 
     sb = sub.add_parser("sandbox", parents=[common], help="the local AWS emulation")
     sb.add_argument("action", choices=("start", "stop", "status"))
@@ -188,8 +204,15 @@ def cmd_cost(ns: argparse.Namespace, opts: runner.Options, console: Console) -> 
         allowed = ", ".join(cost.supported_regions())
         raise ConfigError(f"region: {region or '(none)'!r} has no price table; expected {allowed}")
     est = cost.estimate(cost_report.inputs_from_config(cfg, region))
+    if ns.json and ns.compact:
+        raise ConfigError("--compact: not with --json; pick one")
     if ns.json:
         print(json.dumps(cost_report.as_json(est), indent=2))
+    elif ns.compact:
+        from pcls.compact import cost_lines
+
+        for line in cost_lines(cost_report.as_json(est)):
+            console.print(line, no_wrap=True)
     else:
         cost_report.render(est, console, cfg)
     return EXIT_OK
@@ -199,6 +222,34 @@ def cmd_iam_policy(ns: argparse.Namespace, opts: runner.Options) -> int:
     from pcls import permissions
     from pcls.ui import stderr_console
 
+    chosen = [
+        f
+        for f, on in (
+            ("--boundary", ns.boundary),
+            ("--read-only", ns.read_only),
+            ("--trust", ns.trust),
+            ("--part", ns.part is not None),
+        )
+        if on
+    ]
+    if len(chosen) > 1:
+        raise ConfigError(f"{chosen[0]}: not with {chosen[1]}; pick one document")
+    trust_only = [
+        f
+        for f, v in (
+            ("--repo", ns.repo),
+            ("--branch", ns.branch),
+            ("--environment", ns.environment),
+            ("--pull-requests", ns.pull_requests or None),
+        )
+        if v is not None
+    ]
+    if trust_only and not ns.trust:
+        raise ConfigError(f"{trust_only[0]}: only with --trust")
+    if ns.trust:
+        if ns.any_stack:
+            raise ConfigError("--any-stack: not with --trust (a trust policy names no stack)")
+        return _print_trust(ns, opts)
     cfg = None if ns.any_stack and not opts.sandbox else config_mod.load(opts.config)
     if ns.boundary and (cfg is None or ns.any_stack):
         raise ConfigError("--boundary: a boundary belongs to one stack; drop --any-stack")
@@ -222,6 +273,9 @@ def cmd_iam_policy(ns: argparse.Namespace, opts: runner.Options) -> int:
     if ns.boundary:
         print(json.dumps(permissions.boundary_document(target), indent=2))
         return EXIT_OK
+    if ns.read_only:
+        print(json.dumps(permissions.read_only_policy(target), indent=2))
+        return EXIT_OK
     docs = permissions.operator_policies(target)
     if ns.part is not None:
         if not 1 <= ns.part <= len(docs):
@@ -234,6 +288,32 @@ def cmd_iam_policy(ns: argparse.Namespace, opts: runner.Options) -> int:
         "per managed policy): attach every one; --part N prints document N alone",
         file=sys.stderr,
     )
+    return EXIT_OK
+
+
+def _print_trust(ns: argparse.Namespace, opts: runner.Options) -> int:
+    """A CI role's trust policy: needs the account, not the stack's config."""
+    from pcls import permissions
+
+    if ns.account is not None and not permissions.is_account(ns.account):
+        raise ConfigError(f"--account: {ns.account!r} is not allowed; expected 12 digits")
+    if ns.repo is None:
+        raise ConfigError("--trust: needs --repo OWNER/NAME, the repository whose jobs it trusts")
+    # Validate before asking STS: bad input touches nothing.
+    permissions.github_subjects(ns.repo, ns.branch, ns.environment, ns.pull_requests)
+    account, partition = ns.account, "aws"
+    if account is None:
+        region = os.environ.get("AWS_REGION") or "*"
+        account, partition = permissions.caller_account(region, None, opts.sandbox)
+    doc = permissions.trust_policy(
+        account,
+        ns.repo,
+        branch=ns.branch,
+        environment=ns.environment,
+        pull_requests=ns.pull_requests,
+        partition=partition,
+    )
+    print(json.dumps(doc, indent=2))
     return EXIT_OK
 
 
@@ -275,6 +355,8 @@ def _run(argv: list[str] | None = None) -> int:
             return cmd_iam_policy(ns, opts)
         if ns.command == "cost":
             return cmd_cost(ns, opts, console)
+        if ns.command == "status" and ns.json and ns.compact:
+            raise ConfigError("--compact: not with --json; pick one")
         hide = frozenset({Outcome.UNCHANGED}) if ns.command == "plan" else frozenset()
         quiet = ns.command in ("status", "token", "verify")
         session = runner.open_session(opts, console, quiet=quiet, hide=hide)
@@ -283,7 +365,7 @@ def _run(argv: list[str] | None = None) -> int:
         if ns.command == "plan":
             return runner.cmd_plan(session)
         if ns.command == "status":
-            return runner.cmd_status(session, ns.json)
+            return runner.cmd_status(session, ns.json, ns.compact)
         if ns.command == "teardown":
             return runner.cmd_teardown(session, ns.yes)
         if ns.command == "unlock":

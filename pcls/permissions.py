@@ -686,3 +686,125 @@ def allowed_actions(stack: str = "", account: str = "123456789012") -> set[str]:
             actions = st["Action"]
             out.update([actions] if isinstance(actions, str) else actions)
     return out
+
+
+# -- CI: GitHub Actions through OIDC -----------------------------------------------------------
+# A workflow job exchanges its OIDC token for the role's short-lived credentials
+# (sts:AssumeRoleWithWebIdentity). GitHub's `sub` claim names the repository and what the job
+# runs for: `ref:refs/heads/<branch>` for a push, `pull_request` for a pull request, and
+# `environment:<name>` (instead of the ref) whenever the job names an environment.
+
+GITHUB_OIDC = "token.actions.githubusercontent.com"
+GITHUB_AUDIENCE = "sts.amazonaws.com"  # what aws-actions/configure-aws-credentials asks for
+# GitHub's rules: an owner is 1-39 letters, digits or single inner hyphens; a repository
+# name is up to 100 letters, digits, ".", "_" or "-" (not "." or "..").
+_OWNER = r"[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}"
+_NAME = r"[A-Za-z0-9._-]{1,100}"
+# Branch and environment names: the plain characters only, so that nothing in a claim can
+# read as a wildcard or a separator (":" splits the claim's parts).
+_BRANCH = r"[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*"
+_ENVIRONMENT = r"[A-Za-z0-9._-]{1,255}"
+# Reads that return a secret's value: the read-only policy gives none of them, except on the
+# run lock's parameter (a run's description, no secret).
+SECRET_READS = frozenset(
+    {
+        "ssm:GetParameter",
+        "ssm:GetParameters",
+        "ssm:GetParametersByPath",
+        "ssm:GetParameterHistory",
+        "secretsmanager:GetSecretValue",
+    }
+)
+# IAM actions that only read (Budgets authorises every read with ViewBudget).
+READ_VERBS = ("Describe", "Get", "List", "View")
+
+
+def github_subjects(
+    repo: str,
+    branch: str | None = None,
+    environment: str | None = None,
+    pull_requests: bool = False,
+) -> list[str]:
+    """The `sub` claims a role trusts, validated; a config error names what is allowed."""
+    if not re.fullmatch(rf"{_OWNER}/{_NAME}", repo or "") or repo.split("/")[1] in (".", ".."):
+        raise ConfigError(
+            f"--repo: {repo!r} is not allowed; expected OWNER/NAME as GitHub spells it "
+            "(owner: letters, digits, inner hyphens; name: letters, digits, '.', '_', '-')"
+        )
+    subjects = []
+    if branch is not None:
+        bad = ".." in branch or branch.endswith((".lock", ".")) or branch.startswith(".")
+        if bad or not re.fullmatch(_BRANCH, branch):
+            raise ConfigError(
+                f"--branch: {branch!r} is not allowed; expected a branch name of letters, "
+                "digits, '.', '_', '-' and '/' (no wildcard)"
+            )
+        subjects.append(f"repo:{repo}:ref:refs/heads/{branch}")
+    if environment is not None:
+        if not re.fullmatch(_ENVIRONMENT, environment):
+            raise ConfigError(
+                f"--environment: {environment!r} is not allowed; expected up to 255 letters, "
+                "digits, '.', '_' or '-'"
+            )
+        subjects.append(f"repo:{repo}:environment:{environment}")
+    if pull_requests:
+        subjects.append(f"repo:{repo}:pull_request")
+    if not subjects:
+        raise ConfigError(
+            "--trust: trusts nothing; expected --branch NAME, --environment NAME and/or "
+            "--pull-requests"
+        )
+    return subjects
+
+
+def trust_policy(
+    account: str,
+    repo: str,
+    *,
+    branch: str | None = None,
+    environment: str | None = None,
+    pull_requests: bool = False,
+    partition: str = "aws",
+) -> dict[str, Any]:
+    """The trust policy of a CI role: GitHub's OIDC provider in `account`, only for the
+    repository's named branch, environment or pull requests. StringEquals, never StringLike:
+    a subject with a wildcard would trust every branch someone with push access can make."""
+    subjects = github_subjects(repo, branch, environment, pull_requests)
+    provider = f"arn:{partition}:iam::{account}:oidc-provider/{GITHUB_OIDC}"
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "GitHubActions",
+                "Effect": "Allow",
+                "Principal": {"Federated": provider},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        f"{GITHUB_OIDC}:aud": GITHUB_AUDIENCE,
+                        f"{GITHUB_OIDC}:sub": subjects if len(subjects) > 1 else subjects[0],
+                    }
+                },
+            }
+        ],
+    }
+
+
+def read_only_policy(t: Target) -> dict[str, Any]:
+    """What `pcls plan` and `pcls status` need (a CI role for pull requests): every read of
+    the operator policy on the same resources and conditions, no write, no secret's value."""
+    lock = _Builder(t).arn("ssm", f"parameter/pcls/{t.stack or '*'}/run/lock")
+    out = []
+    for st in statements(t):
+        if st["Effect"] != "Allow":
+            continue
+        actions = [st["Action"]] if isinstance(st["Action"], str) else st["Action"]
+        reads = [
+            a
+            for a in actions
+            if a.split(":", 1)[1].startswith(READ_VERBS)
+            and (a not in SECRET_READS or st["Resource"] == lock)
+        ]
+        if reads:
+            out.append({**st, "Action": reads})
+    return {"Version": VERSION, "Statement": out}

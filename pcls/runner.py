@@ -292,7 +292,7 @@ def status_table(result: RunResult) -> Table:
     return table
 
 
-def cmd_status(s: Session, as_json: bool) -> int:
+def cmd_status(s: Session, as_json: bool, compact: bool = False) -> int:
     ident = s.aws.identity()
     s.ledger.check_target(ident["account"], s.aws.region)
     note_lock(s)
@@ -309,6 +309,11 @@ def cmd_status(s: Session, as_json: bool) -> int:
             "resources": [r.to_dict() for r in result.results.values()],
         }
         print(json.dumps(doc, indent=2, default=str))
+    elif compact:
+        from pcls.compact import status_lines
+
+        for line in status_lines(result, s.engine.steps, s.cfg.stack.name, s.aws.region):
+            s.console.print(line, no_wrap=True)
     else:
         s.console.print(status_table(result))
     if result.failures:
