@@ -852,11 +852,11 @@ def parse(data: dict[str, Any], path: Path = Path(DEFAULT_CONFIG)) -> Config:
             jvb = dataclasses.replace(jvb, max_count=max(jvb.max_count, jvb.min_count))
         sections["jvb"] = jvb
     cfg = Config(**sections, tags=dict(tags), path=path)
-    _cross_checks(cfg)
+    _cross_checks(cfg, min_count_given="min_count" in jvb_keys)
     return cfg
 
 
-def _cross_checks(cfg: Config) -> None:
+def _cross_checks(cfg: Config, *, min_count_given: bool) -> None:
     from pcls.jitsi import SIGNAL_MEMORY_MIN_MIB, fargate_size_error
 
     for key in ("name", "domain"):
@@ -878,11 +878,7 @@ def _cross_checks(cfg: Config) -> None:
             f"expected at least {SIGNAL_MEMORY_MIN_MIB}"
         )
     if cfg.jvb.max_count < cfg.jvb.min_count:
-        hint = (
-            " (its default: one bridge per AZ, network.azs)"
-            if cfg.jvb.min_count == cfg.network.azs
-            else ""
-        )
+        hint = "" if min_count_given else " (its default: one bridge per AZ, network.azs)"
         raise ConfigError(
             f"jvb.max_count: {cfg.jvb.max_count} is below jvb.min_count {cfg.jvb.min_count}" + hint
         )
