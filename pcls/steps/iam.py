@@ -98,40 +98,36 @@ def task_trust(scope: Scope) -> dict[str, Any]:
     return _trust(scope, source_conditions=True)
 
 
+def _allow(sid: str, action: str | list[str], resource: str | list[str]) -> dict[str, Any]:
+    return {"Sid": sid, "Effect": "Allow", "Action": action, "Resource": resource}
+
+
+def _task_logs(sid: str, scope: Scope) -> dict[str, Any]:
+    """Writing the stack's task logs: the execution role's grant and the boundary's cap."""
+    at = f"{scope.region}:{scope.account}"
+    group = f"arn:{scope.partition}:logs:{at}:log-group:{scope.log_group}"
+    actions = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    return _allow(sid, actions, [group, f"{group}:log-stream:*"])
+
+
+def _task_protection(sid: str, scope: Scope) -> dict[str, Any]:
+    """Scale-in protection of the stack's own tasks: the bridge's grant and the boundary's cap."""
+    tasks = f"arn:{scope.partition}:ecs:{scope.region}:{scope.account}:task/{scope.cluster}/*"
+    return _allow(sid, "ecs:UpdateTaskProtection", tasks)
+
+
 def execution_policy(scope: Scope) -> dict[str, Any]:
-    group = f"arn:{scope.partition}:logs:{scope.region}:{scope.account}:log-group:{scope.log_group}"
     return {
         "Version": VERSION,
         "Statement": [
-            {
-                "Sid": "WriteTaskLogs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": [group, f"{group}:log-stream:*"],
-            },
-            {
-                "Sid": "ReadStackSecrets",
-                "Effect": "Allow",
-                "Action": "ssm:GetParameters",
-                "Resource": sorted(scope.parameter_arns),
-            },
+            _task_logs("WriteTaskLogs", scope),
+            _allow("ReadStackSecrets", "ssm:GetParameters", sorted(scope.parameter_arns)),
         ],
     }
 
 
 def jvb_task_policy(scope: Scope) -> dict[str, Any]:
-    tasks = f"arn:{scope.partition}:ecs:{scope.region}:{scope.account}:task/{scope.cluster}/*"
-    return {
-        "Version": VERSION,
-        "Statement": [
-            {
-                "Sid": "OwnScaleInProtection",
-                "Effect": "Allow",
-                "Action": "ecs:UpdateTaskProtection",
-                "Resource": tasks,
-            }
-        ],
-    }
+    return {"Version": VERSION, "Statement": [_task_protection("OwnScaleInProtection", scope)]}
 
 
 def boundary_policy(scope: Scope) -> dict[str, Any]:
@@ -140,29 +136,15 @@ def boundary_policy(scope: Scope) -> dict[str, Any]:
     Independent of the config (all secret names pcls may make are under the stack's path), so
     it changes only with pcls itself and an administrator writes it rarely.
     """
-    at = f"{scope.region}:{scope.account}"
-    group = f"arn:{scope.partition}:logs:{at}:log-group:{scope.log_group}"
+    secrets = (
+        f"arn:{scope.partition}:ssm:{scope.region}:{scope.account}:parameter/pcls/{scope.stack}/*"
+    )
     return {
         "Version": VERSION,
         "Statement": [
-            {
-                "Sid": "TaskLogs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": [group, f"{group}:log-stream:*"],
-            },
-            {
-                "Sid": "StackSecrets",
-                "Effect": "Allow",
-                "Action": "ssm:GetParameters",
-                "Resource": f"arn:{scope.partition}:ssm:{at}:parameter/pcls/{scope.stack}/*",
-            },
-            {
-                "Sid": "OwnTaskProtection",
-                "Effect": "Allow",
-                "Action": "ecs:UpdateTaskProtection",
-                "Resource": f"arn:{scope.partition}:ecs:{at}:task/{scope.cluster}/*",
-            },
+            _task_logs("TaskLogs", scope),
+            _allow("StackSecrets", "ssm:GetParameters", secrets),
+            _task_protection("OwnTaskProtection", scope),
         ],
     }
 
