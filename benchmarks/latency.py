@@ -43,11 +43,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import botocore.session
 from common import WARM_UP, Project, TimedReporter, frozen_heap, project, write_json
 from rich.console import Console
 from rich.table import Table
-from timemodel import Durations, TimeModel
+from timemodel import Durations, TimeModel, on_every_client
 
 from pcls import runner
 from pcls.engine import Patience, RunResult
@@ -232,19 +231,8 @@ class Faults:
         if not self.names:
             yield self
             return
-        original = botocore.session.Session.create_client
-        faults = self
-
-        def create_client(session: Any, *args: Any, **kwargs: Any) -> Any:
-            client = original(session, *args, **kwargs)
-            faults.register(client)
-            return client
-
-        botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
-        try:
+        with on_every_client(self.register):
             yield self
-        finally:
-            botocore.session.Session.create_client = original  # type: ignore[method-assign]
 
     def take_refused(self) -> Counter[str]:
         with self._lock:
