@@ -242,6 +242,16 @@ def _same(a: Any, b: Any) -> bool:
     return canonical(a) == canonical(b)
 
 
+def _unless_no_such_entity(call: Callable[[], Any]) -> Any:
+    """What `call` returns, or None when IAM has no such entity."""
+    try:
+        return call()
+    except botocore.exceptions.ClientError as exc:
+        if error_code(exc) == "NoSuchEntity":
+            return None
+        raise
+
+
 def _needs_administrator(step: str, verb: str, arn: str) -> PclsError:
     return PclsError(
         f"{step}: this identity may not {verb} the permissions boundary {arn}. That is by "
@@ -267,12 +277,10 @@ class Boundary(Step):
 
     def find(self, ctx: Context) -> Resource | None:
         arn = self.arn(ctx)
-        try:
-            policy = ctx.aws.cached("iam", "get_policy", PolicyArn=arn)["Policy"]
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) == "NoSuchEntity":
-                return None
-            raise
+        got = _unless_no_such_entity(lambda: ctx.aws.cached("iam", "get_policy", PolicyArn=arn))
+        if got is None:
+            return None
+        policy = got["Policy"]
         tags = ctx.aws.cached("iam", "list_policy_tags", PolicyArn=arn).get("Tags", [])
         if not ctx.claims(self.name, arn, tags):
             ctx.collision(self.name, arn, f"IAM policy {boundary_name(ctx.stack)}", tags)
@@ -344,12 +352,9 @@ class Boundary(Step):
 
     def delete(self, ctx: Context, res: Resource) -> None:
         iam = ctx.aws.client("iam")
-        try:
-            versions = self._versions(ctx, res.id)
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) == "NoSuchEntity":
-                return
-            raise
+        versions = _unless_no_such_entity(lambda: self._versions(ctx, res.id))
+        if versions is None:
+            return
         # A managed policy goes only once its other versions are gone.
         for v in versions:
             if not v.get("IsDefaultVersion"):
@@ -390,12 +395,10 @@ class Role(Step):
 
     def find(self, ctx: Context) -> Resource | None:
         name = self.role_name(ctx)
-        try:
-            role = ctx.aws.cached("iam", "get_role", RoleName=name)["Role"]
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) == "NoSuchEntity":
-                return None
-            raise
+        got = _unless_no_such_entity(lambda: ctx.aws.cached("iam", "get_role", RoleName=name))
+        if got is None:
+            return None
+        role = got["Role"]
         tags = role.get("Tags")
         if role.get("Path", "/") != IAM_PATH:
             # Out of the operator policy's reach by design, whatever its tags say.
