@@ -412,14 +412,21 @@ def fault_main(args: argparse.Namespace, durations: Durations, console: Console)
         "repeat": args.repeat,
         "median": med,
         "rounds": rounds,
-        "load_average": {"before": load_before, "after": os.getloadavg()},
-        "benchmark_seconds": round(time.perf_counter() - began, 1),
     }
+    finish(console, "latency-faults", data, load_before, began)
+
+
+def finish(
+    console: Console, name: str, data: dict[str, Any], load_before: tuple[float, ...], began: float
+) -> None:
+    """Add the machine's load and the benchmark's own time to `data`; write and name the file."""
+    data["load_average"] = {"before": load_before, "after": os.getloadavg()}
+    data["benchmark_seconds"] = round(time.perf_counter() - began, 1)
     console.print(
         f"load average before/after: {load_before[0]:.2f}/{os.getloadavg()[0]:.2f} "
         f"({os.cpu_count()} CPUs)"
     )
-    console.print(f"wrote {write_json('latency-faults', data)} ({data['benchmark_seconds']} s)")
+    console.print(f"wrote {write_json(name, data)} ({data['benchmark_seconds']} s)")
 
 
 # -- the critical-path bound ---------------------------------------------------------------------
@@ -712,14 +719,8 @@ def main() -> None:
         "prewarm_clients": args.prewarm_clients,
         "results": rows,
         "rounds": rounds,
-        "load_average": {"before": load_before, "after": os.getloadavg()},
-        "benchmark_seconds": round(time.perf_counter() - began, 1),
     }
-    console.print(
-        f"load average before/after: {load_before[0]:.2f}/{os.getloadavg()[0]:.2f} "
-        f"({os.cpu_count()} CPUs)"
-    )
-    console.print(f"wrote {write_json('latency', data)} ({data['benchmark_seconds']} s)")
+    finish(console, "latency", data, load_before, began)
 
 
 def one_round(
