@@ -43,11 +43,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import botocore.session
 from common import WARM_UP, Project, TimedReporter, frozen_heap, project, write_json
 from rich.console import Console
 from rich.table import Table
-from timemodel import Durations, TimeModel
+from timemodel import Durations, TimeModel, on_every_client
 
 from pcls import runner
 from pcls.engine import Patience, RunResult
@@ -232,19 +231,8 @@ class Faults:
         if not self.names:
             yield self
             return
-        original = botocore.session.Session.create_client
-        faults = self
-
-        def create_client(session: Any, *args: Any, **kwargs: Any) -> Any:
-            client = original(session, *args, **kwargs)
-            faults.register(client)
-            return client
-
-        botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
-        try:
+        with on_every_client(self.register):
             yield self
-        finally:
-            botocore.session.Session.create_client = original  # type: ignore[method-assign]
 
     def take_refused(self) -> Counter[str]:
         with self._lock:
@@ -424,14 +412,21 @@ def fault_main(args: argparse.Namespace, durations: Durations, console: Console)
         "repeat": args.repeat,
         "median": med,
         "rounds": rounds,
-        "load_average": {"before": load_before, "after": os.getloadavg()},
-        "benchmark_seconds": round(time.perf_counter() - began, 1),
     }
+    finish(console, "latency-faults", data, load_before, began)
+
+
+def finish(
+    console: Console, name: str, data: dict[str, Any], load_before: tuple[float, ...], began: float
+) -> None:
+    """Add the machine's load and the benchmark's own time to `data`; write and name the file."""
+    data["load_average"] = {"before": load_before, "after": os.getloadavg()}
+    data["benchmark_seconds"] = round(time.perf_counter() - began, 1)
     console.print(
         f"load average before/after: {load_before[0]:.2f}/{os.getloadavg()[0]:.2f} "
         f"({os.cpu_count()} CPUs)"
     )
-    console.print(f"wrote {write_json('latency-faults', data)} ({data['benchmark_seconds']} s)")
+    console.print(f"wrote {write_json(name, data)} ({data['benchmark_seconds']} s)")
 
 
 # -- the critical-path bound ---------------------------------------------------------------------
@@ -724,14 +719,8 @@ def main() -> None:
         "prewarm_clients": args.prewarm_clients,
         "results": rows,
         "rounds": rounds,
-        "load_average": {"before": load_before, "after": os.getloadavg()},
-        "benchmark_seconds": round(time.perf_counter() - began, 1),
     }
-    console.print(
-        f"load average before/after: {load_before[0]:.2f}/{os.getloadavg()[0]:.2f} "
-        f"({os.cpu_count()} CPUs)"
-    )
-    console.print(f"wrote {write_json('latency', data)} ({data['benchmark_seconds']} s)")
+    finish(console, "latency", data, load_before, began)
 
 
 def one_round(

@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
+from unittest import mock
 
 import botocore.session
 
@@ -107,6 +108,21 @@ class Transition:
         }
 
 
+@contextlib.contextmanager
+def on_every_client(register: Callable[[Any], None]) -> Iterator[None]:
+    """`register(client)` for every botocore client made meanwhile: pcls makes its own clients,
+    each run, so the hooks go in where botocore creates them."""
+    original = botocore.session.Session.create_client
+
+    def create_client(session: Any, *args: Any, **kwargs: Any) -> Any:
+        client = original(session, *args, **kwargs)
+        register(client)
+        return client
+
+    with mock.patch.object(botocore.session.Session, "create_client", create_client):
+        yield
+
+
 @dataclass
 class TimeModel:
     durations: Durations = field(default_factory=Durations)
@@ -174,19 +190,8 @@ class TimeModel:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[TimeModel]:
-        original = botocore.session.Session.create_client
-        model = self
-
-        def create_client(session: Any, *args: Any, **kwargs: Any) -> Any:
-            client = original(session, *args, **kwargs)
-            model.register(client)
-            return client
-
-        botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
-        try:
+        with on_every_client(self.register):
             yield self
-        finally:
-            botocore.session.Session.create_client = original  # type: ignore[method-assign]
 
     def register(self, client: Any) -> None:
         events = client.meta.events

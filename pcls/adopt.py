@@ -8,13 +8,13 @@ Only tags are written here; `pcls plan` then shows what `up` would change in the
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
 from pcls.errors import EXIT_OK, ConfigError
+from pcls.ui import confirm_stack_name
 
 if TYPE_CHECKING:
     from pcls.engine import Conflict, Step
@@ -55,17 +55,9 @@ def _in_the_way(s: Session, step: Step, rid: str) -> Conflict:
 
 
 def confirm(s: Session, text: str, yes: bool) -> None:
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise ConfigError("adopt: not a terminal; pass --yes to confirm adopting the resource")
     name = s.cfg.stack.name
-    try:
-        answer = input(f"{text}\nType the stack name ({name}) to confirm: ")
-    except EOFError:
-        answer = ""
-    if answer.strip() != name:
-        raise ConfigError("adopt: confirmation did not match; nothing was changed")
+    question = f"{text}\nType the stack name ({name}) to confirm: "
+    confirm_stack_name(name, yes, "adopt", question, "adopting the resource", "nothing was changed")
 
 
 def cmd_adopt(

@@ -871,11 +871,11 @@ def parse(data: dict[str, Any], path: Path = Path(DEFAULT_CONFIG)) -> Config:
         )
         sections["scaling"] = dataclasses.replace(sc, target=per_bridge)
     cfg = Config(**sections, tags=dict(tags), path=path)
-    _cross_checks(cfg)
+    _cross_checks(cfg, min_count_given="min_count" in jvb_keys)
     return cfg
 
 
-def _cross_checks(cfg: Config) -> None:
+def _cross_checks(cfg: Config, *, min_count_given: bool) -> None:
     from pcls.jitsi import SIGNAL_MEMORY_MIN_MIB, fargate_size_error
 
     for key in ("name", "domain"):
@@ -897,11 +897,7 @@ def _cross_checks(cfg: Config) -> None:
             f"expected at least {SIGNAL_MEMORY_MIN_MIB}"
         )
     if cfg.jvb.max_count < cfg.jvb.min_count:
-        hint = (
-            " (its default: one bridge per AZ, network.azs)"
-            if cfg.jvb.min_count == cfg.network.azs
-            else ""
-        )
+        hint = "" if min_count_given else " (its default: one bridge per AZ, network.azs)"
         raise ConfigError(
             f"jvb.max_count: {cfg.jvb.max_count} is below jvb.min_count {cfg.jvb.min_count}" + hint
         )

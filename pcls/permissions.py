@@ -36,6 +36,7 @@ from typing import Any
 
 from pcls.errors import ConfigError
 from pcls.steps import iam
+from pcls.steps.account import partition_of as partition_of  # pcls iam-policy names it
 
 STACK_TAG = "pcls:stack"
 MAX_POLICY_CHARS = 6144  # IAM's limit for a managed policy, whitespace not counted
@@ -229,14 +230,6 @@ class Target:
     region: str = "*"
     partition: str = "aws"
     domain: str = ""
-
-
-def partition_of(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
 
 
 def is_account(value: str) -> bool:

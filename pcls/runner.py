@@ -25,13 +25,12 @@ from pcls.errors import (
     EXIT_DRIFT,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    ConfigError,
 )
 from pcls.ledger import Ledger
 from pcls.lock import STEP as LOCK_STEP
 from pcls.lock import LockHeld, LockLost, RunLock, parameter
 from pcls.steps.account import region_refusal
-from pcls.ui import ConsoleReporter, Outcome, Reporter, stderr_console
+from pcls.ui import ConsoleReporter, Outcome, Reporter, confirm_stack_name, stderr_console
 
 SANDBOX_PATIENCE = Patience(poll_min=0.2, poll_max=1.0)
 
@@ -324,17 +323,9 @@ def cmd_status(s: Session, as_json: bool, compact: bool = False) -> int:
 
 
 def confirm_teardown(s: Session, yes: bool) -> None:
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise ConfigError("teardown: not a terminal; pass --yes to confirm deleting the stack")
     name = s.cfg.stack.name
-    try:
-        answer = input(f"Delete every resource of stack {name!r}? Type the stack name to confirm: ")
-    except EOFError:
-        answer = ""
-    if answer.strip() != name:
-        raise ConfigError("teardown: confirmation did not match; nothing was deleted")
+    question = f"Delete every resource of stack {name!r}? Type the stack name to confirm: "
+    confirm_stack_name(name, yes, "teardown", question, "deleting the stack", "nothing was deleted")
 
 
 def cmd_teardown(s: Session, yes: bool) -> int:
@@ -351,17 +342,9 @@ def cmd_teardown(s: Session, yes: bool) -> int:
 
 
 def confirm_unlock(s: Session, yes: bool) -> None:
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise ConfigError("unlock: not a terminal; pass --yes to confirm removing the run lock")
     name = s.cfg.stack.name
-    try:
-        answer = input(f"Remove the run lock of stack {name!r}? Type the stack name to confirm: ")
-    except EOFError:
-        answer = ""
-    if answer.strip() != name:
-        raise ConfigError("unlock: confirmation did not match; the lock was kept")
+    question = f"Remove the run lock of stack {name!r}? Type the stack name to confirm: "
+    confirm_stack_name(name, yes, "unlock", question, "removing the run lock", "the lock was kept")
 
 
 def cmd_adopt(s: Session, step: str, rid: str, yes: bool) -> int:

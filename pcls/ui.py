@@ -20,6 +20,8 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from pcls.errors import ConfigError
+
 
 class Outcome(StrEnum):
     CREATED = "created"
@@ -198,3 +200,23 @@ class RecordingReporter:
 
 def stderr_console() -> Console:
     return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+
+def confirm_stack_name(
+    stack: str, yes: bool, command: str, question: str, consent: str, refused: str
+) -> None:
+    """Go on only with --yes or when the operator types the stack's name at a terminal.
+
+    Refusals: `<command>: not a terminal; pass --yes to confirm <consent>` and
+    `<command>: confirmation did not match; <refused>`.
+    """
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError(f"{command}: not a terminal; pass --yes to confirm {consent}")
+    try:
+        answer = input(question)
+    except EOFError:
+        answer = ""
+    if answer.strip() != stack:
+        raise ConfigError(f"{command}: confirmation did not match; {refused}")

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import botocore.session
+from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
 from pcls.aws import is_read
@@ -41,6 +42,25 @@ def on_every_client(register: Register) -> Iterator[None]:
 
 def client_error(code: str, message: str, operation: str) -> ClientError:
     return ClientError({"Error": {"Code": code, "Message": message}}, operation)
+
+
+class _Body:
+    """An HTTP body as botocore reads it: streamed, or read at once."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.data
+
+    def read(self, *_: Any) -> bytes:
+        return self.data
+
+
+def aws_answer(url: str, status: int, headers: dict[str, str], body: bytes) -> AWSResponse:
+    """What a `before-send` handler returns to answer a request itself: botocore parses it, and
+    retries on it, exactly as an answer from AWS."""
+    return AWSResponse(url, status, headers, _Body(body))
 
 
 class FailNth:

@@ -32,6 +32,7 @@ from rich.console import Console
 from pcls import runner
 from pcls.steps.services import IAM_REDEPLOYS
 from pcls.ui import Outcome
+from tests.faults import client_error
 from tests.harness import FAST, Harness
 from tests.test_aws_errors import (
     ACCOUNT,
@@ -352,8 +353,6 @@ class OneWriteAtATime:
         time.sleep(self.seconds)
         if busy:
             self.end(model, context)
-            from tests.faults import client_error
-
             raise client_error("ConcurrentUpdateException", PENDING, model.name)
 
     def end(self, model: Any, context: dict[str, Any], **_: Any) -> None:
@@ -681,8 +680,6 @@ def protection(
 
     def reply(model: Any, **_: Any) -> Any:
         if refuse_with:
-            from tests.faults import client_error
-
             raise client_error(*refuse_with, model.name)
         tasks = calls[-1]["tasks"]
         return answer(

@@ -32,6 +32,7 @@ from pcls.engine import RunResult
 from pcls.errors import PclsError
 from pcls.steps.certificate import TOKEN_LENGTH
 from pcls.ui import Outcome
+from tests.faults import aws_answer, client_error
 from tests.harness import Harness
 from tests.inventory import inventory, stack_only
 from tests.test_aws_errors import (
@@ -254,8 +255,6 @@ def test_in_teardown_not_found_means_gone_and_is_never_retried(harness: Harness)
         with lock:
             delete(**{key: rid})
             gone.append(rid)
-        from tests.faults import client_error
-
         raise client_error(code, f"The ID '{rid}' does not exist", model.name)
 
     ec2.meta.events.register("before-parameter-build", remember)
@@ -366,7 +365,7 @@ class LostAnswer:
         request.url = "https://answered-as-aws.invalid/"
         body = json.dumps({"CertificateArn": arn}).encode()
         headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-RequestId": "again"}
-        return AWSResponse(request.url, 200, headers, _Body(body))
+        return aws_answer(request.url, 200, headers, body)
 
     def lost(self, response: Any, attempts: int, **_: Any) -> float | None:
         if attempts != 1 or response is None:
@@ -374,17 +373,6 @@ class LostAnswer:
         with self._lock:
             self.first.setdefault(self.tokens[0], response[1]["CertificateArn"])
         return 0.0  # as after a reset connection: botocore tries again at once
-
-
-class _Body:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def stream(self, **_: Any) -> Any:
-        yield self.data
-
-    def read(self, *_: Any) -> bytes:
-        return self.data
 
 
 def certificates(h: Harness) -> list[str]:

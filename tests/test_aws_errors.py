@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -28,7 +28,7 @@ from pcls import runner
 from pcls.aws import RETRY_ATTEMPTS
 from pcls.engine import Engine, Patience, RunResult
 from pcls.ui import Outcome
-from tests.faults import FailNth, on_every_client
+from tests.faults import FailNth, aws_answer, on_every_client
 from tests.harness import FAST, Harness
 from tests.inventory import inventory, stack_only
 
@@ -434,14 +434,6 @@ def test_service_linked_role_past_the_bound_fails_then_a_rerun_finishes(
 # -- throttling: botocore's standard retry, fed real HTTP error responses ----------------------
 
 
-class _Body:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self.data
-
-
 THROTTLES = {
     # operation: (service, status, content type, body) as each protocol sends the error
     "CreateVpc": (
@@ -492,7 +484,7 @@ class Throttle:
         _, status, content_type, body = THROTTLES[self.operation]
         request.url = "https://throttled.invalid/"
         headers = {"Content-Type": content_type, "x-amzn-RequestId": "throttled"}
-        return AWSResponse(request.url, status, headers, _Body(body))
+        return aws_answer(request.url, status, headers, body)
 
 
 @pytest.fixture

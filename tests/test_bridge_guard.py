@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -23,25 +23,15 @@ import pytest
 # Importable without an install: the repository root, when no conftest or install provides it.
 from pcls import sidecar_container as sc
 from pcls.sidecar import bridge_guard as bg
+from tests.fake_http import JsonHandler
 
 AGENT_PATH = "/api/0123abcd-task"
 STATE_PATH = AGENT_PATH + "/task-protection/v1/state"
 WAIT = 15.0  # generous: the subprocess start is slow on a loaded machine
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server: _Server
-
-    def log_message(self, *args: Any) -> None:  # keep test output clean
-        pass
-
-    def _reply(self, status: int, body: Any) -> None:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def do_GET(self) -> None:
         self.server.gets.append(self.path)

@@ -30,13 +30,14 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, TypeVar
 
 import pytest
 
 from pcls import sidecar_container as sc
 from pcls.sidecar import bridge_guard as bg
+from tests.fake_http import JsonHandler
 
 SCALE = float(os.environ.get("PCLS_DRAIN_SCALE") or 0.2)
 PRESENCE = 5.0 * SCALE  # jvb presence interval (videobridge.stats.interval)
@@ -67,19 +68,8 @@ class Log:
             return [i for i in self.items if i[0] >= t0]
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server: Fake
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _reply(self, status: int, body: Any) -> None:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)

@@ -1187,6 +1187,16 @@ def test_one_bridge_per_az_by_default() -> None:
     )
 
 
+def test_the_default_is_named_only_when_min_count_was_left_out() -> None:
+    """The same minimum, 3 bridges in 3 AZs: the hint names the default only when it is one."""
+    assert refusal(BASE + "[network]\nazs = 3\n[jvb]\nmax_count = 2\n") == (
+        "jvb.max_count: 2 is below jvb.min_count 3 (its default: one bridge per AZ, network.azs)"
+    )
+    assert refusal(BASE + "[network]\nazs = 3\n[jvb]\nmin_count = 3\nmax_count = 2\n") == (
+        "jvb.max_count: 2 is below jvb.min_count 3"
+    )
+
+
 def test_a_budget_needs_an_address() -> None:
     assert refusal(BASE + "[alerts]\nmonthly_budget = 100\n") == (
         "alerts.monthly_budget: needs alerts.email, the address its alerts are sent to"

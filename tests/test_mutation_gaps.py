@@ -253,11 +253,6 @@ def test_a_removed_egress_rule_is_drift_and_up_restores_it(harness: Harness) -> 
     assert harness.status().results["sg-jvb"].outcome is Outcome.IN_SYNC
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pcls reports only a missing allow-all egress rule; an egress rule someone added is "
-    "not drift yet (docs/mutation.md, product gaps)",
-)
 def test_an_added_egress_rule_is_drift_and_up_removes_it(harness: Harness) -> None:
     assert harness.up().ok
     sg = _group(harness, "sg-alb")
@@ -268,14 +263,71 @@ def test_an_added_egress_rule_is_drift_and_up_removes_it(harness: Harness) -> No
                 "IpProtocol": "tcp",
                 "FromPort": 25,
                 "ToPort": 25,
-                "IpRanges": [{"CidrIp": "10.0.0.0/8"}],
+                "IpRanges": [{"CidrIp": "10.0.0.0/8", "Description": "added by hand"}],
             }
         ],
     )
+    drift = ["egress tcp/25 cidr:10.0.0.0/8 not in config"]
     plan = harness.plan().results["sg-alb"]
-    assert plan.outcome is Outcome.WOULD_UPDATE
-    assert harness.up().results["sg-alb"].outcome is Outcome.UPDATED
+    assert (plan.outcome, plan.drift) == (Outcome.WOULD_UPDATE, drift)
+    status = harness.status().results["sg-alb"]
+    assert (status.outcome, status.drift) == (Outcome.DRIFTED, drift)
+    up = harness.up().results["sg-alb"]
+    assert up.outcome is Outcome.UPDATED
+    assert up.detail == f"{sg['GroupId']}: {drift[0]}"
     assert _egress(_group(harness, "sg-alb")) == [("-1", "0.0.0.0/0")]
+    assert harness.status().results["sg-alb"].outcome is Outcome.IN_SYNC
+
+
+def test_an_egress_rule_to_another_group_is_revoked_and_the_allow_all_restored(
+    harness: Harness,
+) -> None:
+    """Both at once: the allow-all rule replaced by a narrower one naming another group."""
+    assert harness.up().ok
+    sg = _group(harness, "sg-jvb")
+    other = _group(harness, "sg-alb")["GroupId"]
+    ec2 = harness.client("ec2")
+    ec2.revoke_security_group_egress(GroupId=sg["GroupId"], IpPermissions=sg["IpPermissionsEgress"])
+    ec2.authorize_security_group_egress(
+        GroupId=sg["GroupId"],
+        IpPermissions=[
+            {
+                "IpProtocol": "udp",
+                "FromPort": 53,
+                "ToPort": 53,
+                "UserIdGroupPairs": [{"GroupId": other}],
+            }
+        ],
+    )
+    drift = ["egress to anywhere missing", f"egress udp/53 group:{other} not in config"]
+    assert harness.status().results["sg-jvb"].drift == drift
+    up = harness.up().results["sg-jvb"]
+    assert up.outcome is Outcome.UPDATED
+    assert _egress(_group(harness, "sg-jvb")) == [("-1", "0.0.0.0/0")]
+    assert _group(harness, "sg-jvb")["IpPermissionsEgress"][0].get("UserIdGroupPairs", []) == []
+    assert harness.status().results["sg-jvb"].outcome is Outcome.IN_SYNC
+
+
+def test_dual_stack_groups_keep_both_allow_all_egress_rules(harness: Harness) -> None:
+    """In a VPC with an IPv6 range a new group allows all outbound of both families: both are
+    the stack's rules (no drift), and the IPv6 one comes back when it is revoked."""
+    harness.write_config("[network]\ndual_stack = true\n")
+    assert harness.up().ok
+    sg = _group(harness, "sg-jvb")
+    v6 = [
+        (p["IpProtocol"], r["CidrIpv6"]) for p in sg["IpPermissionsEgress"] for r in p["Ipv6Ranges"]
+    ]
+    assert (_egress(sg), v6) == ([("-1", "0.0.0.0/0")], [("-1", "::/0")])
+    assert harness.status().results["sg-jvb"].outcome is Outcome.IN_SYNC
+    harness.client("ec2").revoke_security_group_egress(
+        GroupId=sg["GroupId"],
+        IpPermissions=[{"IpProtocol": "-1", "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}],
+    )
+    assert harness.status().results["sg-jvb"].drift == ["egress to anywhere (IPv6) missing"]
+    assert harness.up().results["sg-jvb"].outcome is Outcome.UPDATED
+    again = _group(harness, "sg-jvb")["IpPermissionsEgress"]
+    assert sorted(r["CidrIpv6"] for p in again for r in p.get("Ipv6Ranges", [])) == ["::/0"]
+    assert harness.status().results["sg-jvb"].outcome is Outcome.IN_SYNC
 
 
 def test_teardown_reports_an_alias_to_a_load_balancer_that_no_longer_exists(

@@ -19,31 +19,17 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pcls import runner
-from pcls.engine import Collision, Engine, Patience, RunResult
-from pcls.steps import certificate, dns, loadbalancer, network
+from pcls.engine import Collision, RunResult
+from pcls.steps import dns
 from pcls.ui import Outcome
 from tests.conftest import REGION
-from tests.harness import FAST, Harness
+from tests.harness import Harness
+from tests.test_edge import session as edge_session
 
 EDGE = ("zone", "certificate", "target-group", "alb", "listener-https", "listener-http")
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def edge_session(h: Harness, patience: Patience = FAST) -> runner.Session:
-    """A session whose engine holds the edge steps and the network steps they need."""
-    s = h.session(patience=patience)
-    cfg = s.cfg
-    needed = [
-        st
-        for st in network.steps(cfg)
-        if st.name in ("vpc", "sg-alb", "internet-gateway", "route-table")
-        or st.name.startswith("subnet-")
-    ]
-    edge = [*needed, *dns.steps(cfg), *certificate.steps(cfg), *loadbalancer.steps(cfg)]
-    s.engine = Engine(s.ctx, edge, parallel=4)
-    return s
 
 
 def stack(root: Path, name: str, domain: str) -> Harness:

@@ -55,6 +55,15 @@ OPT_STATUS = {
     "not-opted-in": DISABLED,
 }
 
+
+def partition_of(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
 # -- Fargate by AZ id --------------------------------------------------------------------------
 
 FARGATE_REGIONS_PAGE = (
@@ -129,11 +138,7 @@ def warn(ctx: Context, text: str) -> None:
 
 def _home_client(aws: Aws, service: str) -> Any:
     """A client in the partition's home region, counted and write-guarded like the others."""
-    region = aws.region
-    partition = "aws-cn" if region.startswith("cn-") else "aws"
-    if region.startswith("us-gov-"):
-        partition = "aws-us-gov"
-    return aws.client(service, region=HOME_REGION[partition])
+    return aws.client(service, region=HOME_REGION[partition_of(aws.region)])
 
 
 def region_status(aws: Aws) -> tuple[str, list[str]]:

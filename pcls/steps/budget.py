@@ -39,7 +39,7 @@ from pcls.aws import (
 )
 from pcls.config import Config
 from pcls.engine import Context, Resource, Step
-from pcls.steps.account import HOME_REGION
+from pcls.steps.account import HOME_REGION, partition_of
 
 STEP = "budget"
 KIND = "budget"
@@ -71,14 +71,6 @@ def tag_filter_value(stack: str) -> str:
 
 def budget_arn(partition: str, account: str, stack: str) -> str:
     return f"arn:{partition}:budgets::{account}:budget/{budget_name(stack)}"
-
-
-def partition_of(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
 
 
 def amount_text(usd: float) -> str:

@@ -98,40 +98,36 @@ def task_trust(scope: Scope) -> dict[str, Any]:
     return _trust(scope, source_conditions=True)
 
 
+def _allow(sid: str, action: str | list[str], resource: str | list[str]) -> dict[str, Any]:
+    return {"Sid": sid, "Effect": "Allow", "Action": action, "Resource": resource}
+
+
+def _task_logs(sid: str, scope: Scope) -> dict[str, Any]:
+    """Writing the stack's task logs: the execution role's grant and the boundary's cap."""
+    at = f"{scope.region}:{scope.account}"
+    group = f"arn:{scope.partition}:logs:{at}:log-group:{scope.log_group}"
+    actions = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    return _allow(sid, actions, [group, f"{group}:log-stream:*"])
+
+
+def _task_protection(sid: str, scope: Scope) -> dict[str, Any]:
+    """Scale-in protection of the stack's own tasks: the bridge's grant and the boundary's cap."""
+    tasks = f"arn:{scope.partition}:ecs:{scope.region}:{scope.account}:task/{scope.cluster}/*"
+    return _allow(sid, "ecs:UpdateTaskProtection", tasks)
+
+
 def execution_policy(scope: Scope) -> dict[str, Any]:
-    group = f"arn:{scope.partition}:logs:{scope.region}:{scope.account}:log-group:{scope.log_group}"
     return {
         "Version": VERSION,
         "Statement": [
-            {
-                "Sid": "WriteTaskLogs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": [group, f"{group}:log-stream:*"],
-            },
-            {
-                "Sid": "ReadStackSecrets",
-                "Effect": "Allow",
-                "Action": "ssm:GetParameters",
-                "Resource": sorted(scope.parameter_arns),
-            },
+            _task_logs("WriteTaskLogs", scope),
+            _allow("ReadStackSecrets", "ssm:GetParameters", sorted(scope.parameter_arns)),
         ],
     }
 
 
 def jvb_task_policy(scope: Scope) -> dict[str, Any]:
-    tasks = f"arn:{scope.partition}:ecs:{scope.region}:{scope.account}:task/{scope.cluster}/*"
-    return {
-        "Version": VERSION,
-        "Statement": [
-            {
-                "Sid": "OwnScaleInProtection",
-                "Effect": "Allow",
-                "Action": "ecs:UpdateTaskProtection",
-                "Resource": tasks,
-            }
-        ],
-    }
+    return {"Version": VERSION, "Statement": [_task_protection("OwnScaleInProtection", scope)]}
 
 
 def boundary_policy(scope: Scope) -> dict[str, Any]:
@@ -140,29 +136,15 @@ def boundary_policy(scope: Scope) -> dict[str, Any]:
     Independent of the config (all secret names pcls may make are under the stack's path), so
     it changes only with pcls itself and an administrator writes it rarely.
     """
-    at = f"{scope.region}:{scope.account}"
-    group = f"arn:{scope.partition}:logs:{at}:log-group:{scope.log_group}"
+    secrets = (
+        f"arn:{scope.partition}:ssm:{scope.region}:{scope.account}:parameter/pcls/{scope.stack}/*"
+    )
     return {
         "Version": VERSION,
         "Statement": [
-            {
-                "Sid": "TaskLogs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": [group, f"{group}:log-stream:*"],
-            },
-            {
-                "Sid": "StackSecrets",
-                "Effect": "Allow",
-                "Action": "ssm:GetParameters",
-                "Resource": f"arn:{scope.partition}:ssm:{at}:parameter/pcls/{scope.stack}/*",
-            },
-            {
-                "Sid": "OwnTaskProtection",
-                "Effect": "Allow",
-                "Action": "ecs:UpdateTaskProtection",
-                "Resource": f"arn:{scope.partition}:ecs:{at}:task/{scope.cluster}/*",
-            },
+            _task_logs("TaskLogs", scope),
+            _allow("StackSecrets", "ssm:GetParameters", secrets),
+            _task_protection("OwnTaskProtection", scope),
         ],
     }
 
@@ -260,6 +242,16 @@ def _same(a: Any, b: Any) -> bool:
     return canonical(a) == canonical(b)
 
 
+def _unless_no_such_entity(call: Callable[[], Any]) -> Any:
+    """What `call` returns, or None when IAM has no such entity."""
+    try:
+        return call()
+    except botocore.exceptions.ClientError as exc:
+        if error_code(exc) == "NoSuchEntity":
+            return None
+        raise
+
+
 def _needs_administrator(step: str, verb: str, arn: str) -> PclsError:
     return PclsError(
         f"{step}: this identity may not {verb} the permissions boundary {arn}. That is by "
@@ -285,12 +277,10 @@ class Boundary(Step):
 
     def find(self, ctx: Context) -> Resource | None:
         arn = self.arn(ctx)
-        try:
-            policy = ctx.aws.cached("iam", "get_policy", PolicyArn=arn)["Policy"]
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) == "NoSuchEntity":
-                return None
-            raise
+        got = _unless_no_such_entity(lambda: ctx.aws.cached("iam", "get_policy", PolicyArn=arn))
+        if got is None:
+            return None
+        policy = got["Policy"]
         tags = ctx.aws.cached("iam", "list_policy_tags", PolicyArn=arn).get("Tags", [])
         if not ctx.claims(self.name, arn, tags):
             ctx.collision(self.name, arn, f"IAM policy {boundary_name(ctx.stack)}", tags)
@@ -362,12 +352,9 @@ class Boundary(Step):
 
     def delete(self, ctx: Context, res: Resource) -> None:
         iam = ctx.aws.client("iam")
-        try:
-            versions = self._versions(ctx, res.id)
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) == "NoSuchEntity":
-                return
-            raise
+        versions = _unless_no_such_entity(lambda: self._versions(ctx, res.id))
+        if versions is None:
+            return
         # A managed policy goes only once its other versions are gone.
         for v in versions:
             if not v.get("IsDefaultVersion"):
@@ -408,12 +395,10 @@ class Role(Step):
 
     def find(self, ctx: Context) -> Resource | None:
         name = self.role_name(ctx)
-        try:
-            role = ctx.aws.cached("iam", "get_role", RoleName=name)["Role"]
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) == "NoSuchEntity":
-                return None
-            raise
+        got = _unless_no_such_entity(lambda: ctx.aws.cached("iam", "get_role", RoleName=name))
+        if got is None:
+            return None
+        role = got["Role"]
         tags = role.get("Tags")
         if role.get("Path", "/") != IAM_PATH:
             # Out of the operator policy's reach by design, whatever its tags say.

@@ -625,6 +625,10 @@ class RouteTable(Step):
 # stack the step depends on); what AWS may also show: "group:<id>" (any other group, of this
 # stack or not), "prefix-list:<id>".
 Rule = tuple[str, int, int, str]
+# A group's egress is open (images, STUN, CloudWatch): the allow-all rule of each family. AWS
+# gives a new group both when its VPC has an IPv6 range, and keeps them when the range goes.
+_ALL_OUT: Rule = ("-1", -1, -1, f"cidr:{ANYWHERE}")
+_ALL_OUT6: Rule = ("-1", -1, -1, f"cidr6:{ANYWHERE6}")
 
 
 def _rule_text(rule: Rule) -> str:
@@ -757,11 +761,15 @@ class SecurityGroup(Step):
                 TagSpecifications=_tag_specs(ctx, self.name, "security-group", name),
             ),
         )["GroupId"]
-        # A new group has only the default allow-all egress rule.
+        # A new group has only the default allow-all egress rules: IPv6's too once the VPC
+        # has an IPv6 range.
+        egress: dict[str, Any] = {"IpProtocol": "-1", "IpRanges": [{"CidrIp": ANYWHERE}]}
+        if ipv6_block(ctx.out("vpc").attrs["vpc"]):
+            egress["Ipv6Ranges"] = [{"CidrIpv6": ANYWHERE6}]
         sg = {
             "GroupId": sg_id,
             "IpPermissions": [],
-            "IpPermissionsEgress": [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": ANYWHERE}]}],
+            "IpPermissionsEgress": [egress],
             "Tags": ctx.tags(self.name),
         }
         return Resource(sg_id, attrs={"sg": sg})
@@ -773,26 +781,33 @@ class SecurityGroup(Step):
 
     def _rules(
         self, ctx: Context, res: Resource
-    ) -> tuple[set[Rule], dict[Rule, dict[str, Any]], dict[Rule, dict[str, Any]]]:
-        """(rules missing, {extra rule: its permission}, {egress rule: its permission})."""
+    ) -> tuple[set[Rule], dict[Rule, dict[str, Any]], set[Rule], dict[Rule, dict[str, Any]]]:
+        """(ingress rules missing, {extra ingress rule: its permission}, allow-all egress
+        rules missing, {any other egress rule: its permission})."""
         names = self._sg_names(ctx)
         want = {rule for rule, _ in self.ingress}
         have = _flatten(res.attrs["sg"].get("IpPermissions", []), names)
         egress = _flatten(res.attrs["sg"].get("IpPermissionsEgress", []), names)
         extra = {rule: perm for rule, perm in have.items() if rule not in want}
-        return want - set(have), extra, egress
+        want_out = {_ALL_OUT, _ALL_OUT6} if ctx.cfg.network.dual_stack else {_ALL_OUT}
+        # Any narrower egress rule was added out of band: revoked like an extra ingress rule.
+        extra_out = {r: perm for r, perm in egress.items() if r not in (_ALL_OUT, _ALL_OUT6)}
+        return want - set(have), extra, want_out - set(egress), extra_out
 
     def drift(self, ctx: Context, res: Resource) -> list[str]:
-        missing, extra, egress = self._rules(ctx, res)
+        missing, extra, missing_out, extra_out = self._rules(ctx, res)
         out = [f"ingress {_rule_text(r)} missing" for r in sorted(missing)]
         out += [f"ingress {_rule_text(r)} not in config" for r in sorted(extra)]
-        if ("-1", -1, -1, f"cidr:{ANYWHERE}") not in egress:
+        if _ALL_OUT in missing_out:
             out.append("egress to anywhere missing")
+        if _ALL_OUT6 in missing_out:
+            out.append("egress to anywhere (IPv6) missing")
+        out += [f"egress {_rule_text(r)} not in config" for r in sorted(extra_out)]
         return out + tag_drift(ctx.tag_dict(self.name), tags_of(res.attrs["sg"].get("Tags")))
 
     def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
         ec2 = _ec2(ctx)
-        missing, extra, _ = self._rules(ctx, res)
+        missing, extra, missing_out, extra_out = self._rules(ctx, res)
         described = dict(self.ingress)
         # The group, and the groups its rules name, may be seconds old.
         what = f"the new security group {res.id}" + (
@@ -816,15 +831,21 @@ class SecurityGroup(Step):
                 what,
                 lambda: ec2.revoke_security_group_ingress(GroupId=res.id, IpPermissions=gone),
             )
-        if "egress to anywhere missing" in drift:
+        if missing_out:
+            opened = [_permission(r, ctx, "all outbound") for r in sorted(missing_out)]
             settle(
                 ctx,
                 self.name,
                 what,
-                lambda: ec2.authorize_security_group_egress(
-                    GroupId=res.id,
-                    IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": ANYWHERE}]}],
-                ),
+                lambda: ec2.authorize_security_group_egress(GroupId=res.id, IpPermissions=opened),
+            )
+        if extra_out:
+            closed = [extra_out[r] for r in sorted(extra_out)]
+            settle(
+                ctx,
+                self.name,
+                what,
+                lambda: ec2.revoke_security_group_egress(GroupId=res.id, IpPermissions=closed),
             )
         if any(d.startswith("tag ") for d in drift):
             self.tag(ctx, res)

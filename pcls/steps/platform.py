@@ -337,6 +337,26 @@ def _services_in(ctx: Context, namespace_id: str) -> str:
     return ", ".join(f"{s['Name']} ({s['Id']})" for s in services)
 
 
+def shard_resource(
+    shards: list[str],
+    mine: dict[str, dict[str, Any]],
+    extras: dict[str, dict[str, Any]],
+    id_key: str,
+    state_key: str = "",
+    **attrs: Any,
+) -> Resource:
+    """The resource of a step that keeps one AWS resource per shard (`mine`, by name) and may
+    find ones of shards no longer configured (`extras`): the first shard's stands for all, or
+    an extra's while none of the configured ones exists."""
+    first = next((mine[s] for s in shards if s in mine), None)
+    anchor = first or next(iter(extras.values()))
+    return Resource(
+        anchor[id_key],
+        attrs={"services": mine, "extras": extras, **attrs},
+        state=anchor.get(state_key, "") if state_key else "",
+    )
+
+
 class DiscoveryService(Step):
     """The shards' Cloud Map names: one service per shard, `shard-a.<stack>.internal`, ...
 
@@ -407,18 +427,15 @@ class DiscoveryService(Step):
     def _resource(
         self, ctx: Context, mine: dict[str, dict[str, Any]], extras: dict[str, dict[str, Any]]
     ) -> Resource:
-        first = next((mine[s] for s in self.shards if s in mine), None)
-        anchor = first or next(iter(extras.values()))
-        return Resource(
-            anchor["Id"],
-            attrs={
-                "services": mine,
-                "extras": extras,
-                "arns": {n: s["Arn"] for n, s in mine.items()},
-                "fqdns": self.fqdns(ctx),
-                # where a shard's routers and bridges find it
-                "names": dict(zip(self.shards, self.fqdns(ctx), strict=True)),
-            },
+        return shard_resource(
+            self.shards,
+            mine,
+            extras,
+            "Id",
+            arns={n: s["Arn"] for n, s in mine.items()},
+            fqdns=self.fqdns(ctx),
+            # where a shard's routers and bridges find it
+            names=dict(zip(self.shards, self.fqdns(ctx), strict=True)),
         )
 
     def tag(self, ctx: Context, res: Resource) -> None:

@@ -63,7 +63,7 @@ from pcls.config import Config
 from pcls.engine import Cancelled, Context, Patience, Resource, Step
 from pcls.errors import StepError, WaitTimeout
 from pcls.sidecar_container import METRIC_DIMENSION, METRIC_NAMESPACE, METRIC_XMPP
-from pcls.steps.platform import XMPP_SERVICE, DiscoveryService, cluster_name
+from pcls.steps.platform import XMPP_SERVICE, DiscoveryService, cluster_name, shard_resource
 from pcls.steps.tasks import SignalTaskDefinitions
 
 JVB = "jvb"
@@ -869,18 +869,15 @@ class ShardServices(Step):
     def _resource(
         self, ctx: Context, mine: dict[str, dict[str, Any]], extras: dict[str, dict[str, Any]]
     ) -> Resource:
-        first = next((mine[s] for s in self.shards if s in mine), None)
-        anchor = first or next(iter(extras.values()))
-        return Resource(
-            anchor["serviceArn"],
-            attrs={
-                "services": mine,
-                "extras": extras,
-                "cluster": cluster_name(ctx),
-                "name": self.shards[0],  # one service name, for what names a single one
-                "names": list(self.shards),
-            },
-            state=anchor.get("status", ""),
+        return shard_resource(
+            self.shards,
+            mine,
+            extras,
+            "serviceArn",
+            "status",
+            cluster=cluster_name(ctx),
+            name=self.shards[0],  # one service name, for what names a single one
+            names=list(self.shards),
         )
 
     def tag(self, ctx: Context, res: Resource) -> None:
