@@ -19,6 +19,7 @@ from pcls.engine import Context
 from pcls.ledger import Ledger
 from pcls.steps import platform
 from pcls.ui import Outcome, RecordingReporter
+from tests.faults import on_every_client
 from tests.harness import Harness
 
 REGION = "eu-central-1"
@@ -360,3 +361,40 @@ def test_teardown_reports_an_alias_to_a_load_balancer_that_no_longer_exists(
     assert left.endswith(f", a load balancer that no longer exists, in zone {zone.split('/')[-1]})")
     sets = r53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
     assert any(r["Name"] == "meet.example.com." and r["Type"] == "A" for r in sets)
+
+
+def test_a_rule_that_is_there_already_is_not_an_error(harness: Harness) -> None:
+    """A describe that lags (or a rule EC2 added itself) makes pcls add a rule AWS has: EC2
+    refuses the whole call with InvalidPermission.Duplicate, and up adds the others one by one."""
+    harness.write_config("[network]\ndual_stack = true\n")
+    assert harness.up().ok
+    sg = _group(harness, "sg-jvb")
+    harness.client("ec2").revoke_security_group_egress(
+        GroupId=sg["GroupId"],
+        IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+    )
+    refused: list[str] = []
+
+    def lagging(parsed: dict, **_: object) -> None:  # the ::/0 rule not seen yet
+        for group in parsed.get("SecurityGroups", []):
+            for perm in group.get("IpPermissionsEgress", []):
+                perm["Ipv6Ranges"] = []
+
+    def record(http_response: object, parsed: dict, **_: object) -> None:
+        if parsed.get("Error", {}).get("Code"):
+            refused.append(parsed["Error"]["Code"])
+
+    def register(client: object) -> None:
+        events = client.meta.events  # type: ignore[attr-defined]
+        if client.meta.service_model.service_id.hyphenize() == "ec2":  # type: ignore[attr-defined]
+            events.register("after-call.ec2.DescribeSecurityGroups", lagging)
+            events.register("after-call.ec2.AuthorizeSecurityGroupEgress", record)
+
+    with on_every_client(register):
+        up = harness.up()
+    assert up.ok and up.results["sg-jvb"].outcome is Outcome.UPDATED
+    assert "InvalidPermission.Duplicate" in refused  # moto, like EC2, refused the batch
+    again = _group(harness, "sg-jvb")["IpPermissionsEgress"]
+    assert _egress(_group(harness, "sg-jvb")) == [("-1", "0.0.0.0/0")]
+    assert sorted(r["CidrIpv6"] for p in again for r in p.get("Ipv6Ranges", [])) == ["::/0"]
+    assert harness.status().results["sg-jvb"].outcome is Outcome.IN_SYNC

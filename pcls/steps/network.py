@@ -24,7 +24,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from pcls.aws import ignore_missing, is_not_found, stack_filter, tag_drift, tags_of
+from pcls.aws import error_code, ignore_missing, is_not_found, stack_filter, tag_drift, tags_of
 from pcls.config import Config
 from pcls.engine import Context, Resource, Step
 from pcls.errors import ConfigError
@@ -65,6 +65,23 @@ def settle(ctx: Context, step: str, what: str, fn: Callable[[], Any]) -> Any:
     return ctx.retry_while(
         step, fn, codes=NOT_YET, timeout=propagation(ctx), why=f"waiting for EC2 to know {what}"
     )
+
+
+def _authorize(call: Callable[..., Any], group: str, perms: list[dict[str, Any]]) -> None:
+    """Add rules, of which some may be there already: EC2 refuses the whole call with
+    InvalidPermission.Duplicate when one is (a describe that lagged the write, or a rule EC2
+    added itself, such as ::/0 egress in a VPC with IPv6), so then one at a time."""
+    try:
+        call(GroupId=group, IpPermissions=perms)
+    except botocore.exceptions.ClientError as exc:
+        if error_code(exc) != "InvalidPermission.Duplicate":
+            raise
+        for perm in perms:
+            try:
+                call(GroupId=group, IpPermissions=[perm])
+            except botocore.exceptions.ClientError as one:
+                if error_code(one) != "InvalidPermission.Duplicate":
+                    raise
 
 
 def _tag_specs(ctx: Context, step: str, kind: str, name: str) -> list[dict[str, Any]]:
@@ -821,7 +838,7 @@ class SecurityGroup(Step):
                 ctx,
                 self.name,
                 what,
-                lambda: ec2.authorize_security_group_ingress(GroupId=res.id, IpPermissions=perms),
+                lambda: _authorize(ec2.authorize_security_group_ingress, res.id, perms),
             )
         if extra:
             gone = [extra[r] for r in sorted(extra)]
