@@ -854,7 +854,7 @@ class SecurityGroup(Step):
                 ctx,
                 self.name,
                 what,
-                lambda: ec2.authorize_security_group_egress(GroupId=res.id, IpPermissions=opened),
+                lambda: _authorize(ec2.authorize_security_group_egress, res.id, opened),
             )
         if extra_out:
             closed = [extra_out[r] for r in sorted(extra_out)]
