@@ -77,7 +77,7 @@ missing: set[str] = set()
 
 
 def num(value: float, digits: int = 2, lang: str = "en") -> str:
-    """1,234.56 (en) or 1'234,56 is not used: German uses a thin space for thousands here."""
+    """1,234.56 in English; 1 234,56 in German (a narrow no-break space groups thousands)."""
     text = f"{value:,.{digits}f}"
     if lang == "de":
         text = text.replace(",", "\u202f").replace(".", ",")
@@ -667,6 +667,46 @@ def block_latency(lang: str) -> str:
     )
 
 
+def block_latency_chains(lang: str) -> str:
+    """Per command, the chain that finished last in the measured run and what it lost."""
+    d = measured("latency")
+    scale = d["scale"]
+    worst = {
+        command: max(d["rounds"], key=lambda r: r["results"][command]["ratio_parallel"])
+        for command in ("up", "teardown")
+    }
+    lines = []
+    for command, rnd in worst.items():
+        chain = rnd["chains"][command]["parallel"]
+        queued = sum(c["queued"] for c in chain)
+        overshoot = sum(c["overshoot"] for c in chain)
+        other = sum(c["took"] - c["bound_took"] - c["overshoot"] for c in chain)
+        lost = queued + overshoot + other
+        steps = " → ".join(c["step"] for c in chain)
+        refused = rnd["results"][command].get("refused_parallel") or {}
+        line = (
+            f"- {'cold `up`' if command == 'up' else '`teardown`'}: the chain that finished last "
+            f"is {steps}. It lost {lost:.2f} s (≈ {lost * scale:.0f} s on AWS): "
+            f"{overshoot:.2f} s polling overshoot, {other:.2f} s slower calls, "
+            f"{queued:.2f} s queued."
+        )
+        if refused:
+            ops = ", ".join(f"`{k.split(':')[1]}` {v}" for k, v in sorted(refused.items()))
+            line += (
+                f" Deletes refused while network interfaces were held: "
+                f"{sum(refused.values())} ({ops})."
+            )
+        lines.append(line)
+    return (
+        "\n".join(lines)
+        + "\n"
+        + command_line(
+            f"python benchmarks/latency.py --repeat {d['repeat']}  (the chain tables it prints)",
+            lang,
+        )
+    )
+
+
 def block_api_calls(lang: str) -> str:
     d = measured("api_calls")
     de = lang == "de"
@@ -719,7 +759,13 @@ def block_growth(lang: str) -> str:
 def block_memory(lang: str) -> str:
     d = measured("memory")
     rows = ["| process | peak RSS | wall |", "|:---|---:|---:|"]
-    for label, r in d["processes"].items():
+    # memory.py's order (the JSON's keys are sorted): import, up, status, no-op up, teardown
+    order = ["import", "up (cold)", "status", "up (no-op)", "teardown", "sandbox"]
+    rank = {
+        label: next((i for i, o in enumerate(order) if label.startswith(o)), 9)
+        for label in d["processes"]
+    }
+    for label, r in sorted(d["processes"].items(), key=lambda kv: rank[kv[0]]):
         wall = f"{r['seconds']:.2f} s" if r["seconds"] else "-"
         rows.append(f"| {label} | {r['peak_rss_mb']:.1f} MB | {wall} |")
     return (
@@ -890,6 +936,7 @@ BLOCKS: dict[str, Callable[[str], str]] = {
     "capacity": block_capacity,
     "loc": block_loc,
     "latency": block_latency,
+    "latency-chains": block_latency_chains,
     "api-calls": block_api_calls,
     "growth": block_growth,
     "memory": block_memory,
@@ -897,6 +944,16 @@ BLOCKS: dict[str, Callable[[str], str]] = {
     "seq-failover": block_seq_failover,
 }
 FILES = {REPORT: "de", README: "en", BENCH_README: "en"}
+COST_BLOCKS = {
+    "cost-regions",
+    "cost-usage",
+    "cost-compare",
+    "cost-pending",
+    "cost-headline",
+    "abstract-cost",
+    "region-choice",
+}
+VARIANT_BLOCKS = {"cost-compare", "cost-pending", "abstract-cost"}
 
 
 def render(text: str, lang: str, where: str) -> str:
@@ -920,9 +977,12 @@ def take_benchmarks() -> None:
 
 def main(argv: list[str]) -> int:
     check = "--check" in argv
-    # every `pcls cost` the blocks read, at once (each is two short subprocesses)
+    # the `pcls cost` runs the blocks read, at once (each is two short subprocesses)
+    names = {m.group(2) for path in FILES for m in BLOCK.finditer(path.read_text("utf-8"))}
+    runs = [(r, "") for r in REGIONS] if names & COST_BLOCKS else []
+    if names & VARIANT_BLOCKS:
+        runs += [(HOME, v) for v in VARIANTS if v]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        runs = [(r, "") for r in REGIONS] + [(HOME, v) for v in VARIANTS if v]
         list(pool.map(lambda rv: cost(*rv), runs))
     if "--take-benchmarks" in argv:
         take_benchmarks()
