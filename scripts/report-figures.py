@@ -64,10 +64,14 @@ PENDING: tuple[tuple[str, str, str], ...] = (
     ),
 )
 # Designs `pcls cost` compares today live under "comparisons"; these are the ones it lacks.
-PENDING_DESIGNS: tuple[tuple[str, str], ...] = (
-    ("HA-gleichwertiges EC2 (2 AZs, Auto Scaling Group)", "ec2_ha"),
-    ("ECS auf einer EC2 Auto Scaling Group", "ecs_on_ec2"),
-    ("Compute Savings Plan (1 Jahr)", "savings_plan"),
+PENDING_DESIGNS: tuple[tuple[str, str, str], ...] = (
+    (
+        "HA-gleichwertiges EC2 (2 AZs, Auto Scaling Group)",
+        "HA-equivalent EC2 (2 AZs, ASG)",
+        "ec2_ha",
+    ),
+    ("ECS auf einer EC2 Auto Scaling Group", "ECS on an EC2 Auto Scaling group", "ecs_on_ec2"),
+    ("Compute Savings Plan (1 Jahr)", "Compute Savings Plan (1 year)", "savings_plan"),
 )
 
 missing: set[str] = set()
@@ -408,9 +412,10 @@ def block_cost_compare(lang: str) -> str:
         f"| {usd(hi['idle'], lang)} | {usd(hi['max'], lang)} | +{usd(d, lang)} "
         f"| `pcls.cost.estimate` with the price table adjusted (this script) |"
     )
-    for label, key in PENDING_DESIGNS:
+    for german, english, key in PENDING_DESIGNS:
         if key in base["comparisons"]:
             continue
+        label = german if lang == "de" else english
         missing.add(f"comparisons.{key}")
         rows.append(
             f"| {label} | – | – | – | folgt: `pcls cost --json` hat noch kein `comparisons.{key}` |"
@@ -591,17 +596,18 @@ def loc(pattern: str) -> int:
     return sum(len((ROOT / f).read_text(encoding="utf-8").splitlines()) for f in files)
 
 
-def hundreds(value: int) -> int:
-    return round(value / 100) * 100
+def thousands(value: int) -> int:
+    # rounded, so that an ordinary change elsewhere does not make the figure stale
+    return round(value / 1000) * 1000
 
 
 def block_loc(lang: str) -> str:
     rows = [
-        "| Teil | Zeilen (gerundet auf 100) |",
+        "| Teil | Zeilen (gerundet auf 1 000) |",
         sep(30, 14),
-        f"| Werkzeug `pcls/` (Python) | {num(hundreds(loc('pcls/*.py')), 0, lang)} |",
-        f"| davon Schritte `pcls/steps/` | {num(hundreds(loc('pcls/steps/*.py')), 0, lang)} |",
-        f"| Tests `tests/` | {num(hundreds(loc('tests/*.py')), 0, lang)} |",
+        f"| Werkzeug `pcls/` (Python) | {num(thousands(loc('pcls/*.py')), 0, lang)} |",
+        f"| davon Schritte `pcls/steps/` | {num(thousands(loc('pcls/steps/*.py')), 0, lang)} |",
+        f"| Tests `tests/` | {num(thousands(loc('tests/*.py')), 0, lang)} |",
     ]
     return (
         "\n".join(rows)
