@@ -6,8 +6,8 @@ python scripts/report-figures.py --take-benchmarks  # first copy benchmarks/resu
                                                     # (a fresh run) to benchmarks/measured/
 
 A block is `<!-- figures:NAME -->` ... `<!-- /figures -->` in docs/report/bericht.md (German:
-decimal commas), README.md or benchmarks/README.md (decimal points). Every table ends with the
-command that produced its numbers.
+decimal commas), README.md, benchmarks/README.md or docs/ha.md (decimal points). Every table
+ends with the command that produced its numbers.
 
 Cost figures are the output of `python -m pcls cost --json` for a config made by
 `python -m pcls init` in a temporary directory, with the keys of each variant set in it, so the
@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "docs" / "report" / "bericht.md"
 README = ROOT / "README.md"
 BENCH_README = ROOT / "benchmarks" / "README.md"
+HA_DOC = ROOT / "docs" / "ha.md"
 MEASURED = ROOT / "benchmarks" / "measured"
 RESULTS = ROOT / "benchmarks" / "results"
 # <!-- figures:NAME --> or <!-- figures:NAME | table caption --> ... <!-- /figures -->
@@ -713,6 +714,24 @@ def block_latency_chains(lang: str) -> str:
     )
 
 
+def block_latency_line(lang: str) -> str:
+    """One line of today's cold up and teardown, for docs/ha.md."""
+    d = measured("latency")
+    up, down = d["results"]["up"], d["results"]["teardown"]
+    scale = d["scale"]
+
+    def pair(r: dict[str, Any]) -> str:
+        return (
+            f"bound {r['bound_s']:.2f} s ({r['bound_s'] * scale / 60:.1f} min), wall "
+            f"{r['wall_parallel_s']:.2f} s ({r['wall_parallel_s'] * scale / 60:.1f} min)"
+        )
+
+    return (
+        f"cold `up` {pair(up)}; teardown {pair(down)} "
+        f"(`python benchmarks/latency.py --repeat {d['repeat']}`).\n"
+    )
+
+
 def block_api_calls(lang: str) -> str:
     d = measured("api_calls")
     de = lang == "de"
@@ -943,13 +962,14 @@ BLOCKS: dict[str, Callable[[str], str]] = {
     "loc": block_loc,
     "latency": block_latency,
     "latency-chains": block_latency_chains,
+    "latency-line": block_latency_line,
     "api-calls": block_api_calls,
     "growth": block_growth,
     "memory": block_memory,
     "seq-join": block_seq_join,
     "seq-failover": block_seq_failover,
 }
-FILES = {REPORT: "de", README: "en", BENCH_README: "en"}
+FILES = {REPORT: "de", README: "en", BENCH_README: "en", HA_DOC: "en"}
 COST_BLOCKS = {
     "cost-regions",
     "cost-usage",
