@@ -2,13 +2,14 @@
 
     python benchmarks/growth.py
 
-One stack on in-process moto (us-east-1, whose six availability zones allow network.azs up to 6)
-is grown step by step: more availability zones (a subnet each, and wider ALB and service
-network configurations), more scheduled scaling actions, a bigger bridge pool (min/max, which
-also adds the pool alarm). After each `up` that applies a size, `status` and a second `up` (a
-no-op) are measured with the AWS round trip of timemodel.py (transitions all done, so only the
-calls cost time). pcls's config has one bridge service and one shard, so the service count
-itself cannot grow; the bridge count only moves tasks, which moto does not run.
+One stack on in-process moto (us-east-1: six availability zones, five of them where Fargate
+runs, so network.azs up to 5) is grown step by step: more availability zones (a subnet each, and
+wider ALB and service network configurations), more scheduled scaling actions, a bigger bridge
+pool (min/max, which also adds the pool alarm). After each `up` that applies a size, `status`
+and a second `up` (a no-op) are measured with the AWS round trip of timemodel.py (transitions
+all done, so only the calls cost time). pcls's config has one bridge service and two shards, so
+the service count itself cannot grow; the bridge count only moves tasks, which moto does not
+run.
 
 What should hold: reads are batched per resource type (one DescribeSubnets for all subnets, one
 DescribeScheduledActions for all actions, one DescribeAlarms for all alarms), so the calls stay
@@ -49,11 +50,11 @@ SIZES: list[tuple[str, dict[str, int]]] = [
     ("base: 2 AZs, 1 bridge", {"azs": 2, "actions": 0, "jvb_min": 1, "jvb_max": 1}),
     ("pool 1-4 (+1 alarm)", {"azs": 2, "actions": 0, "jvb_min": 1, "jvb_max": 4}),
     ("3 AZs", {"azs": 3, "actions": 0, "jvb_min": 1, "jvb_max": 4}),
-    ("6 AZs", {"azs": 6, "actions": 0, "jvb_min": 1, "jvb_max": 4}),
-    ("6 AZs, 4 actions", {"azs": 6, "actions": 4, "jvb_min": 1, "jvb_max": 4}),
-    ("6 AZs, 16 actions", {"azs": 6, "actions": 16, "jvb_min": 1, "jvb_max": 4}),
-    ("6 AZs, 48 actions, pool 8-50", {"azs": 6, "actions": 48, "jvb_min": 8, "jvb_max": 50}),
-    ("6 AZs, 120 actions, pool 8-50", {"azs": 6, "actions": 120, "jvb_min": 8, "jvb_max": 50}),
+    ("5 AZs", {"azs": 5, "actions": 0, "jvb_min": 1, "jvb_max": 4}),
+    ("5 AZs, 4 actions", {"azs": 5, "actions": 4, "jvb_min": 1, "jvb_max": 4}),
+    ("5 AZs, 16 actions", {"azs": 5, "actions": 16, "jvb_min": 1, "jvb_max": 4}),
+    ("5 AZs, 48 actions, pool 8-50", {"azs": 5, "actions": 48, "jvb_min": 8, "jvb_max": 50}),
+    ("5 AZs, 120 actions, pool 8-50", {"azs": 5, "actions": 120, "jvb_min": 8, "jvb_max": 50}),
 ]
 
 

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pcls import __version__, jitsi  # noqa: E402
+from pcls import __version__, jitsi, router  # noqa: E402
 from pcls import config as config_mod  # noqa: E402
 from pcls import sidecar_container as guard  # noqa: E402
 
@@ -114,7 +114,9 @@ def facts(cfg: config_mod.Config) -> dict[str, Any]:
         "tls_policy": cfg.loadbalancer.tls_policy,
         "idle_timeout": cfg.loadbalancer.idle_timeout,
         "redirect_code": redirect["RedirectConfig"]["StatusCode"].removeprefix("HTTP_"),
-        "target_group": f"{stack}-web",
+        "target_group": name(
+            "pcls.steps.loadbalancer", "web_group_name", lambda c: f"{c.stack}-web", ctx
+        ),
         "web_port": jitsi.SIGNAL_CONTAINER_PORT,
         "xmpp_port": jitsi.XMPP_PORT,
         "bosh_port": jitsi.PROSODY_HTTP_PORT,
@@ -150,7 +152,16 @@ def facts(cfg: config_mod.Config) -> dict[str, Any]:
         "cpu_target": cfg.scaling.cpu_target,
         "schedules": len(cfg.scaling.schedule),
         "guard": guard.GUARD_CONTAINER_NAME,
-        "stats_url": guard.DEFAULT_STATS_URL,
+        "stats_url": guard.DEFAULT_BRIDGE_URL,
+        "shards": router.shard_names(cfg.signal.shards),
+        "router_port": router.ROUTER_PORT,
+        "router_check": f"{router.CHECK_PATH} alle {router.INTERVAL_S} s",
+        "health_path": router.HEALTH_PATH,
+        "architecture": cfg.ecs.cpu_architecture,
+        "budget": cfg.alerts.monthly_budget,
+        "awake": list(cfg.schedule.awake),
+        # the wake function ships as pcls/wakefn/ once sleep and wake exist
+        "wake_function": (ROOT / "pcls" / "wakefn").is_dir(),
     }
 
 
@@ -233,49 +244,47 @@ def dot_source(f: dict[str, Any]) -> str:
     cpu = lambda units: f"{units / 1024:g} vCPU"  # noqa: E731
     gb = lambda mib: f"{mib / 1024:g} GB"  # noqa: E731
     ns = f["namespace"]
-    xmpp_fqdn = f"{f['xmpp_service']}.{ns}"
     azs = f["azs"]
     spot = f["spot_weight"] > 0 and f["jvb_max"] > f["jvb_base"]
 
-    # One bridge drawn per AZ (the service spreads its tasks over the subnets).
+    # Per AZ: the shards pinned there (shard i in AZ i mod azs) and one bridge (jvb.min_count
+    # is one per AZ; the service spreads its tasks over the subnets).
     jvb_nodes: list[str] = []
+    shard_nodes: list[str] = []
     az_blocks: list[str] = []
+    arch = "ARM64" if f["architecture"] == "ARM64" else "x86_64"
     for i, (az, cidr) in enumerate(zip(azs, f["subnets"], strict=True)):
         body = []
-        node = f"jvb{i}"
-        jvb_nodes.append(node)
-        capacity = "FARGATE (Basis)" if i < max(f["jvb_base"], 1) or not spot else "FARGATE_SPOT"
-        if i == 0:
+        for k, shard in enumerate(f["shards"]):
+            if k % len(azs) != i:
+                continue
+            node = f"shard{k}"
+            shard_nodes.append(node)
             body.append(
-                "signal "
+                f"{node} "
                 + task(
-                    "Service signal · 1 Task",
-                    f"FARGATE, {cpu(f['signal_size'][0])} / {gb(f['signal_size'][1])}, öffentl. IP",
+                    f"Service {shard} · 1 Task",
+                    f"FARGATE {arch}, {cpu(f['signal_size'][0])} / {gb(f['signal_size'][1])}, "
+                    "öffentl. IP",
                     [
+                        ("router", "router", f"HAProxy :{f['router_port']}, hash(Raum)"),
                         ("web", "web", f"nginx :{f['web_port']}"),
                         ("prosody", "prosody", f"XMPP :{f['xmpp_port']}, BOSH :{f['bosh_port']}"),
                         ("jicofo", "jicofo", "Fokus → 127.0.0.1"),
                     ],
                 )
             )
-        else:
-            body.append(
-                f"standby{i} "
-                + box(
-                    "Ersatz für signal",
-                    ["ECS startet den Task", f"hier neu, fällt {azs[0]} aus"],
-                    "compute",
-                    dashed=True,
-                )
-            )
+        node = f"jvb{i}"
+        jvb_nodes.append(node)
+        capacity = "FARGATE (Basis)" if i < max(f["jvb_base"], 1) or not spot else "FARGATE_SPOT"
         body.append(
             f"{node} "
             + task(
                 f"Service jvb · Bridge {i + 1}",
-                f"{capacity}, {cpu(f['jvb_size'][0])} / {gb(f['jvb_size'][1])}, öffentl. IP",
+                f"{capacity} {arch}, {cpu(f['jvb_size'][0])} / {gb(f['jvb_size'][1])}, öffentl. IP",
                 [
                     ("jvb", "jvb", f"UDP :{f['media_port']}, IP per STUN"),
-                    ("guard", f["guard"], "EMF-Metrik, Task-Schutz"),
+                    ("guard", f["guard"], "EMF-Metrik, Task-Schutz, Drain"),
                 ],
             )
         )
@@ -302,10 +311,15 @@ def dot_source(f: dict[str, Any]) -> str:
         "tg "
         + box(
             f"Target Group {f['target_group']}",
-            [f"Typ ip, HTTP :{f['web_port']}, Check GET /"],
+            [f"Typ ip, die Router :{f['router_port']}", f"Check {f['health_path']}"],
             "net",
         ),
-        "cloudmap " + box(f"Cloud Map {ns}", [f"{xmpp_fqdn}: A, TTL {f['xmpp_ttl']} s"], "net"),
+        "cloudmap "
+        + box(
+            f"Cloud Map {ns}",
+            [f"{', '.join(f['shards'])}: A, TTL {f['xmpp_ttl']} s", "Router und Bridges lösen auf"],
+            "net",
+        ),
         *az_blocks,
     ]
     vpc = cluster(
@@ -361,6 +375,16 @@ def dot_source(f: dict[str, Any]) -> str:
             ["→ E-Mail" if f["email"] else "→ E-Mail (alerts.email)"],
             "app",
         ),
+        "wake "
+        + box(
+            "Weck-Funktion (Lambda, arm64)" + ("" if f["wake_function"] else " · folgt"),
+            [
+                "schlafender Stack: Listener → Lambda-Zielgruppe",
+                "Wachzeiten: " + (", ".join(f["awake"]) if f["awake"] else "[schedule] awake"),
+            ],
+            "compute",
+            dashed=not f["wake_function"],
+        ),
     ]
     hidden = {"style": "invis", "colour": "white", "fill": "white"}
     region = cluster(
@@ -404,15 +428,15 @@ def dot_source(f: dict[str, Any]) -> str:
     )
 
     last = len(azs) - 1
-    standby = [f"standby{i}" for i in range(1, len(azs))]
     # Rows: each list is one rank, left to right.
     rows = [
         ["stun", "users", "registry", "r53", "iam"],
         ["igw", "ecs"],
         ["acm", "alb", "aas"],
         ["tg", "cloudmap", "logs"],
-        ["signal", *standby, "alarms"],
+        [*shard_nodes, "alarms"],
         [*jvb_nodes, "ssm", "sns"],
+        ["wake"],
     ]
     layout = []
     for row in rows:
@@ -420,10 +444,10 @@ def dot_source(f: dict[str, Any]) -> str:
         layout += [f"{a} -> {b} [style=invis]" for a, b in itertools.pairwise(row)]
     # Vertical order of each column.
     for column in (
-        ["users", "igw", "alb", "tg", "signal", "jvb0"],
+        ["users", "igw", "alb", "tg", shard_nodes[0], "jvb0"],
         ["acm", "ssm"],
-        ["ecs", "aas", "logs", "alarms", "sns"],
-        *[["cloudmap", f"standby{i}", f"jvb{i}"] for i in range(1, len(azs))],
+        ["ecs", "aas", "logs", "alarms", "sns", "wake"],
+        *[["cloudmap", f"jvb{i}"] for i in range(1, len(azs))],
     ):
         layout += [f"{a} -> {b} [style=invis weight=8]" for a, b in itertools.pairwise(column)]
 
@@ -434,15 +458,27 @@ def dot_source(f: dict[str, Any]) -> str:
         f'users -> igw [{data} label="HTTPS 443 / HTTP 80\\n{media}"]',
         f"igw -> alb [{data}]",
         f"alb -> tg [{data}]",
-        f'tg -> signal:web [{data} label="HTTP {f["web_port"]}"]',
-        *[f'igw -> {n} [{data} color="#d84315"]' for n in jvb_nodes],
         *[
-            f'{n}:jvb -> signal:prosody [color="#5e35b1" constraint=false'
-            + (f' label="XMPP {f["xmpp_port"]}"' if i == last else "")
+            f"tg -> {n}:router [{data}"
+            + (f' label="HTTP {f["router_port"]}"' if k == 0 else "")
             + "]"
-            for i, n in enumerate(jvb_nodes)
+            for k, n in enumerate(shard_nodes)
         ],
-        'cloudmap -> signal:prosody [color="#5e35b1" style=dashed constraint=false]',
+        *[f'igw -> {n} [{data} color="#d84315"]' for n in jvb_nodes],
+        # every bridge holds one XMPP connection per shard
+        *[
+            f'{j}:jvb -> {n}:prosody [color="#5e35b1" constraint=false'
+            + (f' label="XMPP {f["xmpp_port"]}"' if i == last and k == 0 else "")
+            + "]"
+            for i, j in enumerate(jvb_nodes)
+            for k, n in enumerate(shard_nodes)
+        ],
+        *[
+            f'cloudmap -> {n}:prosody [color="#5e35b1" style=dashed constraint=false]'
+            for n in shard_nodes
+        ],
+        f'alb -> wake [{ctrl} label="schläft"]',
+        f'wake -> aas [{ctrl} label="weckt"]',
         f'r53 -> alb [{ctrl} label="Alias"]',
         f'acm -> alb [{ctrl} label="TLS"]',
         f'ssm:w -> {jvb_nodes[last]}:e [{ctrl} label="valueFrom"]',
