@@ -14,8 +14,9 @@ Cost figures are the output of `python -m pcls cost --json` for a config made by
 real program reads and checks every config. Benchmark figures come from the JSON the benchmarks
 write (benchmarks/results/, git-ignored), kept as measured in benchmarks/measured/.
 
-Figures `pcls cost` does not price yet are listed by the JSON key they wait for (PENDING); the
-script names the missing keys on stderr and in the block and never fills in a number itself.
+Designs `pcls cost` does not price yet are rows that name the JSON key they wait for
+(PENDING_DESIGNS, under "comparisons"); the script names the missing keys on stderr and in the
+block, never fills in a number itself, and the row fills itself once the key exists.
 """
 
 # ruff: noqa: RUF001  (typeset text: the multiplication sign and dashes are meant)
@@ -28,7 +29,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
@@ -52,19 +53,15 @@ AWAKE = ["Mon-Fri 07:00-19:00"]
 # Zurich prices are Frankfurt x 1.10; prices.json gives x1.20 as the top of the plausible range.
 ZURICH_HIGH = 1.20
 
-# Figures issue 15's cost model adds: (label, JSON key searched anywhere in `pcls cost --json`).
-PENDING: tuple[tuple[str, str, str], ...] = (
-    ("per awake hour", "pro wache Stunde", "awake_hour"),
-    ("a month asleep", "ein Monat schlafend", "asleep_month"),
-    ("a month with the awake hours", "ein Monat mit den Wachzeiten", "awake_hours_month"),
-    ("always on", "durchgehend wach", "always_on"),
-    (
-        "worst-case egress (max_count bridges full all month)",
-        "Egress im ungünstigsten Fall",
-        "worst_case_egress",
-    ),
+# The cost targets the defaults are sized for (docs/ecs.md, "Cost targets"): decisions key, USD.
+TARGETS: tuple[tuple[str, str, str, float], ...] = (
+    ("asleep_month", "a month asleep", "ein Monat schlafend", 30.0),
+    ("awake_hour", "an awake hour", "eine wache Stunde", 0.25),
+    ("month", "a month awake Mon-Fri 07:00-19:00", "ein Monat wach Mo–Fr 07–19 Uhr", 90.0),
+    ("always_on", "always on (awake all month)", "durchgehend wach (ganzer Monat)", 160.0),
 )
-# Designs `pcls cost` compares today live under "comparisons"; these are the ones it lacks.
+# Designs `pcls cost` compares under "comparisons" once its model has them; until then a row
+# says which key it waits for, and fills itself when the key exists.
 PENDING_DESIGNS: tuple[tuple[str, str, str], ...] = (
     (
         "HA-gleichwertiges EC2 (2 AZs, Auto Scaling Group)",
@@ -162,11 +159,7 @@ def cost(region: str = HOME, variant: str = "") -> dict[str, Any]:
 
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "": {},
-    "x86": {"ecs": {"cpu_architecture": "X86_64"}},
-    "arm": {"ecs": {"cpu_architecture": "ARM64"}},
-    "no-spot": {"jvb": {"spot_weight": 0}},
     "single": {"signal": {"shards": 1}, "jvb": {"min_count": 1}},
-    "awake": {"schedule": {"awake": AWAKE}},
 }
 
 
@@ -187,34 +180,19 @@ def variants_command(variants: tuple[str, ...], lang: str) -> str:
     return f"{base}, {word} {sets}" if variants else base
 
 
-def find_key(data: Any, key: str) -> Any:
-    """The value of `key` anywhere in the JSON, else None."""
-    if isinstance(data, dict):
-        if key in data:
-            return data[key]
-        for value in data.values():
-            if (found := find_key(value, key)) is not None:
-                return found
-    elif isinstance(data, list):
-        for value in data:
-            if (found := find_key(value, key)) is not None:
-                return found
-    return None
-
-
-def amount(value: Any) -> float | None:
-    """A money figure from the JSON: a number, or an object's idle/total/usd."""
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, dict):
-        for k in ("usd", "total", "idle", "value"):
-            if isinstance(value.get(k), int | float):
-                return float(value[k])
-    return None
+def decided(data: dict[str, Any]) -> dict[str, float]:
+    """The decision figures of one `pcls cost --json`, by the keys of TARGETS."""
+    d = data["decisions"]
+    return {
+        "asleep_month": d["asleep_month"],
+        "awake_hour": d["awake_hour"],
+        "month": d["month"]["total"],
+        "always_on": d["always_on"],
+    }
 
 
 def zurich_high() -> dict[str, float]:
-    """Totals with every estimated Zurich price at Frankfurt x 1.20 (pcls.cost.estimate)."""
+    """The figures with every estimated Zurich price at Frankfurt x 1.20 (pcls.cost.estimate)."""
     sys.path.insert(0, str(ROOT))
     from pcls import config, cost_report
     from pcls.cost import estimate, load_prices
@@ -231,7 +209,15 @@ def zurich_high() -> dict[str, float]:
             fig["value"] = base * ZURICH_HIGH
     cfg = config.parse({"stack": {"name": "meet", "domain": DOMAIN, "region": HOME}})
     est = estimate(cost_report.inputs_from_config(cfg, HOME), prices)
-    return {"idle": est.total_idle, "max": est.total_max}
+    d = est.decisions
+    return {
+        "idle": est.total_idle,
+        "max": est.total_max,
+        "asleep_month": d.asleep_month_usd,
+        "awake_hour": d.awake_hour_usd,
+        "month": d.month_usd,
+        "always_on": d.always_on_usd,
+    }
 
 
 # -- cost blocks ------------------------------------------------------------------------------
@@ -244,10 +230,26 @@ DE_NAMES = {
     "Fargate: JVB bridges": "Fargate: Bridges (JVB)",
     "Application Load Balancer": "Application Load Balancer",
     "Public IPv4 addresses": "öffentliche IPv4-Adressen",
+    "Cloud Map (namespace <stack>.internal)": "Cloud Map (Namespace meet.internal)",
     "CloudWatch alarms": "CloudWatch-Alarme",
+    "Wake function (Lambda arm64 + EventBridge Scheduler)": "Weck-Funktion (Lambda arm64, "
+    "EventBridge Scheduler)",
+    "Route 53 queries": "Route-53-Abfragen",
+    "CloudWatch dashboards": "CloudWatch-Dashboard",
+    "CloudWatch custom metrics": "eigene Metriken",
+    "CloudWatch Logs": "CloudWatch Logs",
+    "SSM Parameter Store": "SSM Parameter Store",
+    "ACM certificate": "ACM-Zertifikat",
+    "Data transfer out": "Egress (nach Nutzung, @tbl-nutzung)",
     "Single always-on EC2 t3.large": "eine EC2-Instanz t3.large, immer an (ohne HA)",
     "Same stack with NAT gateways in 2 AZs": "derselbe Stack mit NAT-Gateways in 2 AZs",
     "Same stack, routers as a separate service": "derselbe Stack, Router als eigener Service",
+    "Same stack, bridges of 2 vCPU / 4 GB": "derselbe Stack, Bridges mit 2 vCPU / 4 GB",
+    "Same stack, bridges of 4 vCPU / 8 GB": "derselbe Stack, Bridges mit 4 vCPU / 8 GB",
+    "ARM64, bridges with Spot weight 1": "ARM64, Bridges mit Spot",
+    "ARM64, bridges with no Spot": "ARM64, Bridges ohne Spot",
+    "X86_64, bridges with Spot weight 1": "X86_64, Bridges mit Spot",
+    "X86_64, bridges with no Spot": "X86_64, Bridges ohne Spot",
 }
 
 
@@ -255,66 +257,66 @@ def name_in(name: str, lang: str) -> str:
     return DE_NAMES.get(name, name) if lang == "de" else name
 
 
-ZERO_ITEMS = "übrige Posten (Route 53, ACM, SSM, CloudWatch-Dashboard, -Metriken, -Logs)"
+def signed(value: float, lang: str) -> str:
+    return f"{'+' if value >= 0 else '−' if lang == 'de' else '-'}{usd(abs(value), lang)}"
 
 
-def _line_rows() -> Iterator[tuple[str, list[float]]]:
-    """Each non-zero line: idle and max in the first two regions, idle in the third."""
-    data = {r: cost(r) for r in REGIONS}
-    for name in (line["name"] for line in data[HOME]["lines"]):
-        row = []
-        for r in REGIONS:
-            line = next(x for x in data[r]["lines"] if x["name"] == name)
-            row += [line["idle"], line["max"]] if r != "us-east-1" else [line["idle"]]
-        if all(v == 0 for v in row) and "Router" not in name:
-            continue
-        yield name, row
+def dash(lang: str) -> str:
+    return "–" if lang == "de" else "-"
 
 
 def block_cost_regions(lang: str) -> str:
+    """Each line asleep, awake (idle) and at most in Zurich, awake and at most elsewhere."""
     data = {r: cost(r) for r in REGIONS}
-    if lang == "de":
+    de = lang == "de"
+    if de:
         head = (
-            "| Posten (USD pro Monat) | eu-central-2 Leerlauf | eu-central-2 Maximum "
-            "| eu-central-1 Leerlauf | eu-central-1 Maximum | us-east-1 Leerlauf |"
+            "| Posten (USD pro Monat) | eu-central-2 schlafend | eu-central-2 Leerlauf "
+            "| eu-central-2 Maximum | eu-central-1 Leerlauf | eu-central-1 Maximum "
+            "| us-east-1 Leerlauf |"
         )
     else:
         head = (
-            "| USD per month | eu-central-2 idle | eu-central-2 max | eu-central-1 idle "
-            "| eu-central-1 max | us-east-1 idle |"
+            "| USD per month | eu-central-2 asleep | eu-central-2 idle | eu-central-2 max "
+            "| eu-central-1 idle | eu-central-1 max | us-east-1 idle |"
         )
-    rows = [head, sep(34, 10, 10, 10, 10, 10)]
-    for name, values in _line_rows():
-        flags = []
-        for r in REGIONS:
-            line = next(x for x in data[r]["lines"] if x["name"] == name)
-            flags.append(" E" if line["estimate"] else "")
-        cells = []
-        for i, v in enumerate(values):
-            region = REGIONS[min(i // 2, 2)] if i < 4 else "us-east-1"
-            flag = flags[REGIONS.index(region)]
-            cells.append(usd(v, lang) + flag)
+    rows = [head, sep(30, 9, 9, 9, 9, 9, 9)]
+    zero = []
+    for name in (line["name"] for line in data[HOME]["lines"]):
+        by = {r: next(x for x in data[r]["lines"] if x["name"] == name) for r in REGIONS}
+        z, f, u = by["eu-central-2"], by["eu-central-1"], by["us-east-1"]
+        values = [(z["asleep"], z), (z["idle"], z), (z["max"], z)]
+        values += [(f["idle"], f), (f["max"], f), (u["idle"], u)]
+        if all(v == 0 for v, _ in values) and "Router" not in name:
+            zero.append(name_in(name, lang))
+            continue
+        cells = [usd(v, lang) + (" E" if line["estimate"] and v else "") for v, line in values]
         rows.append(f"| {name_in(name, lang)} | " + " | ".join(cells) + " |")
-    zero = "the rest (Route 53, ACM, SSM, dashboard, custom metrics, logs)"
-    rows.append(
-        f"| {ZERO_ITEMS if lang == 'de' else zero} | "
-        + " | ".join(["0" + (",00" if lang == "de" else ".00")] * 5)
-        + " |"
-    )
+    rest = "übrige Posten" if de else "the rest"
+    rows.append(f"| {rest} ({', '.join(zero)}) | " + " | ".join([usd(0, lang)] * 6) + " |")
     tot = []
-    for r in REGIONS:
-        t = data[r]["total"]
-        e = " E" if data[r]["estimate"] else ""
-        tot += [f"**{usd(t['idle'], lang)}{e}**", f"**{usd(t['max'], lang)}{e}**"]
-    word = "Summe" if lang == "de" else "total"
-    rows.append(f"| **{word}** | " + " | ".join(tot[:5]) + " |")
+    z = data[HOME]
+    e = lambda d: " E" if d["estimate"] else ""  # noqa: E731
+    tot = [
+        f"**{usd(z['total']['asleep'], lang)}{e(z)}**",
+        f"**{usd(z['total']['idle'], lang)}{e(z)}**",
+        f"**{usd(z['total']['max'], lang)}{e(z)}**",
+    ]
+    for r, key in (("eu-central-1", "idle"), ("eu-central-1", "max"), ("us-east-1", "idle")):
+        tot.append(f"**{usd(data[r]['total'][key], lang)}{e(data[r])}**")
+    word = "Summe" if de else "total"
+    rows.append(f"| **{word}** | " + " | ".join(tot) + " |")
     asof = data[HOME]["prices_as_of"]
     note = (
-        f"\nE = enthält geschätzte Preise (Zürich: Frankfurt × 1,10). Preisstand {asof}, "
-        f"{data[HOME]['hours_per_month']} Stunden pro Monat, USD vor Steuern."
-        if lang == "de"
-        else f"\nE = includes estimated prices (Zurich: Frankfurt × 1.10). Prices as of {asof}, "
-        f"{data[HOME]['hours_per_month']} hours a month, USD before tax."
+        f"\nE = enthält geschätzte Preise (Zürich: Frankfurt × 1,10). Schlafend: kein Task "
+        f"läuft; Leerlauf: jeder Service mit minimaler Taskzahl; Maximum: `jvb.max_count` "
+        f"Bridges; je den ganzen Monat ({data[HOME]['hours_per_month']} Stunden), ohne Egress. "
+        f"Preisstand {asof}, USD vor Steuern."
+        if de
+        else f"\nE = includes estimated prices (Zurich: Frankfurt × 1.10). Asleep: no task runs; "
+        f"idle: every service at its minimum; max: `jvb.max_count` bridges; each for the whole "
+        f"month ({data[HOME]['hours_per_month']} hours), egress excluded. Prices as of {asof}, "
+        f"USD before tax."
     )
     return (
         "\n".join(rows)
@@ -326,6 +328,125 @@ def block_cost_regions(lang: str) -> str:
             lang,
         )
     )
+
+
+def block_cost_decisions(lang: str) -> str:
+    """The cost targets against `pcls cost`'s decision figures, each with what it is made of."""
+    data = cost()
+    de = lang == "de"
+    got = decided(data)
+    d = data["decisions"]
+    hours = data["hours_per_month"]
+    lines = {line["name"]: line for line in data["lines"]}
+
+    def parts(key: str) -> str:
+        if key == "asleep_month":
+            items = [(n, x["asleep"]) for n, x in lines.items() if x["asleep"]]
+        elif key == "awake_hour":
+            items = [(n, (x["idle"] - x["asleep"]) / hours) for n, x in lines.items()]
+            items = [(n, v) for n, v in items if round(v, 4)]
+        else:
+            return ""
+        digits = 4 if key == "awake_hour" else 2
+        text = ""
+        for i, (n, v) in enumerate(items):
+            sign = ("− " if de else "- ") if v < 0 else ("+ " if i else "")
+            text += f"{' ' if i else ''}{sign}{name_in(n, lang)} {num(abs(v), digits, lang)}"
+        return text
+
+    basis = {
+        "asleep_month": parts("asleep_month"),
+        "awake_hour": parts("awake_hour"),
+        "month": (
+            f"schlafender Monat + {num(d['month']['awake_hours'], 1, lang)} wache Stunden "
+            f"(60 h pro Woche × {hours} / 168) × wache Stunde"
+            if de
+            else f"asleep month + {num(d['month']['awake_hours'], 1, lang)} awake hours "
+            f"(60 h a week × {hours} / 168) × the awake hour"
+        ),
+        "always_on": (
+            f"schlafender Monat + {hours} h × wache Stunde (= Leerlauf in @tbl-kosten)"
+            if de
+            else f"asleep month + {hours} h × the awake hour (= the idle total)"
+        ),
+    }
+    rows = [
+        "| Grösse (eu-central-2) | Ziel | `pcls cost` | | zusammengesetzt aus (USD) |"
+        if de
+        else "| figure (eu-central-2) | target | `pcls cost` | | made of (USD) |",
+        sep(22, 8, 9, 3, "l44"),
+    ]
+    for key, en, german, target in TARGETS:
+        digits = 4 if key == "awake_hour" else 2
+        ok = "✓" if got[key] <= target else "✗"
+        rows.append(
+            f"| {german if de else en} | ≤ {num(target, 2, lang)} "
+            f"| **{num(got[key], digits, lang)}** | {ok} | {basis[key]} |"
+        )
+    w = d["worst_case"]
+    rows.append(
+        f"| {'ungünstigster Monat: volle Bridges, Egress' if de else 'worst month: full bridges'}"
+        f" | {dash(lang)} | **{usd(w['total'], lang)}** | | "
+        + (
+            f"Rechenzeit {usd(w['compute'], lang)} (Maximum) + {num(w['egress_gb'], 0, lang)} GB "
+            f"Egress {usd(w['egress'], lang)}: {data['inputs']['jvb_max']} Bridges × "
+            f"{num(data['inputs']['jvb_cpu'] / 1024 * 5, 0, lang)} Teilnehmende × 2,475 GB "
+            f"pro Stunde × {hours} h"
+            if de
+            else f"compute {usd(w['compute'], lang)} (max) + {num(w['egress_gb'], 0, lang)} GB "
+            f"egress {usd(w['egress'], lang)}: {w['basis']}"
+        )
+        + " |"
+    )
+    hi = zurich_high()
+    note = (
+        f"\nMit den Zürcher Schätzpreisen am oberen Rand (Frankfurt × {num(ZURICH_HIGH, 2, lang)}) "
+        f"wären es {usd(hi['asleep_month'], lang)} schlafend, {num(hi['awake_hour'], 4, lang)} "
+        f"pro wache Stunde, {usd(hi['month'], lang)} für den Werktagsmonat und "
+        f"{usd(hi['always_on'], lang)} durchgehend."
+        if de
+        else f"\nWith the Zurich estimates at the top of their range (Frankfurt × "
+        f"{ZURICH_HIGH:.2f}): {usd(hi['asleep_month'], lang)} asleep, "
+        f"{num(hi['awake_hour'], 4, lang)} an awake hour, {usd(hi['month'], lang)} for the "
+        f"weekday month, {usd(hi['always_on'], lang)} always on."
+    )
+    return (
+        "\n".join(rows)
+        + "\n"
+        + note
+        + "\n"
+        + command_line(
+            variant_command(HOME, "")
+            + "  (decisions; "
+            + ("Rand: pcls.cost.estimate, dieses Skript)" if de else "range: pcls.cost.estimate)"),
+            lang,
+        )
+    )
+
+
+def block_cost_variants(lang: str) -> str:
+    """ARM64 / x86_64 with and without Spot: `pcls cost`'s variants of the same stack."""
+    data = cost()
+    de = lang == "de"
+    rows = [
+        "| Architektur, Bridges | wache Stunde | Monat schlafend | Monat Mo–Fr 07–19 "
+        "| durchgehend wach | gegenüber Standard |"
+        if de
+        else "| architecture, bridges | awake hour | month asleep | month Mon-Fri 07-19 "
+        "| always on | vs default |",
+        sep(30, 9, 9, 9, 9, 10),
+    ]
+    base = next(v for v in data["variants"].values() if v["configured"])
+    for v in data["variants"].values():
+        name = name_in(v["name"], lang)
+        if v["configured"]:
+            name = f"**{name}; {'Standard' if de else 'the default'}**"
+        diff = dash(lang) if v["configured"] else signed(v["always_on"] - base["always_on"], lang)
+        rows.append(
+            f"| {name} | {num(v['awake_hour'], 4, lang)} | {usd(v['asleep_month'], lang)} "
+            f"| {usd(v['month'], lang)} | {usd(v['always_on'], lang)} | {diff} |"
+        )
+    return "\n".join(rows) + "\n" + command_line(variant_command(HOME, "") + "  (variants)", lang)
 
 
 def block_cost_usage(lang: str) -> str:
@@ -366,129 +487,109 @@ def block_cost_usage(lang: str) -> str:
 
 
 def block_cost_compare(lang: str) -> str:
+    """The same stack against other designs: asleep, per awake hour, always on, at most."""
     base = cost()
-    rows = (
-        ["| Variante | Leerlauf | Maximum | gegenüber pcls (Leerlauf) | Quelle |"]
-        if lang == "de"
-        else ["| design | idle | max | vs pcls (idle) | source |"]
-    )
-    rows.append(sep(34, 9, 9, 12, "l24"))
-    t = base["total"]
-    me = "dieser Stack, Standardkonfiguration" if lang == "de" else "this stack, default config"
+    de = lang == "de"
+    rows = [
+        "| Entwurf | schlafend | wache Stunde | durchgehend wach | Maximum "
+        "| gegenüber pcls (durchgehend) |"
+        if de
+        else "| design | asleep | awake hour | always on | max | vs pcls (always on) |",
+        sep(34, 9, 9, 10, 9, 12),
+    ]
+    mine = decided(base)
+
+    def row(
+        name: str,
+        asleep: float | None,
+        hour: float | None,
+        on: float,
+        top: float,
+        vs: float | None = None,
+    ) -> str:
+        a = usd(asleep, lang) if asleep is not None else dash(lang)
+        h = num(hour, 4, lang) if hour is not None else dash(lang)
+        vs = on - mine["always_on"] if vs is None else vs
+        diff = signed(vs, lang) if name != me else dash(lang)
+        return f"| {name} | {a} | {h} | {usd(on, lang)} | {usd(top, lang)} | {diff} |"
+
+    me = "**dieser Stack, Standardkonfiguration**" if de else "**this stack, default config**"
     rows.append(
-        f"| **{me}** | **{usd(t['idle'], lang)}** | **{usd(t['max'], lang)}** | – | `pcls cost` |"
+        row(me, mine["asleep_month"], mine["awake_hour"], mine["always_on"], base["total"]["max"])
     )
     for c in base["comparisons"].values():
         rows.append(
-            f"| {name_in(c['name'], lang)} | {usd(c['idle'], lang)} | {usd(c['max'], lang)} "
-            f"| {'+' if c['vs_stack_idle'] >= 0 else '−'}{usd(abs(c['vs_stack_idle']), lang)} "
-            f"| `pcls cost` (comparisons) |"
+            row(name_in(c["name"], lang), c["asleep"], c["awake_hour"], c["idle"], c["max"])
         )
-    labels = {
-        "no-spot": ("ohne Spot (`jvb.spot_weight = 0`)", "no Spot (`jvb.spot_weight = 0`)"),
-        "single": (
-            "ohne HA: 1 Shard, 1 Bridge (`signal.shards = 1`, `jvb.min_count = 1`)",
-            "no HA: 1 shard, 1 bridge (`signal.shards = 1`, `jvb.min_count = 1`)",
-        ),
-    }
-    for variant, (de, en) in labels.items():
-        v = cost(HOME, variant)["total"]
-        d = v["idle"] - t["idle"]
-        rows.append(
-            f"| {de if lang == 'de' else en} | {usd(v['idle'], lang)} | {usd(v['max'], lang)} "
-            f"| {'+' if d >= 0 else '−'}{usd(abs(d), lang)} "
-            "| `pcls cost` mit geänderter `pcls.toml` |"
-            if lang == "de"
-            else f"| {en} | {usd(v['idle'], lang)} | {usd(v['max'], lang)} "
-            f"| {'+' if d >= 0 else '-'}{usd(abs(d), lang)} | `pcls cost`, edited `pcls.toml` |"
-        )
-    hi = zurich_high()
-    d = hi["idle"] - t["idle"]
+    single = cost(HOME, "single")
+    s = decided(single)
     rows.append(
-        f"| Zürcher Schätzpreise am oberen Rand (Frankfurt × {num(ZURICH_HIGH, 2, lang)}) "
-        f"| {usd(hi['idle'], lang)} | {usd(hi['max'], lang)} | +{usd(d, lang)} "
-        f"| `pcls.cost.estimate` mit angepasster Preistabelle (dieses Skript) |"
-        if lang == "de"
-        else f"| Zurich estimates at the top of their range (Frankfurt × {ZURICH_HIGH:.2f}) "
-        f"| {usd(hi['idle'], lang)} | {usd(hi['max'], lang)} | +{usd(d, lang)} "
-        f"| `pcls.cost.estimate` with the price table adjusted (this script) |"
+        row(
+            "ohne HA: 1 Shard, 1 Bridge (`signal.shards = 1`, `jvb.min_count = 1`)"
+            if de
+            else "no HA: 1 shard, 1 bridge (`signal.shards = 1`, `jvb.min_count = 1`)",
+            s["asleep_month"],
+            s["awake_hour"],
+            s["always_on"],
+            single["total"]["max"],
+        )
+    )
+    hi = zurich_high()
+    rows.append(
+        row(
+            f"Zürcher Schätzpreise am oberen Rand (Frankfurt × {num(ZURICH_HIGH, 2, lang)})"
+            if de
+            else f"Zurich estimates at the top of their range (Frankfurt × {ZURICH_HIGH:.2f})",
+            hi["asleep_month"],
+            hi["awake_hour"],
+            hi["always_on"],
+            hi["max"],
+        )
     )
     for german, english, key in PENDING_DESIGNS:
         if key in base["comparisons"]:
-            continue
-        label = german if lang == "de" else english
+            continue  # priced by pcls cost: a row of the loop above
         missing.add(f"comparisons.{key}")
+        label = german if de else english
+        wait = f"folgt: `comparisons.{key}`" if de else f"to come: `comparisons.{key}`"
         rows.append(
-            f"| {label} | – | – | – | folgt: `pcls cost --json` hat noch kein `comparisons.{key}` |"
-            if lang == "de"
-            else f"| {label} | - | - | - | to come: `pcls cost --json` has no "
-            f"`comparisons.{key}` yet |"
+            f"| {label} | {dash(lang)} | {dash(lang)} | {dash(lang)} | {dash(lang)} | {wait} |"
         )
-    return (
-        "\n".join(rows) + "\n" + command_line(variants_command(("no-spot", "single"), lang), lang)
-    )
-
-
-def block_cost_pending(lang: str) -> str:
-    """ARM64 vs x86_64, sleep/wake and worst-case egress: shown once `pcls cost` has them."""
-    x86, arm, awake = cost(HOME, "x86"), cost(HOME, "arm"), cost(HOME, "awake")
-    de = lang == "de"
-    rows = (
-        ["| Grösse (eu-central-2) | USD | Stand |"]
+    where = (
+        "; Zürcher Rand: pcls.cost.estimate mit angepasster Preistabelle (dieses Skript)"
         if de
-        else ["| figure (eu-central-2) | USD | state |"]
+        else "; Zurich range: pcls.cost.estimate with the price table adjusted (this script)"
     )
-    rows.append(sep(30, 8, "l40"))
-    if "cpu_architecture" in x86["inputs"]:
-        for label, d in (("X86_64", x86), ("ARM64", arm)):
-            rows.append(
-                f"| {'Leerlauf' if de else 'idle'}, {label} | {usd(d['total']['idle'], lang)} "
-                f"| `pcls cost` |"
-            )
-    else:
-        missing.add("inputs.cpu_architecture")
-        same = x86["total"] == arm["total"]
-        why_de = "; beide kosten heute gleich viel: gerechnet wird mit x86-Preisen" if same else ""
-        why_en = "; both cost the same today: x86 prices are used" if same else ""
-        rows.append(
-            "| Leerlauf ARM64 gegenüber X86_64 | – | folgt: `pcls cost --json` hat noch kein "
-            f"`inputs.cpu_architecture`{why_de} |"
-            if de
-            else "| idle ARM64 vs X86_64 | - | to come: `pcls cost --json` has no "
-            f"`inputs.cpu_architecture` yet{why_en} |"
-        )
-    for en, german, key in PENDING:
-        value = amount(find_key(awake, key))
-        label = german if de else en
-        if value is None:
-            missing.add(key)
-            rows.append(
-                f"| {label} | – | folgt: `{key}` |" if de else f"| {label} | - | to come: `{key}` |"
-            )
-        else:
-            rows.append(f"| {label} | {usd(value, lang)} | `pcls cost` |")
     return (
-        "\n".join(rows) + "\n" + command_line(variants_command(("x86", "arm", "awake"), lang), lang)
+        "\n".join(rows)
+        + "\n"
+        + command_line(variants_command(("single",), lang) + "  (comparisons)" + where, lang)
     )
 
 
 def block_cost_headline(lang: str) -> str:
-    z, f = cost("eu-central-2")["total"], cost("eu-central-1")["total"]
+    z, f = cost("eu-central-2"), cost("eu-central-1")
+    m = decided(z)
     return (
-        f"Default stack, idle: **${num(z['idle'])}/month in eu-central-2 (estimate), "
-        f"${num(f['idle'])} in eu-central-1**, at most ${num(z['max'])} / ${num(f['max'])} "
-        f"(`pcls cost --json`, prices as of {cost()['prices_as_of']}).\n"
+        f"Default stack in eu-central-2 (estimated prices): **${num(m['asleep_month'])} a month "
+        f"asleep, ${num(m['awake_hour'], 4)} an awake hour, ${num(m['month'])} for a month awake "
+        f"Mon-Fri 07:00-19:00, ${num(m['always_on'])} always on**; in eu-central-1 "
+        f"${num(f['decisions']['always_on'])} always on. At most ${num(z['total']['max'])} "
+        f"before egress (`pcls cost --json`, decisions; prices as of {z['prices_as_of']}).\n"
     )
 
 
 def block_abstract_cost(lang: str) -> str:
     """Two sentences for the report's abstract (YAML, indented by two spaces)."""
-    z, f, single = cost("eu-central-2"), cost("eu-central-1"), cost(HOME, "single")
+    m, f, single = decided(cost("eu-central-2")), cost("eu-central-1"), cost(HOME, "single")
     return (
-        f"  Der Leerlauf kostet nach `pcls cost` USD {usd(z['total']['idle'], 'de')} pro Monat "
-        f"in eu-central-2\n  (Schätzpreise) und USD {usd(f['total']['idle'], 'de')} in "
-        f"eu-central-1; ohne Hochverfügbarkeit wären es\n  USD "
-        f"{usd(single['total']['idle'], 'de')}.\n"
+        f"  Nach `pcls cost` kostet der Stack in eu-central-2 (Schätzpreise) schlafend\n"
+        f"  USD {usd(m['asleep_month'], 'de')} pro Monat und wach USD "
+        f"{num(m['awake_hour'], 4, 'de')} pro Stunde; ein Monat mit\n  Wachzeiten werktags "
+        f"07–19 Uhr kostet USD {usd(m['month'], 'de')}, durchgehend wach USD "
+        f"{usd(m['always_on'], 'de')}\n  (eu-central-1: USD "
+        f"{usd(f['decisions']['always_on'], 'de')}; ohne Hochverfügbarkeit USD "
+        f"{usd(single['decisions']['always_on'], 'de')}).\n"
     )
 
 
@@ -496,7 +597,7 @@ def block_region_choice(lang: str) -> str:
     data = {r: cost(r)["total"]["idle"] for r in REGIONS}
     home = data[HOME]
     parts = [
-        f"{r} ist im Leerlauf {num((1 - data[r] / home) * 100, 0, 'de')} % billiger"
+        f"{r} ist durchgehend wach {num((1 - data[r] / home) * 100, 0, 'de')} % billiger"
         for r in REGIONS
         if r != HOME
     ]
@@ -543,29 +644,38 @@ def block_capacity(lang: str) -> str:
     minimal = {"stack": {"name": "meet", "domain": DOMAIN, "region": HOME}}
     cfg = config.parse(minimal)
     per_vcpu = load_prices()["planning"]["jvb_participants_per_vcpu"]["value"]
+    per_vcpu_target = config.TARGET_PER_VCPU
     vcpu = cfg.jvb.cpu / 1024
     heavy = per_vcpu * vcpu
     target = cfg.scaling.target
+    big = {"jvb": {"cpu": 4096, "memory": 8192}}
+    big_cfg = config.parse({**minimal, **big})  # still allowed, and its target follows jvb.cpu
+    big_vcpu = big_cfg.jvb.cpu / 1024
     max_bridges = JVB_MAX
     config.parse({**minimal, "jvb": {"max_count": JVB_MAX}})  # still allowed?
+    shard_vcpu = cfg.signal.cpu / 1024
     de = lang == "de"
     if not de:
         raise SystemExit("the capacity block is written in German only (docs/report/bericht.md)")
     n = lambda v, d=0: num(v, d, lang)  # noqa: E731
     rows = [
-        "| Grösse | Wert | Herleitung |" if de else "| figure | value | basis |",
+        "| Grösse | Wert | Herleitung |",
         sep(30, 12, "l40"),
         f"| Teilnehmende pro Bridge, ungünstiger Fall (720p, alle Kameras an) | {n(heavy)} | "
         f"{n(per_vcpu)} pro vCPU (HPI-Lasttests [J5]) × {n(vcpu)} vCPU "
         f"(`jvb.cpu = {cfg.jvb.cpu}`) |",
-        f"| Teilnehmende pro Bridge, Skalierungsziel (typisch) | {n(target)} | `scaling.target`; "
-        f"greift die CPU früher (`scaling.cpu_target = {n(cfg.scaling.cpu_target)} %`), skaliert "
-        f"diese Policy zuerst |",
-        f"| grösste Konferenz | {n(JICOFO_MAX_BRIDGE_PARTICIPANTS)} (ungünstig: {n(heavy)}) | "
-        f"eine Bridge, kein Octo; jicofo `max-bridge-participants` [J10] |",
+        f"| Teilnehmende pro Bridge, Skalierungsziel (typisch) | {n(target)} | `scaling.target`: "
+        f"{n(per_vcpu_target)} pro Bridge-vCPU, solange nicht gesetzt; typisch sind 10–20 pro "
+        f"vCPU (Schätzung, docs/ecs.md). Greift die CPU früher (`scaling.cpu_target = "
+        f"{n(cfg.scaling.cpu_target)} %`), skaliert diese Policy zuerst |",
+        f"| grösste Konferenz, Standard-Bridge | {n(target)} (ungünstig: {n(heavy)}) | "
+        f"eine Konferenz liegt auf einer Bridge (kein Octo) |",
+        f"| grösste Konferenz, grösste Bridge | {n(big_cfg.scaling.target)} (ungünstig: "
+        f"{n(per_vcpu * big_vcpu)}) | `jvb.cpu = {big_cfg.jvb.cpu}`, `jvb.memory = "
+        f"{big_cfg.jvb.memory}`; jicofo setzt höchstens {n(JICOFO_MAX_BRIDGE_PARTICIPANTS)} "
+        f"auf eine Bridge (`max-bridge-participants` [J10]) |",
         f"| Bridges Standard (min. / max.) | {cfg.jvb.min_count} / {cfg.jvb.max_count} "
-        "| eine pro AZ "
-        f"(`network.azs = {cfg.network.azs}`) / `jvb.max_count` |",
+        f"| eine pro AZ (`network.azs = {cfg.network.azs}`) / `jvb.max_count` |",
         f"| Teilnehmende gleichzeitig, Standard (typisch / ungünstig) | "
         f"{n(cfg.jvb.max_count * target)} / {n(cfg.jvb.max_count * heavy)} | "
         f"{cfg.jvb.max_count} Bridges × {n(target)} bzw. × {n(heavy)} |",
@@ -573,6 +683,9 @@ def block_capacity(lang: str) -> str:
         f"{n(max_bridges * target)} / {n(max_bridges * heavy)} | `jvb.max_count` höchstens "
         f"{max_bridges}; dazu die Fargate-Quote (vCPU) des Kontos |",
         f"| Signal-Shards Standard / Maximum | {cfg.signal.shards} / 8 | `signal.shards` |",
+        f"| Teilnehmende pro Shard (Schätzung) | ≈ {n(250 * shard_vcpu)} | ≈ 250 pro vCPU "
+        f"(eine Konferenz auf einem Shard, Meetrix [J15]) × {n(shard_vcpu, 1)} vCPU "
+        f"(`signal.cpu = {cfg.signal.cpu}`), linear gerechnet, nicht gemessen |",
         f"| Reaktionszeit Scale-out | ≈ {n(15 + 3 * 60 + 120)} s | EMF alle 15 s, 3 Datenpunkte "
         f"à 60 s (Target-Tracking-Alarm), Start einer Bridge ≈ 120 s (Zeitmodell) |",
     ]
@@ -953,7 +1066,8 @@ BLOCKS: dict[str, Callable[[str], str]] = {
     "cost-regions": block_cost_regions,
     "cost-usage": block_cost_usage,
     "cost-compare": block_cost_compare,
-    "cost-pending": block_cost_pending,
+    "cost-decisions": block_cost_decisions,
+    "cost-variants": block_cost_variants,
     "cost-headline": block_cost_headline,
     "abstract-cost": block_abstract_cost,
     "plan-sample": block_plan_sample,
@@ -974,12 +1088,13 @@ COST_BLOCKS = {
     "cost-regions",
     "cost-usage",
     "cost-compare",
-    "cost-pending",
+    "cost-decisions",
+    "cost-variants",
     "cost-headline",
     "abstract-cost",
     "region-choice",
 }
-VARIANT_BLOCKS = {"cost-compare", "cost-pending", "abstract-cost"}
+VARIANT_BLOCKS = {"cost-compare", "abstract-cost"}
 
 
 def render(text: str, lang: str, where: str) -> str:
