@@ -160,6 +160,7 @@ def facts(cfg: config_mod.Config) -> dict[str, Any]:
         "architecture": cfg.ecs.cpu_architecture,
         "budget": cfg.alerts.monthly_budget,
         "awake": list(cfg.schedule.awake),
+        "idle_minutes": cfg.schedule.idle_minutes,
         # the wake function ships as pcls/wakefn/ once sleep and wake exist
         "wake_function": (ROOT / "pcls" / "wakefn").is_dir(),
     }
@@ -379,8 +380,12 @@ def dot_source(f: dict[str, Any]) -> str:
         + box(
             "Weck-Funktion (Lambda, arm64)" + ("" if f["wake_function"] else " · folgt"),
             [
-                "schlafender Stack: Listener → Lambda-Zielgruppe",
-                "Wachzeiten: " + (", ".join(f["awake"]) if f["awake"] else "[schedule] awake"),
+                "schlafend: Listener → lambda-Target-Group, Weckseite",
+                "EventBridge Scheduler: tick alle 5 min",
+                "Wachzeiten: "
+                + (", ".join(f["awake"]) if f["awake"] else "[schedule] awake")
+                + f", sonst nach {f['idle_minutes']} min ohne Konferenz",
+                "Zustand: Tag pcls:sleep am Cluster",
             ],
             "compute",
             dashed=not f["wake_function"],
@@ -478,7 +483,7 @@ def dot_source(f: dict[str, Any]) -> str:
             for n in shard_nodes
         ],
         f'alb -> wake [{ctrl} label="schläft"]',
-        f'wake -> aas [{ctrl} label="weckt"]',
+        f'wake -> aas [{ctrl} label="schläft / weckt"]',
         f'r53 -> alb [{ctrl} label="Alias"]',
         f'acm -> alb [{ctrl} label="TLS"]',
         f'ssm:w -> {jvb_nodes[last]}:e [{ctrl} label="valueFrom"]',
