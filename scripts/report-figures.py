@@ -234,13 +234,13 @@ DE_NAMES = {
     "CloudWatch alarms": "CloudWatch-Alarme",
     "Wake function (Lambda arm64 + EventBridge Scheduler)": "Weck-Funktion (Lambda arm64, "
     "EventBridge Scheduler)",
-    "Route 53 queries": "Route-53-Abfragen",
-    "CloudWatch dashboards": "CloudWatch-Dashboard",
-    "CloudWatch custom metrics": "eigene Metriken",
-    "CloudWatch Logs": "CloudWatch Logs",
-    "SSM Parameter Store": "SSM Parameter Store",
-    "ACM certificate": "ACM-Zertifikat",
-    "Data transfer out": "Egress (nach Nutzung, @tbl-nutzung)",
+    "Route 53 queries": "Route 53",
+    "CloudWatch dashboards": "Dashboard",
+    "CloudWatch custom metrics": "Metriken",
+    "CloudWatch Logs": "Logs",
+    "SSM Parameter Store": "SSM",
+    "ACM certificate": "ACM",
+    "Data transfer out": "Egress (@tbl-nutzung)",
     "Single always-on EC2 t3.large": "eine EC2-Instanz t3.large, immer an (ohne HA)",
     "Same stack with NAT gateways in 2 AZs": "derselbe Stack mit NAT-Gateways in 2 AZs",
     "Same stack, routers as a separate service": "derselbe Stack, Router als eigener Service",
@@ -255,6 +255,23 @@ DE_NAMES = {
 
 def name_in(name: str, lang: str) -> str:
     return DE_NAMES.get(name, name) if lang == "de" else name
+
+
+# Short names for the sums of the cost targets table (a cell, not a table of its own).
+SHORT = {
+    "Fargate: signal shards (web + prosody + jicofo + router)": ("Shards", "shards"),
+    "Fargate: JVB bridges": ("Bridges", "bridges"),
+    "Application Load Balancer": ("ALB", "ALB"),
+    "Public IPv4 addresses": ("IPv4", "IPv4"),
+    "Cloud Map (namespace <stack>.internal)": ("Cloud Map", "Cloud Map"),
+    "CloudWatch alarms": ("Alarme", "alarms"),
+    "Wake function (Lambda arm64 + EventBridge Scheduler)": ("Weck-Funktion", "wake function"),
+}
+
+
+def short(name: str, lang: str) -> str:
+    de, en = SHORT.get(name, (name_in(name, "de"), name))
+    return de if lang == "de" else en
 
 
 def signed(value: float, lang: str) -> str:
@@ -280,7 +297,7 @@ def block_cost_regions(lang: str) -> str:
             "| USD per month | eu-central-2 asleep | eu-central-2 idle | eu-central-2 max "
             "| eu-central-1 idle | eu-central-1 max | us-east-1 idle |"
         )
-    rows = [head, sep(30, 9, 9, 9, 9, 9, 9)]
+    rows = [head, sep(40, 9, 9, 9, 9, 9, 9)]
     zero = []
     for name in (line["name"] for line in data[HOME]["lines"]):
         by = {r: next(x for x in data[r]["lines"] if x["name"] == name) for r in REGIONS}
@@ -351,7 +368,7 @@ def block_cost_decisions(lang: str) -> str:
         text = ""
         for i, (n, v) in enumerate(items):
             sign = ("− " if de else "- ") if v < 0 else ("+ " if i else "")
-            text += f"{' ' if i else ''}{sign}{name_in(n, lang)} {num(abs(v), digits, lang)}"
+            text += f"{' ' if i else ''}{sign}{short(n, lang)} {num(abs(v), digits, lang)}"
         return text
 
     basis = {
@@ -664,10 +681,10 @@ def block_capacity(lang: str) -> str:
         f"| Teilnehmende pro Bridge, ungünstiger Fall (720p, alle Kameras an) | {n(heavy)} | "
         f"{n(per_vcpu)} pro vCPU (HPI-Lasttests [J5]) × {n(vcpu)} vCPU "
         f"(`jvb.cpu = {cfg.jvb.cpu}`) |",
-        f"| Teilnehmende pro Bridge, Skalierungsziel (typisch) | {n(target)} | `scaling.target`: "
-        f"{n(per_vcpu_target)} pro Bridge-vCPU, solange nicht gesetzt; typisch sind 10–20 pro "
-        f"vCPU (Schätzung, docs/ecs.md). Greift die CPU früher (`scaling.cpu_target = "
-        f"{n(cfg.scaling.cpu_target)} %`), skaliert diese Policy zuerst |",
+        f"| Teilnehmende pro Bridge, Skalierungsziel (typisch) | {n(target)} | `scaling.target` "
+        f"ungesetzt: {n(per_vcpu_target)} pro Bridge-vCPU (typisch 10–20, Schätzung in "
+        f"docs/ecs.md); bei schwerer Last zuerst `scaling.cpu_target = "
+        f"{n(cfg.scaling.cpu_target)} %` |",
         f"| grösste Konferenz, Standard-Bridge | {n(target)} (ungünstig: {n(heavy)}) | "
         f"eine Konferenz liegt auf einer Bridge (kein Octo) |",
         f"| grösste Konferenz, grösste Bridge | {n(big_cfg.scaling.target)} (ungünstig: "
@@ -918,7 +935,7 @@ def block_memory(lang: str) -> str:
 # -- sequence figures (Typst, drawn from pcls's own constants) ---------------------------------
 
 SEQ_WIDTH_CM = 16.0
-SEQ_ROW_PT = 17
+SEQ_ROW_PT = 14
 SEQ_HEAD_PT = 24
 
 
