@@ -534,9 +534,11 @@ def block_cost_compare(lang: str) -> str:
     rows.append(
         row(me, mine["asleep_month"], mine["awake_hour"], mine["always_on"], base["total"]["max"])
     )
-    for c in base["comparisons"].values():
+    german = {key: de_label for de_label, _, key in PENDING_DESIGNS}
+    for key, c in base["comparisons"].items():
+        name = german[key] if de and key in german else name_in(c["name"], lang)
         rows.append(
-            row(name_in(c["name"], lang), c["asleep"], c["awake_hour"], c["idle"], c["max"])
+            row(name, c["asleep"], c["awake_hour"], c["idle"], c["max"], c["vs_stack_idle"])
         )
     single = cost(HOME, "single")
     s = decided(single)

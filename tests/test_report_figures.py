@@ -61,3 +61,35 @@ def test_german_figures_use_decimal_commas() -> None:
     mod = figures()
     assert mod.num(1234.5, 2, "de") == "1\u202f234,50"
     assert mod.num(1234.5, 2, "en") == "1,234.50"
+
+
+def test_a_design_the_cost_model_adds_fills_its_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    mod = figures()
+    real = mod.cost()
+    added = {
+        "name": "HA EC2 pair",
+        "idle": 123.45,
+        "max": 234.56,
+        "vs_stack_idle": 123.45 - real["decisions"]["always_on"],
+        "asleep": None,
+        "awake_hour": None,
+        "note": "",
+    }
+    data = {**real, "comparisons": {**real["comparisons"], "ec2_ha": added}}
+    monkeypatch.setattr(mod, "cost", lambda region=mod.HOME, variant="": data)
+    mod.missing.clear()
+    table = mod.block_cost_compare("en")
+    row = next(line for line in table.splitlines() if line.startswith("| HA EC2 pair "))
+    assert "| 123.45 | 234.56 |" in row
+    assert "comparisons.ec2_ha" not in table  # no longer waiting
+    assert "comparisons.ecs_on_ec2" in table and "comparisons.ec2_ha" not in mod.missing
+
+
+def test_the_cost_targets_come_from_the_decisions() -> None:
+    mod = figures()
+    d = mod.cost()["decisions"]
+    table = mod.block_cost_decisions("en")
+    for key, value in (("asleep_month", 2), ("awake_hour", 4), ("always_on", 2)):
+        assert f"**{mod.num(d[key], value)}**" in table, key
+    assert f"**{mod.num(d['month']['total'])}**" in table
+    assert f"**{mod.num(d['worst_case']['total'])}**" in table
