@@ -586,6 +586,26 @@ def block_cost_compare(lang: str) -> str:
     )
 
 
+def block_cost_open(lang: str) -> str:
+    """One sentence for the report's conclusion: which designs `pcls cost` does not price yet."""
+    have = cost()["comparisons"]
+    waiting = [german for german, _, key in PENDING_DESIGNS if key not in have]
+    for key in (key for _, _, key in PENDING_DESIGNS if key not in have):
+        missing.add(f"comparisons.{key}")
+    if not waiting:
+        return (
+            "Auch die Entwürfe mit EC2 und Auto Scaling Group, ECS auf EC2 und der Savings "
+            "Plan sind bepreist (@tbl-vergleich).\n"
+        )
+    if len(waiting) == 1:
+        return f"Offen ist ein Vergleich, den das Kostenmodell noch nicht bepreist: {waiting[0]}.\n"
+    count = {2: "zwei", 3: "drei"}[len(waiting)]
+    return (
+        f"Offen sind {count} Vergleiche, die das Kostenmodell noch nicht bepreist: "
+        f"{', '.join(waiting)} (@tbl-vergleich).\n"
+    )
+
+
 def block_cost_headline(lang: str) -> str:
     z, f = cost("eu-central-2"), cost("eu-central-1")
     m = decided(z)
@@ -1088,6 +1108,7 @@ BLOCKS: dict[str, Callable[[str], str]] = {
     "cost-decisions": block_cost_decisions,
     "cost-variants": block_cost_variants,
     "cost-headline": block_cost_headline,
+    "cost-open": block_cost_open,
     "abstract-cost": block_abstract_cost,
     "plan-sample": block_plan_sample,
     "region-choice": block_region_choice,
@@ -1109,6 +1130,7 @@ COST_BLOCKS = {
     "cost-compare",
     "cost-decisions",
     "cost-variants",
+    "cost-open",
     "cost-headline",
     "abstract-cost",
     "region-choice",
