@@ -50,6 +50,14 @@ def cloud_map(h: Harness) -> dict[str, dict[str, Any]]:
     return {s["Name"]: s for s in sd.list_services()["Services"]}
 
 
+def signal_alarms(h: Harness) -> list[str]:
+    cw = h.client("cloudwatch")
+    return sorted(
+        a["AlarmName"]
+        for a in cw.describe_alarms(AlarmNamePrefix="meet-signal-down")["MetricAlarms"]
+    )
+
+
 def ledger_id(h: Harness, step: str) -> str:
     return str(json.loads(h.ledger_path.read_text())["steps"][step]["id"])
 
@@ -292,6 +300,9 @@ def test_adding_a_shard_leaves_the_running_ones_and_updates_the_bridge_pool(
     assert jvb["XMPP_SERVER"].split(",") == [f"shard-{x}.meet.internal" for x in "abc"]
     (subnet,) = shards["shard-c"]["networkConfiguration"]["awsvpcConfiguration"]["subnets"]
     assert subnet == ledger_id(h, "subnet-1")  # round robin: back to the first AZ
+    # each shard has its own signal alarm; the new one comes with it
+    assert "meet-signal-down-shard-c missing" in result.results["alarms"].drift
+    assert signal_alarms(h) == [f"meet-signal-down-shard-{x}" for x in "abc"]
     assert h.up().ok and h.writes() == {}
 
 
@@ -311,6 +322,8 @@ def test_removing_a_shard_removes_its_service_name_and_task_definitions(
     assert latest(h, "meet-shard-c") == {}
     jvb = container_env(latest(h, "meet-jvb"))["jvb"]
     assert jvb["XMPP_SERVER"] == "shard-a.meet.internal,shard-b.meet.internal"
+    assert "meet-signal-down-shard-c not in config" in result.results["alarms"].drift
+    assert signal_alarms(h) == ["meet-signal-down-shard-a", "meet-signal-down-shard-b"]
     assert h.up().ok and h.writes() == {}
     down = h.teardown()
     assert down.ok and down.remaining == []
@@ -369,13 +382,58 @@ def test_v1s_single_signal_service_name_and_family_are_retired(deployed: Harness
             {"key": "pcls:step", "value": "service-signal"},
         ],
     )
+    # and v1's one signal alarm, on the `signal` service, tagged by the alarms step
+    h.client("cloudwatch").put_metric_alarm(
+        AlarmName="meet-signal-down",
+        Namespace="AWS/ECS",
+        MetricName="CPUUtilization",
+        Dimensions=[
+            {"Name": "ClusterName", "Value": "meet"},
+            {"Name": "ServiceName", "Value": "signal"},
+        ],
+        Statistic="SampleCount",
+        Period=60,
+        EvaluationPeriods=5,
+        Threshold=1.0,
+        ComparisonOperator="LessThanThreshold",
+        Tags=[{"Key": "pcls:stack", "Value": "meet"}, {"Key": "pcls:step", "Value": "alarms"}],
+    )
     result = h.up()
     assert result.ok, [r.detail for r in result.failures]
     assert "signal not in config (2 shards): removing" in result.results["service-signal"].drift
     assert "signal" not in ecs_services(h, "signal")
     assert "xmpp" not in cloud_map(h)
     assert latest(h, "meet-signal") == {}
+    assert result.results["alarms"].drift == ["meet-signal-down not in config"]
+    assert signal_alarms(h) == ["meet-signal-down-shard-a", "meet-signal-down-shard-b"]
     assert h.up().ok and h.writes() == {}
+
+
+def test_a_foreign_alarm_with_v1s_signal_alarm_name_is_left_alone(deployed: Harness) -> None:
+    h = deployed
+    cw = h.client("cloudwatch")
+    cw.put_metric_alarm(
+        AlarmName="meet-signal-down",
+        Namespace="AWS/ECS",
+        MetricName="CPUUtilization",
+        Statistic="Average",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1.0,
+        ComparisonOperator="LessThanThreshold",
+        Tags=[{"Key": "team", "Value": "video"}],
+    )
+    # pcls writes that name no more: not in its way, and not its to remove
+    result = h.up()
+    assert result.ok, [r.detail for r in result.failures]
+    assert h.writes() == {}
+    assert "meet-signal-down" in [
+        a["AlarmName"] for a in cw.describe_alarms(AlarmNames=["meet-signal-down"])["MetricAlarms"]
+    ]
+    down = h.teardown()
+    assert down.ok
+    (left,) = cw.describe_alarms()["MetricAlarms"]
+    assert left["AlarmName"] == "meet-signal-down"
 
 
 def test_a_foreign_service_with_a_shard_name_stops_up(deployed: Harness) -> None:
