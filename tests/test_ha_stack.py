@@ -464,3 +464,49 @@ def test_shards_spread_round_robin_over_the_azs() -> None:
         "shard-d": ["subnet-1"],
         "shard-e": ["subnet-2"],
     }
+
+
+def _up_with_group_port(h: Harness, port: int) -> runner.Session:
+    """`up` whose CreateTargetGroup asks for `port`, as an older pcls would have."""
+    s = h.session()
+
+    def older(params: dict[str, Any], **_: Any) -> None:
+        params["Port"] = port
+
+    s.aws.client("elbv2").meta.events.register(
+        "before-parameter-build.elastic-load-balancing-v2.CreateTargetGroup", older
+    )
+    result = runner.do_up(s)
+    assert result.ok, [r.detail for r in result.failures]
+    return s
+
+
+def _group_port(h: Harness) -> int:
+    elbv2 = h.client("elbv2")
+    lb = elbv2.describe_load_balancers(Names=["meet-alb"])["LoadBalancers"][0]
+    (tg,) = elbv2.describe_target_groups(LoadBalancerArn=lb["LoadBalancerArn"])["TargetGroups"]
+    return int(tg["Port"])
+
+
+def test_a_one_task_stacks_target_group_on_port_8000_serves_the_routers_as_it_is(
+    harness: Harness,
+) -> None:
+    h = harness
+    _up_with_group_port(h, router.WEB_PORT)
+    assert _group_port(h) == 8000
+    # ECS registers each router with its container port; the health check follows it
+    lb = ecs_services(h, "shard-a")["shard-a"]["loadBalancers"][0]
+    assert (lb["containerName"], lb["containerPort"]) == ("router", 8080)
+    status = h.status()
+    group = status.results["target-group"]
+    assert group.drift == []
+    assert group.details["port"].startswith("8000 (created by a one-task stack;")
+    assert h.up().ok and h.writes() == {}
+
+
+def test_a_target_group_on_another_port_is_immutable_drift(harness: Harness) -> None:
+    h = harness
+    _up_with_group_port(h, 9000)
+    drift = h.status().results["target-group"].drift
+    assert drift == ["Port 9000 (config 8080; immutable; delete it to recreate)"]
+    assert h.up().ok and h.writes() == {}  # never recreated behind the operator's back
