@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from pcls.engine import Collision
 from pcls.jitsi import container_env
 from pcls.steps.services import ShardServices
 from pcls.ui import Outcome
-from tests.harness import Harness
+from tests.harness import FAST, Harness
 from tests.inventory import inventory, stack_only
 
 
@@ -271,6 +272,38 @@ def test_a_change_rolls_the_shards_one_at_a_time_each_routed_again_first(
     )
     assert ecs_services(h, "shard-a")["shard-a"]["taskDefinition"].endswith("meet-shard-a:2")
     assert h.up().ok and h.writes() == {}
+
+
+def test_a_bad_release_stops_at_the_first_shard_and_leaves_the_others_running(
+    deployed: Harness,
+) -> None:
+    h = deployed
+    h.write_config('[jitsi]\nimage_tag = "stable-11146-3"\n')
+    s = h.session(patience=replace(FAST, service_stable=30.0))
+    updated: list[str] = []
+    ecs = s.aws.client("ecs")
+    ecs.meta.events.register(
+        "before-parameter-build.ecs.UpdateService",
+        lambda params, **_: updated.append(params["service"]),
+    )
+
+    def circuit_breaker(parsed: dict[str, Any], **_: Any) -> None:
+        # The new revision's tasks fail to start: ECS fails the deployment and rolls back.
+        for svc in parsed.get("services", []):
+            if svc["serviceName"] == "shard-a" and "shard-a" in updated:
+                svc["deployments"][0]["rolloutState"] = "FAILED"
+                svc["deployments"][0]["rolloutStateReason"] = (
+                    "ECS deployment circuit breaker: tasks failed to start."
+                )
+
+    ecs.meta.events.register("after-call.ecs.DescribeServices", circuit_breaker)
+    result = runner.do_up(s)
+    failure = result.results["service-signal"]
+    assert failure.outcome is Outcome.FAILED
+    assert "circuit breaker: tasks failed to start" in failure.detail
+    # shard-b was never touched: it serves every room meanwhile (jvb rolls on its own)
+    assert [u for u in updated if u.startswith("shard-")] == ["shard-a"]
+    assert ecs_services(h, "shard-b")["shard-b"]["taskDefinition"].endswith("meet-shard-b:1")
 
 
 # -- adding and removing shards ------------------------------------------------------------
