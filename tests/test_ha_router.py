@@ -10,7 +10,8 @@ Checked: every room of a few hundred reaches the same shard through both routers
 URL forms (websocket, BOSH, page path); marking one shard down moves only its rooms and cuts
 their open websockets while the others' stay up; bringing it back restores the exact mapping; a
 replaced task is followed by name; a new shard takes rooms only for itself; static files go to
-any shard; /router-health follows the router's own shard.
+any shard; /router-health follows the router's own shard; a resolver that stops answering
+changes nothing (the last addresses are held).
 
 Each router also gets a read-only stats socket (a unix socket in the test's directory; the
 production config has none) so a test waits, by polling `show servers state`, until both routers
@@ -84,6 +85,8 @@ class FakeDns:
         self.port = self.sock.getsockname()[1]
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.running = True
+        self.silent_since: float | None = None  # a resolver outage: queries go unanswered
+        self.unanswered = 0
         self.thread.start()
 
     def set(self, name: str, ip: str | None) -> None:
@@ -99,6 +102,9 @@ class FakeDns:
                 data, peer = self.sock.recvfrom(4096)
             except OSError:
                 return
+            if self.silent_since is not None:
+                self.unanswered += 1
+                continue
             with contextlib.suppress(Exception):  # a malformed query gets no answer
                 self.sock.sendto(self._answer(data), peer)
 
@@ -625,3 +631,26 @@ def test_a_replaced_task_is_followed_by_name_and_a_new_shard_takes_only_its_room
             d.stop()
     finally:
         new.stop()
+
+
+@needs_haproxy
+def test_a_resolver_outage_leaves_the_routing_as_it_was(cluster: Cluster) -> None:
+    rooms = room_names()
+    before = cluster.both(rooms)
+    views = [r.view() for r in cluster.routers]
+    cluster.dns.silent_since = time.monotonic()  # the VPC resolver stops answering
+    # Past the hold of the last valid answers, every router has asked again and got nothing.
+    outlived = router.HOLD_S + 2 * router.FALL * router.INTERVAL_S
+
+    def outage_outlived() -> bool:
+        assert cluster.dns.silent_since is not None
+        return time.monotonic() - cluster.dns.silent_since > outlived
+
+    wait_for("the resolver outage to outlive the answers' hold", outage_outlived)
+    assert cluster.dns.unanswered > 0
+    assert [r.view() for r in cluster.routers] == views  # same addresses, all still up
+    assert cluster.both(rooms) == before
+    print(
+        f"\nresolver silent for {outlived}s ({cluster.dns.unanswered} queries unanswered): "
+        f"{len(rooms)} of {len(rooms)} rooms on their shard, addresses kept"
+    )
