@@ -26,6 +26,7 @@ Conventions, applied everywhere:
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
@@ -489,6 +490,9 @@ def estimate(inputs: CostInputs, prices: dict[str, Any] | None = None) -> Estima
         _with_nat(t, inputs, hours, total_idle, total_max, stack_estimate, decisions),
         _router_service(t, inputs, hours, total_idle, total_max, stack_estimate, decisions),
         *_bridge_sizes(prices, inputs),
+        _ec2_ha(t, inputs, hours, lines),
+        _ecs_on_ec2(t, inputs, hours, lines, decisions),
+        _savings_plan(t, inputs, hours, total_idle, total_max, stack_estimate, decisions),
     )
 
     ci_metrics = t.plan("container_insights_metrics") if inputs.container_insights else 0
@@ -1100,6 +1104,210 @@ def _router_service(
         figures=keys,
         asleep_usd=d.asleep_month_usd,
         awake_hour_usd=d.awake_hour_usd + extra / hours,
+    )
+
+
+def _ec2_key(instance_type: str) -> str:
+    return f"ec2_{instance_type.replace('.', '_')}_hour"
+
+
+def _instance_for(
+    t: _Table, cpu: int, memory: int, family: str | None = None, memory_share: float = 1.0
+) -> tuple[str, int]:
+    """The cheapest non-burstable candidate (planning.ec2_instance_types) holding `cpu` units and
+    `memory` MiB, of which `memory_share` is usable, and how many of it that takes: 1, unless no
+    candidate holds it alone (then the largest, as many as the load needs)."""
+    types = t.plan("ec2_instance_types")
+    steady = {
+        name: spec
+        for name, spec in types.items()
+        if not spec["burstable"] and (family is None or name.split(".")[0] == family)
+    }
+
+    def capacity(spec: dict[str, Any]) -> tuple[float, float]:
+        return spec["vcpu"] * 1024, spec["memory_gib"] * 1024 * memory_share
+
+    holding = [
+        name
+        for name, spec in steady.items()
+        if capacity(spec)[0] >= cpu and capacity(spec)[1] >= memory
+    ]
+    if holding:
+        return min(holding, key=lambda n: (t.figures[_ec2_key(n)]["value"], n)), 1
+    largest = max(steady, key=lambda n: (steady[n]["vcpu"], steady[n]["memory_gib"]))
+    cpu_cap, memory_cap = capacity(steady[largest])
+    return largest, math.ceil(max(cpu / cpu_cap, memory / memory_cap))
+
+
+def _without_tasks(
+    t: _Table, inputs: CostInputs, hours: int, lines: list[Line]
+) -> tuple[float, float]:
+    """The stack's always-on and max months without its Fargate tasks and their public IPv4s: what
+    an EC2 design behind the same ALB, DNS and alarms keeps."""
+    ipv4_month = hours * t.rate("public_ipv4_hour")
+    fargate = [line for line in lines if line.name.startswith("Fargate:")]
+    idle = sum(line.idle_usd for line in lines) - sum(line.idle_usd for line in fargate)
+    peak = sum(line.max_usd for line in lines) - sum(line.max_usd for line in fargate)
+    return (
+        idle - (inputs.signal_count + inputs.jvb_min) * ipv4_month,
+        peak - (inputs.signal_count + inputs.jvb_max) * ipv4_month,
+    )
+
+
+def _per_az(count: int, azs: int) -> list[int]:
+    """`count` tasks spread evenly over `azs` AZs (as ECS's AZ spread places them)."""
+    return [count // azs + (1 if i < count % azs else 0) for i in range(azs)]
+
+
+def _ec2_ha(t: _Table, inputs: CostInputs, hours: int, lines: list[Line]) -> Comparison:
+    """The HA layout on always-on EC2: a signal server per shard, a bridge server per bridge,
+    spread over the AZs behind the same ALB."""
+    spec = t.plan("ec2_ha")
+    signal_type = spec["signal_instance"]
+    bridge_type, per_bridge = _instance_for(
+        t, inputs.jvb_cpu, inputs.jvb_memory, family=spec["bridge_family"]
+    )
+    signal_hour, bridge_hour = t.rate(_ec2_key(signal_type)), t.rate(_ec2_key(bridge_type))
+    ipv4, gp3 = t.rate("public_ipv4_hour"), t.rate("ebs_gp3_gb_month")
+    shared_idle, shared_max = _without_tasks(t, inputs, hours, lines)
+    # Always on: no sleep, so no wake function either.
+    wake = sum(line.idle_usd for line in lines if line.name.startswith("Wake function"))
+
+    def month(bridges: int) -> float:
+        servers = inputs.signal_count + bridges * per_bridge
+        compute = inputs.signal_count * signal_hour + bridges * per_bridge * bridge_hour
+        return hours * (compute + servers * ipv4) + servers * spec["gp3_gb"] * gp3
+
+    keys = (
+        _ec2_key(signal_type),
+        _ec2_key(bridge_type),
+        "ebs_gp3_gb_month",
+        "public_ipv4_hour",
+    )
+    each = f"{per_bridge} x " if per_bridge > 1 else ""
+    return Comparison(
+        key="ec2_ha",
+        name=f"HA EC2: {inputs.signal_count} signal + {inputs.jvb_min} bridge servers, "
+        f"{inputs.azs} AZs",
+        idle_usd=shared_idle - wake + month(inputs.jvb_min),
+        max_usd=shared_max - wake + month(inputs.jvb_max),
+        estimate=True,  # planning.ec2_ha sizing, beside any estimated rate
+        note=(
+            f"{inputs.signal_count} signal servers ({signal_type}, one shard each: web, prosody, "
+            f"jicofo, HAProxy) and one bridge server per bridge ({each}{bridge_type}, "
+            f"{_per(bridge_hour)}/h; {inputs.jvb_min} at min, {inputs.jvb_max} at max) over "
+            f"{inputs.azs} AZs behind the same ALB: the Jitsi handbook's scalable layout, with a "
+            "shard and a bridge per zone as public multi-zone Jitsi deployments run it "
+            "(planning.ec2_ha), because it survives the loss of a server or an AZ as this stack "
+            f"does and adds bridges without touching signalling; each server {spec['gp3_gb']} GB "
+            "gp3 and a public IPv4 (media, updates without NAT); always on: no sleep, no wake "
+            "function; the rest as this stack; same egress per participant-hour"
+        ),
+        figures=keys,
+    )
+
+
+def _ecs_on_ec2(
+    t: _Table, inputs: CostInputs, hours: int, lines: list[Line], d: Decisions
+) -> Comparison:
+    """The same ECS services on a capacity-provider Auto Scaling group of Graviton instances."""
+    unit = t.plan("ecs_container_instance")
+    shards = math.ceil(inputs.signal_count / inputs.azs)
+    # Each instance holds at most one bridge: it needs the instance's public address and its
+    # fixed UDP port (host network mode; awsvpc tasks on EC2 get no public IP). The first in each
+    # AZ also holds that AZ's shard tasks.
+    itype, per_unit = _instance_for(
+        t,
+        shards * inputs.signal_cpu + inputs.jvb_cpu,
+        shards * inputs.signal_memory + inputs.jvb_memory,
+        memory_share=unit["registered_memory_fraction"],
+    )
+    hour, ipv4, gp3 = (
+        t.rate(_ec2_key(itype)),
+        t.rate("public_ipv4_hour"),
+        t.rate("ebs_gp3_gb_month"),
+    )
+
+    def instances(bridges: int) -> int:
+        return sum(per_unit * max(1, b) for b in _per_az(bridges, inputs.azs))
+
+    def month(count: int) -> float:
+        return count * (hours * (hour + ipv4) + unit["gp3_gb"] * gp3)
+
+    low, high = instances(inputs.jvb_min), instances(inputs.jvb_max)
+    shared_idle, shared_max = _without_tasks(t, inputs, hours, lines)
+    idle = shared_idle + month(low)
+    keys = (_ec2_key(itype), "ebs_gp3_gb_month", "public_ipv4_hour")
+    return Comparison(
+        key="ecs_on_ec2",
+        name=f"ECS on an EC2 Auto Scaling group of {itype}",
+        idle_usd=idle,
+        max_usd=shared_max + month(high),
+        estimate=True,  # planning.ecs_container_instance, beside any estimated rate
+        note=(
+            f"capacity provider ASG, on-demand {itype} ({_per(hour)}/h), the cheapest "
+            "non-burstable Graviton that packs an AZ's shard task and bridge within the memory "
+            f"the ECS agent registers ({unit['registered_memory_fraction']:.1%} of the "
+            "instance's, planning.ecs_container_instance); one bridge per instance (host "
+            f"network for its UDP port and public IPv4): {low} instances at min (one per AZ), "
+            f"{high} at max; each {unit['gp3_gb']} GB gp3 (deleted with the instance) and a "
+            "public IPv4; asleep the ASG scales to 0 with the services (the stack's asleep "
+            "month; waking adds an instance boot to the task start); no Spot priced; same "
+            "egress per participant-hour"
+        ),
+        figures=keys,
+        asleep_usd=d.asleep_month_usd,
+        awake_hour_usd=(idle - d.asleep_month_usd) / hours,
+    )
+
+
+def _savings_plan(
+    t: _Table,
+    inputs: CostInputs,
+    hours: int,
+    total_idle: float,
+    total_max: float,
+    stack_estimate: bool,
+    d: Decisions,
+) -> Comparison:
+    """The stack with a 1-year No Upfront Compute Savings Plan sized to its always-on Fargate."""
+    arch = inputs.cpu_architecture
+    discount = t.rate("savings_plan_fargate_1yr_no_upfront_discount")
+    on_demand_bridges, _ = spot_split(
+        inputs.jvb_min, inputs.jvb_ondemand_base, inputs.jvb_spot_weight
+    )
+    # What the plan covers: on-demand Fargate at the minimum (Spot usage is not discounted).
+    covered = inputs.signal_count * _task_hour(
+        t, arch, inputs.signal_cpu, inputs.signal_memory
+    ) + on_demand_bridges * _task_hour(t, arch, inputs.jvb_cpu, inputs.jvb_memory)
+    commitment = covered * (1 - discount)
+    saved = (covered - commitment) * hours
+    asleep = d.asleep_month_usd + commitment * hours
+    awake_hour = d.awake_hour_usd - covered
+    month = asleep + d.awake_hours_month * awake_hour
+    # The commitment is owed every hour; without it an awake hour pays `covered` on demand.
+    break_even = commitment * hours / covered if covered else float(hours)
+    keys = ("savings_plan_fargate_1yr_no_upfront_discount", *_FARGATE_KEYS[arch][:2])
+    return Comparison(
+        key="savings_plan",
+        name="Same stack, 1-year Compute Savings Plan",
+        idle_usd=total_idle - saved,
+        max_usd=total_max - saved,
+        estimate=stack_estimate or t.is_estimate(keys),
+        note=(
+            f"No Upfront, {discount:.0%} off Fargate: commits {usd_hour(commitment)}/h for a year, "
+            f"the discounted price of the on-demand Fargate at the minimum "
+            f"({inputs.signal_count} shards + {on_demand_bridges:g} on-demand bridges, "
+            f"{usd_hour(covered)}/h; Spot is not covered); always on it saves "
+            f"{_usd(saved)}/month, but the commitment is owed every hour, asleep too: it pays "
+            f"off above {break_even:.0f} awake hours a month ({break_even / hours:.0%} of "
+            f"{hours}); the month of {d.awake_hours_month:.1f} awake hours costs {_usd(month)} "
+            f"with it, {_usd(d.month_usd)} without; a stack that sleeps more than "
+            f"{hours - break_even:.0f} hours a month commits nothing"
+        ),
+        figures=keys,
+        asleep_usd=asleep,
+        awake_hour_usd=awake_hour,
     )
 
 
