@@ -1193,15 +1193,12 @@ def _ec2_ha(t: _Table, inputs: CostInputs, hours: int, lines: list[Line]) -> Com
         max_usd=shared_max - wake + month(inputs.jvb_max),
         estimate=True,  # planning.ec2_ha sizing, beside any estimated rate
         note=(
-            f"{inputs.signal_count} signal servers ({signal_type}, one shard each: web, prosody, "
-            f"jicofo, HAProxy) and one bridge server per bridge ({each}{bridge_type}, "
-            f"{_per(bridge_hour)}/h; {inputs.jvb_min} at min, {inputs.jvb_max} at max) over "
-            f"{inputs.azs} AZs behind the same ALB: the Jitsi handbook's scalable layout, with a "
-            "shard and a bridge per zone as public multi-zone Jitsi deployments run it "
-            "(planning.ec2_ha), because it survives the loss of a server or an AZ as this stack "
-            f"does and adds bridges without touching signalling; each server {spec['gp3_gb']} GB "
-            "gp3 and a public IPv4 (media, updates without NAT); always on: no sleep, no wake "
-            "function; the rest as this stack; same egress per participant-hour"
+            f"{inputs.signal_count} signal servers ({signal_type}, a shard each with its "
+            f"HAProxy) + a bridge server per bridge ({each}{bridge_type}, {_per(bridge_hour)}/h; "
+            f"{inputs.jvb_min} at min, {inputs.jvb_max} at max) over {inputs.azs} AZs behind the "
+            "same ALB, a shard and a bridge per AZ as the Jitsi handbook's scalable setup lays "
+            "it out (planning.ec2_ha): survives a server or AZ loss as this stack does; each "
+            f"{spec['gp3_gb']} GB gp3 + a public IPv4; always on, no wake function; same egress"
         ),
         figures=keys,
     )
@@ -1245,15 +1242,13 @@ def _ecs_on_ec2(
         max_usd=shared_max + month(high),
         estimate=True,  # planning.ecs_container_instance, beside any estimated rate
         note=(
-            f"capacity provider ASG, on-demand {itype} ({_per(hour)}/h), the cheapest "
-            "non-burstable Graviton that packs an AZ's shard task and bridge within the memory "
-            f"the ECS agent registers ({unit['registered_memory_fraction']:.1%} of the "
-            "instance's, planning.ecs_container_instance); one bridge per instance (host "
-            f"network for its UDP port and public IPv4): {low} instances at min (one per AZ), "
-            f"{high} at max; each {unit['gp3_gb']} GB gp3 (deleted with the instance) and a "
-            "public IPv4; asleep the ASG scales to 0 with the services (the stack's asleep "
-            "month; waking adds an instance boot to the task start); no Spot priced; same "
-            "egress per participant-hour"
+            f"capacity-provider ASG of on-demand {itype} ({_per(hour)}/h): the cheapest steady "
+            "Graviton holding an AZ's shard and bridge in the "
+            f"{unit['registered_memory_fraction']:.1%} of memory ECS registers "
+            "(planning.ecs_container_instance); a bridge per instance (host network: its UDP "
+            f"port, the instance's IPv4): {low} at min (one per AZ), {high} at max, each "
+            f"{unit['gp3_gb']} GB gp3 + a public IPv4; asleep the ASG is at 0 (waking adds an "
+            "instance boot); no Spot; same egress"
         ),
         figures=keys,
         asleep_usd=d.asleep_month_usd,
@@ -1295,15 +1290,13 @@ def _savings_plan(
         max_usd=total_max - saved,
         estimate=stack_estimate or t.is_estimate(keys),
         note=(
-            f"No Upfront, {discount:.0%} off Fargate: commits {usd_hour(commitment)}/h for a year, "
-            f"the discounted price of the on-demand Fargate at the minimum "
-            f"({inputs.signal_count} shards + {on_demand_bridges:g} on-demand bridges, "
-            f"{usd_hour(covered)}/h; Spot is not covered); always on it saves "
-            f"{_usd(saved)}/month, but the commitment is owed every hour, asleep too: it pays "
-            f"off above {break_even:.0f} awake hours a month ({break_even / hours:.0%} of "
-            f"{hours}); the month of {d.awake_hours_month:.1f} awake hours costs {_usd(month)} "
-            f"with it, {_usd(d.month_usd)} without; a stack that sleeps more than "
-            f"{hours - break_even:.0f} hours a month commits nothing"
+            f"No Upfront, {discount:.0%} off Fargate: commits {usd_hour(commitment)}/h, the plan "
+            f"price of the minimum's on-demand Fargate ({inputs.signal_count} shards + "
+            f"{on_demand_bridges:g} bridges, {usd_hour(covered)}/h; Spot not covered); always on "
+            f"it saves {_usd(saved)}/month, but the commitment is owed asleep too: it pays off "
+            f"above {break_even:.0f} awake hours a month ({break_even / hours:.0%}); the "
+            f"{d.awake_hours_month:.1f}-hour month costs {_usd(month)} with it, "
+            f"{_usd(d.month_usd)} without"
         ),
         figures=keys,
         asleep_usd=asleep,

@@ -89,7 +89,7 @@ def test_ec2_ha_is_a_signal_server_per_shard_and_a_bridge_server_per_bridge(
 def test_ec2_ha_bridge_servers_follow_the_bridge_size(cpu: int, memory: int, servers: str) -> None:
     inputs = replace(DEFAULT_FRANKFURT, jvb_cpu=cpu, jvb_memory=memory)
     ha = estimate(inputs).comparison("ec2_ha")
-    assert f"one bridge server per bridge ({servers}," in ha.note
+    assert f"a bridge server per bridge ({servers}," in ha.note
     count, _, itype = servers.rpartition(" ")
     per_bridge = int(count.split()[0]) if count else 1
     r = inputs.region
@@ -187,7 +187,7 @@ def test_savings_plan_commits_the_on_demand_fargate_of_the_minimum(inputs: CostI
     assert d.awake_hours_month < even
     month = plan.asleep_usd + d.awake_hours_month * plan.awake_hour_usd
     assert month > d.month_usd
-    assert f"costs ${month:,.2f} with it, ${d.month_usd:,.2f} without" in plan.note
+    assert f"month costs ${month:,.2f} with it, ${d.month_usd:,.2f} without" in plan.note
 
 
 def test_savings_plan_covers_every_bridge_without_spot() -> None:
