@@ -4,6 +4,7 @@ Savings Plan, each recomputed by hand from the packaged price table."""
 import json
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -243,3 +244,30 @@ def test_new_prices_keep_provenance_and_zurich_derives_from_frankfurt() -> None:
     for region in ("eu-central-2", "eu-central-1", "us-east-1"):
         assert is_estimate(region, "savings_plan_fargate_1yr_no_upfront_discount")
     assert math.isclose(ECS_INSTANCE["registered_memory_fraction"], 7985 / 8192, abs_tol=1e-4)
+
+
+def test_docs_comparison_table_is_the_models_figures() -> None:
+    """docs/ecs.md's table of the three designs is what `pcls cost` prices for the default."""
+    text = (Path(__file__).parents[1] / "docs" / "ecs.md").read_text(encoding="utf-8")
+    section = text.split("### Against the designs it replaces", 1)[1].split("\n## ", 1)[0]
+    rows = {
+        cells[0]: cells[1:5]
+        for line in section.splitlines()
+        if line.startswith("| ") and "---" not in line
+        for cells in [[c.strip() for c in line.split("|")[1:-1]]]
+    }
+    est = estimate(default_zurich_stack())
+    names = {
+        "HA EC2": "ec2_ha",
+        "ECS on an EC2 Auto Scaling group": "ecs_on_ec2",
+        "1-year Compute Savings Plan": "savings_plan",
+    }
+    for label, key in names.items():
+        c = est.comparison(key)
+        asleep = "cannot sleep" if c.asleep_usd is None else f"${c.asleep_usd:.2f}"
+        hour_ = "-" if c.awake_hour_usd is None else f"${c.awake_hour_usd:.4f}"
+        assert rows[label] == [asleep, hour_, f"${c.idle_usd:.2f}", f"${c.max_usd:.2f}"], label
+    plan = est.comparison("savings_plan")
+    even = (1 - v("eu-central-2", "savings_plan_fargate_1yr_no_upfront_discount")) * H
+    assert f"above {even:.0f} awake hours a month" in section
+    assert f"saves ${est.total_idle - plan.idle_usd:.2f}" in section
