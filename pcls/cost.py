@@ -1111,31 +1111,45 @@ def _ec2_key(instance_type: str) -> str:
     return f"ec2_{instance_type.replace('.', '_')}_hour"
 
 
+def _capacity(spec: dict[str, Any], memory_share: float) -> tuple[float, float]:
+    """CPU units and usable MiB of one instance type."""
+    return spec["vcpu"] * 1024, spec["memory_gib"] * 1024 * memory_share
+
+
+def _holding(
+    t: _Table, cpu: int, memory: int, memory_share: float, family: str | None, burstable: bool
+) -> list[str]:
+    """Candidates (planning.ec2_instance_types) of that kind holding the load, cheapest first."""
+    types = t.plan("ec2_instance_types")
+    fits = [
+        name
+        for name, spec in types.items()
+        if spec["burstable"] == burstable
+        and (family is None or name.split(".")[0] == family)
+        and _capacity(spec, memory_share)[0] >= cpu
+        and _capacity(spec, memory_share)[1] >= memory
+    ]
+    return sorted(fits, key=lambda n: (t.figures[_ec2_key(n)]["value"], n))
+
+
 def _instance_for(
     t: _Table, cpu: int, memory: int, family: str | None = None, memory_share: float = 1.0
 ) -> tuple[str, int]:
-    """The cheapest non-burstable candidate (planning.ec2_instance_types) holding `cpu` units and
-    `memory` MiB, of which `memory_share` is usable, and how many of it that takes: 1, unless no
-    candidate holds it alone (then the largest, as many as the load needs)."""
-    types = t.plan("ec2_instance_types")
-    steady = {
-        name: spec
-        for name, spec in types.items()
-        if not spec["burstable"] and (family is None or name.split(".")[0] == family)
-    }
-
-    def capacity(spec: dict[str, Any]) -> tuple[float, float]:
-        return spec["vcpu"] * 1024, spec["memory_gib"] * 1024 * memory_share
-
-    holding = [
-        name
-        for name, spec in steady.items()
-        if capacity(spec)[0] >= cpu and capacity(spec)[1] >= memory
-    ]
+    """The cheapest non-burstable candidate holding `cpu` units and `memory` MiB, of which
+    `memory_share` is usable, and how many of it that takes: 1, unless no candidate holds it
+    alone (then the largest, as many as the load needs). Burstable types are left out: a bridge
+    holds its CPU for a whole call."""
+    holding = _holding(t, cpu, memory, memory_share, family, burstable=False)
     if holding:
-        return min(holding, key=lambda n: (t.figures[_ec2_key(n)]["value"], n)), 1
-    largest = max(steady, key=lambda n: (steady[n]["vcpu"], steady[n]["memory_gib"]))
-    cpu_cap, memory_cap = capacity(steady[largest])
+        return holding[0], 1
+    types = t.plan("ec2_instance_types")
+    steady = [
+        n
+        for n, spec in types.items()
+        if not spec["burstable"] and (family is None or n.split(".")[0] == family)
+    ]
+    largest = max(steady, key=lambda n: (types[n]["vcpu"], types[n]["memory_gib"]))
+    cpu_cap, memory_cap = _capacity(types[largest], memory_share)
     return largest, math.ceil(max(cpu / cpu_cap, memory / memory_cap))
 
 
@@ -1213,12 +1227,16 @@ def _ecs_on_ec2(
     # Each instance holds at most one bridge: it needs the instance's public address and its
     # fixed UDP port (host network mode; awsvpc tasks on EC2 get no public IP). The first in each
     # AZ also holds that AZ's shard tasks.
-    itype, per_unit = _instance_for(
-        t,
-        shards * inputs.signal_cpu + inputs.jvb_cpu,
-        shards * inputs.signal_memory + inputs.jvb_memory,
-        memory_share=unit["registered_memory_fraction"],
-    )
+    cpu = shards * inputs.signal_cpu + inputs.jvb_cpu
+    memory = shards * inputs.signal_memory + inputs.jvb_memory
+    share = unit["registered_memory_fraction"]
+    itype, per_unit = _instance_for(t, cpu, memory, memory_share=share)
+    skipped = [
+        f"{name} ({_per(t.figures[_ec2_key(name)]['value'])}/h)"
+        for name in _holding(t, cpu, memory, share, None, burstable=True)
+        if t.figures[_ec2_key(name)]["value"] < t.figures[_ec2_key(itype)]["value"]
+    ]
+    burst = f"; cheaper but burstable, skipped: {', '.join(skipped)}" if skipped else ""
     hour, ipv4, gp3 = (
         t.rate(_ec2_key(itype)),
         t.rate("public_ipv4_hour"),
@@ -1245,8 +1263,8 @@ def _ecs_on_ec2(
             f"capacity-provider ASG of on-demand {itype} ({_per(hour)}/h): the cheapest steady "
             "Graviton holding an AZ's shard and bridge in the "
             f"{unit['registered_memory_fraction']:.1%} of memory ECS registers "
-            "(planning.ecs_container_instance); a bridge per instance (host network: its UDP "
-            f"port, the instance's IPv4): {low} at min (one per AZ), {high} at max, each "
+            f"(planning.ecs_container_instance){burst}; a bridge per instance (host network: "
+            f"its UDP port, the instance's IPv4): {low} at min (one per AZ), {high} at max, each "
             f"{unit['gp3_gb']} GB gp3 + a public IPv4; asleep the ASG is at 0 (waking adds an "
             "instance boot); no Spot; same egress"
         ),

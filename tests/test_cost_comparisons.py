@@ -118,6 +118,10 @@ def test_ecs_on_ec2_packs_a_shard_and_a_bridge_per_az_on_the_cheapest_steady_gra
     ]
     cheapest = min(fitting, key=lambda name: hour(r, name))
     assert cheapest == "m7g.large"
+    # t4g.large would hold them for less, but it bursts: named as skipped, not priced.
+    burst = TYPES["t4g.large"]
+    assert burst["burstable"] and burst["memory_gib"] * 1024 * share >= need_memory
+    assert hour(r, "t4g.large") < hour(r, cheapest)
 
     est = estimate(inputs)
     ecs = est.comparison("ecs_on_ec2")
@@ -129,6 +133,7 @@ def test_ecs_on_ec2_packs_a_shard_and_a_bridge_per_az_on_the_cheapest_steady_gra
     assert ecs.asleep_usd == pytest.approx(est.total_asleep)
     assert ecs.asleep_usd + H * ecs.awake_hour_usd == pytest.approx(ecs.idle_usd)
     assert ecs.name.endswith("m7g.large") and ecs.estimate
+    assert f"skipped: t4g.large (${hour(r, 't4g.large'):g}/h)" in ecs.note
 
 
 def test_ecs_on_ec2_big_layout_takes_an_instance_per_bridge_and_az() -> None:
