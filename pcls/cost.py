@@ -1117,14 +1117,20 @@ def _capacity(spec: dict[str, Any], memory_share: float) -> tuple[float, float]:
 
 
 def _holding(
-    t: _Table, cpu: int, memory: int, memory_share: float, family: str | None, burstable: bool
+    t: _Table,
+    cpu: int,
+    memory: int,
+    memory_share: float,
+    family: str | None,
+    burstable: bool | None,
 ) -> list[str]:
-    """Candidates (planning.ec2_instance_types) of that kind holding the load, cheapest first."""
+    """Candidates (planning.ec2_instance_types) holding the load, cheapest first; `burstable`
+    None takes both kinds."""
     types = t.plan("ec2_instance_types")
     fits = [
         name
         for name, spec in types.items()
-        if spec["burstable"] == burstable
+        if burstable in (None, spec["burstable"])
         and (family is None or name.split(".")[0] == family)
         and _capacity(spec, memory_share)[0] >= cpu
         and _capacity(spec, memory_share)[1] >= memory
@@ -1133,13 +1139,18 @@ def _holding(
 
 
 def _instance_for(
-    t: _Table, cpu: int, memory: int, family: str | None = None, memory_share: float = 1.0
+    t: _Table,
+    cpu: int,
+    memory: int,
+    family: str | None = None,
+    memory_share: float = 1.0,
+    burstable_ok: bool = False,
 ) -> tuple[str, int]:
-    """The cheapest non-burstable candidate holding `cpu` units and `memory` MiB, of which
-    `memory_share` is usable, and how many of it that takes: 1, unless no candidate holds it
-    alone (then the largest, as many as the load needs). Burstable types are left out: a bridge
-    holds its CPU for a whole call."""
-    holding = _holding(t, cpu, memory, memory_share, family, burstable=False)
+    """The cheapest candidate holding `cpu` units and `memory` MiB, of which `memory_share` is
+    usable, and how many of it that takes: 1, unless no candidate holds it alone (then the
+    largest steady one, as many as the load needs). Burstable types only with `burstable_ok`:
+    a bridge holds its CPU for a whole call."""
+    holding = _holding(t, cpu, memory, memory_share, family, None if burstable_ok else False)
     if holding:
         return holding[0], 1
     types = t.plan("ec2_instance_types")
@@ -1177,7 +1188,10 @@ def _ec2_ha(t: _Table, inputs: CostInputs, hours: int, lines: list[Line]) -> Com
     """The HA layout on always-on EC2: a signal server per shard, a bridge server per bridge,
     spread over the AZs behind the same ALB."""
     spec = t.plan("ec2_ha")
-    signal_type = spec["signal_instance"]
+    # Signalling is bursty: a burstable type may hold a shard.
+    signal_type, per_shard = _instance_for(
+        t, inputs.signal_cpu, inputs.signal_memory, burstable_ok=spec["signal_burstable"]
+    )
     bridge_type, per_bridge = _instance_for(
         t, inputs.jvb_cpu, inputs.jvb_memory, family=spec["bridge_family"]
     )
@@ -1188,8 +1202,8 @@ def _ec2_ha(t: _Table, inputs: CostInputs, hours: int, lines: list[Line]) -> Com
     wake = sum(line.idle_usd for line in lines if line.name.startswith("Wake function"))
 
     def month(bridges: int) -> float:
-        servers = inputs.signal_count + bridges * per_bridge
-        compute = inputs.signal_count * signal_hour + bridges * per_bridge * bridge_hour
+        servers = inputs.signal_count * per_shard + bridges * per_bridge
+        compute = inputs.signal_count * per_shard * signal_hour + bridges * per_bridge * bridge_hour
         return hours * (compute + servers * ipv4) + servers * spec["gp3_gb"] * gp3
 
     keys = (
@@ -1199,17 +1213,19 @@ def _ec2_ha(t: _Table, inputs: CostInputs, hours: int, lines: list[Line]) -> Com
         "public_ipv4_hour",
     )
     each = f"{per_bridge} x " if per_bridge > 1 else ""
+    each_shard = f"{per_shard} x " if per_shard > 1 else ""
     return Comparison(
         key="ec2_ha",
-        name=f"HA EC2: {inputs.signal_count} signal + {inputs.jvb_min} bridge servers, "
-        f"{inputs.azs} AZs",
+        name=f"HA EC2: {inputs.signal_count * per_shard} signal + "
+        f"{inputs.jvb_min * per_bridge} bridge servers, {inputs.azs} AZs",
         idle_usd=shared_idle - wake + month(inputs.jvb_min),
         max_usd=shared_max - wake + month(inputs.jvb_max),
         estimate=True,  # planning.ec2_ha sizing, beside any estimated rate
         note=(
-            f"{inputs.signal_count} signal servers ({signal_type}, a shard each with its "
-            f"HAProxy) + a bridge server per bridge ({each}{bridge_type}, {_per(bridge_hour)}/h; "
-            f"{inputs.jvb_min} at min, {inputs.jvb_max} at max) over {inputs.azs} AZs behind the "
+            f"a signal server per shard ({each_shard}{signal_type}, {_per(signal_hour)}/h, the "
+            f"shard with its HAProxy) + a bridge server per bridge ({each}{bridge_type}, "
+            f"{_per(bridge_hour)}/h; {inputs.jvb_min} at min, {inputs.jvb_max} at max) over "
+            f"{inputs.azs} AZs behind the "
             "same ALB, a shard and a bridge per AZ as the Jitsi handbook's scalable setup lays "
             "it out (planning.ec2_ha): survives a server or AZ loss as this stack does; each "
             f"{spec['gp3_gb']} GB gp3 + a public IPv4; always on, no wake function; same egress"

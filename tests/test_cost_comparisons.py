@@ -276,3 +276,21 @@ def test_docs_comparison_table_is_the_models_figures() -> None:
     even = (1 - v("eu-central-2", "savings_plan_fargate_1yr_no_upfront_discount")) * H
     assert f"above {even:.0f} awake hours a month" in section
     assert f"saves ${est.total_idle - plan.idle_usd:.2f}" in section
+
+
+def test_ec2_ha_signal_server_holds_the_shard_task() -> None:
+    # A 4 vCPU / 8 GB shard: no t4g candidate has 4 vCPUs; c7g.xlarge has 4 vCPUs and 8 GiB.
+    big = replace(DEFAULT_FRANKFURT, signal_cpu=4096, signal_memory=8192)
+    holding = [
+        n for n, s in TYPES.items() if s["vcpu"] * 1024 >= 4096 and s["memory_gib"] * 1024 >= 8192
+    ]
+    cheapest = min(holding, key=lambda n: hour("eu-central-1", n))
+    assert cheapest == "c7g.xlarge"
+    r = big.region
+    small = estimate(DEFAULT_FRANKFURT).comparison("ec2_ha")
+    ha = estimate(big).comparison("ec2_ha")
+    assert f"a signal server per shard ({cheapest}," in ha.note
+    # The shared part (ALB, DNS, alarms) has no task in it: only the two signal servers differ.
+    gp3 = EC2_HA["gp3_gb"]
+    want = 2 * (server_month(r, cheapest, gp3) - server_month(r, "t4g.medium", gp3))
+    assert ha.idle_usd - small.idle_usd == pytest.approx(want)
