@@ -1260,7 +1260,10 @@ def _ecs_on_ec2(
     )
 
     def instances(bridges: int) -> int:
-        return sum(per_unit * max(1, b) for b in _per_az(bridges, inputs.azs))
+        """Per AZ: an instance per bridge, or one for the AZ's shards when it has no bridge."""
+        bridges_az = _per_az(bridges, inputs.azs)
+        per_az = zip(bridges_az, _per_az(inputs.signal_count, inputs.azs), strict=True)
+        return sum(per_unit * max(b, 1 if s else 0) for b, s in per_az)
 
     def month(count: int) -> float:
         return count * (hours * (hour + ipv4) + unit["gp3_gb"] * gp3)
@@ -1280,7 +1283,7 @@ def _ecs_on_ec2(
             "Graviton holding an AZ's shard and bridge in the "
             f"{unit['registered_memory_fraction']:.1%} of memory ECS registers "
             f"(planning.ecs_container_instance){burst}; a bridge per instance (host network: "
-            f"its UDP port, the instance's IPv4): {low} at min (one per AZ), {high} at max, each "
+            f"its UDP port, the instance's IPv4): {low} at min, {high} at max, each "
             f"{unit['gp3_gb']} GB gp3 + a public IPv4; asleep the ASG is at 0 (waking adds an "
             "instance boot); no Spot; same egress"
         ),

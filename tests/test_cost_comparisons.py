@@ -136,7 +136,7 @@ def test_ecs_on_ec2_packs_a_shard_and_a_bridge_per_az_on_the_cheapest_steady_gra
     assert f"skipped: t4g.large (${hour(r, 't4g.large'):g}/h)" in ecs.note
 
 
-def test_ecs_on_ec2_big_layout_takes_an_instance_per_bridge_and_az() -> None:
+def test_ecs_on_ec2_big_layout_takes_an_instance_per_bridge() -> None:
     # 3 AZs, 1 shard of 1 vCPU / 2 GB, bridges of 4 vCPU / 8 GB, min 2, max 6, x86 Fargate.
     inputs = BIG_ZURICH
     r = inputs.region
@@ -151,12 +151,13 @@ def test_ecs_on_ec2_big_layout_takes_an_instance_per_bridge_and_az() -> None:
     ]
     cheapest = min(fitting, key=lambda name: hour(r, name))
     instance = server_month(r, cheapest, ECS_INSTANCE["gp3_gb"])
-    # min 2 bridges over 3 AZs: 1 + 1 + 0, but every AZ keeps one instance: 3; max 6: 2 + 2 + 2.
+    # min 2 bridges over 3 AZs: 1 + 1 + 0, the one shard beside the first bridge: 2 instances;
+    # max 6: 2 + 2 + 2.
     on_demand_min, spot_min = 1 + 1 * 1 / 4, 1 * 3 / 4  # base 1, weight 3
     on_demand_max, spot_max = 1 + 5 / 4, 5 * 3 / 4
     ecs = estimate(inputs).comparison("ecs_on_ec2")
     assert ecs.idle_usd == pytest.approx(
-        stack_without_tasks(inputs, 2, on_demand_min, spot_min) + 3 * instance
+        stack_without_tasks(inputs, 2, on_demand_min, spot_min) + 2 * instance
     )
     assert ecs.max_usd == pytest.approx(
         stack_without_tasks(inputs, 6, on_demand_max, spot_max) + 6 * instance
@@ -294,3 +295,13 @@ def test_ec2_ha_signal_server_holds_the_shard_task() -> None:
     gp3 = EC2_HA["gp3_gb"]
     want = 2 * (server_month(r, cheapest, gp3) - server_month(r, "t4g.medium", gp3))
     assert ha.idle_usd - small.idle_usd == pytest.approx(want)
+
+
+def test_ecs_on_ec2_keeps_an_instance_for_shards_in_an_az_without_a_bridge() -> None:
+    # 2 shards and no bridge at the minimum: one instance per AZ for its shard.
+    inputs = replace(DEFAULT_FRANKFURT, jvb_min=0)
+    r = inputs.region
+    ecs = estimate(inputs).comparison("ecs_on_ec2")
+    instance = server_month(r, "m7g.large", ECS_INSTANCE["gp3_gb"])
+    assert ecs.idle_usd == pytest.approx(stack_without_tasks(inputs, 0, 0, 0) + 2 * instance)
+    assert "2 at min, 4 at max" in ecs.note
