@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pcls import runner
+from pcls import config, runner
 from pcls.steps.monitoring import marker_widget
 from pcls.ui import Outcome
 from tests.harness import Harness
@@ -127,7 +127,9 @@ def test_up_creates_topic_subscription_alarms_and_dashboard_as_designed(harness:
         "Participants",
         {"Stack": "meet"},
     )
-    assert (load["Statistic"], load["Threshold"]) == ("Average", 45.0)  # 1.5 x target 30
+    # 1.5 x the participants target, by default 15 per bridge vCPU: 1.5 x 15 x 1 vCPU
+    want = 1.5 * config.TARGET_PER_VCPU * config.JvbSection().cpu / 1024
+    assert (load["Statistic"], load["Threshold"]) == ("Average", want)
 
     errors = {q["Id"]: q for q in alarms["meet-alb-5xx"]["Metrics"]}
     assert errors["errors"]["Expression"] == "FILL(elb, 0) + FILL(target, 0)"
