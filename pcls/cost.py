@@ -26,6 +26,7 @@ Conventions, applied everywhere:
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
@@ -489,6 +490,9 @@ def estimate(inputs: CostInputs, prices: dict[str, Any] | None = None) -> Estima
         _with_nat(t, inputs, hours, total_idle, total_max, stack_estimate, decisions),
         _router_service(t, inputs, hours, total_idle, total_max, stack_estimate, decisions),
         *_bridge_sizes(prices, inputs),
+        _ec2_ha(t, inputs, hours, lines),
+        _ecs_on_ec2(t, inputs, hours, lines, decisions),
+        _savings_plan(t, inputs, hours, total_idle, total_max, stack_estimate, decisions),
     )
 
     ci_metrics = t.plan("container_insights_metrics") if inputs.container_insights else 0
@@ -1100,6 +1104,240 @@ def _router_service(
         figures=keys,
         asleep_usd=d.asleep_month_usd,
         awake_hour_usd=d.awake_hour_usd + extra / hours,
+    )
+
+
+def _ec2_key(instance_type: str) -> str:
+    return f"ec2_{instance_type.replace('.', '_')}_hour"
+
+
+def _capacity(spec: dict[str, Any], memory_share: float) -> tuple[float, float]:
+    """CPU units and usable MiB of one instance type."""
+    return spec["vcpu"] * 1024, spec["memory_gib"] * 1024 * memory_share
+
+
+def _holding(
+    t: _Table,
+    cpu: int,
+    memory: int,
+    memory_share: float,
+    family: str | None,
+    burstable: bool | None,
+) -> list[str]:
+    """Candidates (planning.ec2_instance_types) holding the load, cheapest first; `burstable`
+    None takes both kinds."""
+    types = t.plan("ec2_instance_types")
+    fits = [
+        name
+        for name, spec in types.items()
+        if burstable in (None, spec["burstable"])
+        and (family is None or name.split(".")[0] == family)
+        and _capacity(spec, memory_share)[0] >= cpu
+        and _capacity(spec, memory_share)[1] >= memory
+    ]
+    return sorted(fits, key=lambda n: (t.figures[_ec2_key(n)]["value"], n))
+
+
+def _instance_for(
+    t: _Table,
+    cpu: int,
+    memory: int,
+    family: str | None = None,
+    memory_share: float = 1.0,
+    burstable_ok: bool = False,
+) -> tuple[str, int]:
+    """The cheapest candidate holding `cpu` units and `memory` MiB, of which `memory_share` is
+    usable, and how many of it that takes: 1, unless no candidate holds it alone (then the
+    largest steady one, as many as the load needs). Burstable types only with `burstable_ok`:
+    a bridge holds its CPU for a whole call."""
+    holding = _holding(t, cpu, memory, memory_share, family, None if burstable_ok else False)
+    if holding:
+        return holding[0], 1
+    types = t.plan("ec2_instance_types")
+    steady = [
+        n
+        for n, spec in types.items()
+        if not spec["burstable"] and (family is None or n.split(".")[0] == family)
+    ]
+    largest = max(steady, key=lambda n: (types[n]["vcpu"], types[n]["memory_gib"]))
+    cpu_cap, memory_cap = _capacity(types[largest], memory_share)
+    return largest, math.ceil(max(cpu / cpu_cap, memory / memory_cap))
+
+
+def _without_tasks(
+    t: _Table, inputs: CostInputs, hours: int, lines: list[Line]
+) -> tuple[float, float]:
+    """The stack's always-on and max months without its Fargate tasks and their public IPv4s: what
+    an EC2 design behind the same ALB, DNS and alarms keeps."""
+    ipv4_month = hours * t.rate("public_ipv4_hour")
+    fargate = [line for line in lines if line.name.startswith("Fargate:")]
+    idle = sum(line.idle_usd for line in lines) - sum(line.idle_usd for line in fargate)
+    peak = sum(line.max_usd for line in lines) - sum(line.max_usd for line in fargate)
+    return (
+        idle - (inputs.signal_count + inputs.jvb_min) * ipv4_month,
+        peak - (inputs.signal_count + inputs.jvb_max) * ipv4_month,
+    )
+
+
+def _per_az(count: int, azs: int) -> list[int]:
+    """`count` tasks spread evenly over `azs` AZs (as ECS's AZ spread places them)."""
+    return [count // azs + (1 if i < count % azs else 0) for i in range(azs)]
+
+
+def _ec2_ha(t: _Table, inputs: CostInputs, hours: int, lines: list[Line]) -> Comparison:
+    """The HA layout on always-on EC2: a signal server per shard, a bridge server per bridge,
+    spread over the AZs behind the same ALB."""
+    spec = t.plan("ec2_ha")
+    # Signalling is bursty: a burstable type may hold a shard.
+    signal_type, per_shard = _instance_for(
+        t, inputs.signal_cpu, inputs.signal_memory, burstable_ok=spec["signal_burstable"]
+    )
+    bridge_type, per_bridge = _instance_for(
+        t, inputs.jvb_cpu, inputs.jvb_memory, family=spec["bridge_family"]
+    )
+    signal_hour, bridge_hour = t.rate(_ec2_key(signal_type)), t.rate(_ec2_key(bridge_type))
+    ipv4, gp3 = t.rate("public_ipv4_hour"), t.rate("ebs_gp3_gb_month")
+    shared_idle, shared_max = _without_tasks(t, inputs, hours, lines)
+    # Always on: no sleep, so no wake function either.
+    wake = sum(line.idle_usd for line in lines if line.name.startswith("Wake function"))
+
+    def month(bridges: int) -> float:
+        servers = inputs.signal_count * per_shard + bridges * per_bridge
+        compute = inputs.signal_count * per_shard * signal_hour + bridges * per_bridge * bridge_hour
+        return hours * (compute + servers * ipv4) + servers * spec["gp3_gb"] * gp3
+
+    keys = (
+        _ec2_key(signal_type),
+        _ec2_key(bridge_type),
+        "ebs_gp3_gb_month",
+        "public_ipv4_hour",
+    )
+    each = f"{per_bridge} x " if per_bridge > 1 else ""
+    each_shard = f"{per_shard} x " if per_shard > 1 else ""
+    return Comparison(
+        key="ec2_ha",
+        name=f"HA EC2: {inputs.signal_count * per_shard} signal + "
+        f"{inputs.jvb_min * per_bridge} bridge servers, {inputs.azs} AZs",
+        idle_usd=shared_idle - wake + month(inputs.jvb_min),
+        max_usd=shared_max - wake + month(inputs.jvb_max),
+        estimate=True,  # planning.ec2_ha sizing, beside any estimated rate
+        note=(
+            f"a signal server per shard ({each_shard}{signal_type}, {_per(signal_hour)}/h, the "
+            f"shard with its HAProxy) + a bridge server per bridge ({each}{bridge_type}, "
+            f"{_per(bridge_hour)}/h; {inputs.jvb_min} at min, {inputs.jvb_max} at max) over "
+            f"{inputs.azs} AZs behind the "
+            "same ALB, a shard and a bridge per AZ as the Jitsi handbook's scalable setup lays "
+            "it out (planning.ec2_ha): survives a server or AZ loss as this stack does; each "
+            f"{spec['gp3_gb']} GB gp3 + a public IPv4; always on, no wake function; same egress"
+        ),
+        figures=keys,
+    )
+
+
+def _ecs_on_ec2(
+    t: _Table, inputs: CostInputs, hours: int, lines: list[Line], d: Decisions
+) -> Comparison:
+    """The same ECS services on a capacity-provider Auto Scaling group of Graviton instances."""
+    unit = t.plan("ecs_container_instance")
+    shards = math.ceil(inputs.signal_count / inputs.azs)
+    # Each instance holds at most one bridge: it needs the instance's public address and its
+    # fixed UDP port (host network mode; awsvpc tasks on EC2 get no public IP). The first in each
+    # AZ also holds that AZ's shard tasks.
+    cpu = shards * inputs.signal_cpu + inputs.jvb_cpu
+    memory = shards * inputs.signal_memory + inputs.jvb_memory
+    share = unit["registered_memory_fraction"]
+    itype, per_unit = _instance_for(t, cpu, memory, memory_share=share)
+    skipped = [
+        f"{name} ({_per(t.figures[_ec2_key(name)]['value'])}/h)"
+        for name in _holding(t, cpu, memory, share, None, burstable=True)
+        if t.figures[_ec2_key(name)]["value"] < t.figures[_ec2_key(itype)]["value"]
+    ]
+    burst = f"; cheaper but burstable, skipped: {', '.join(skipped)}" if skipped else ""
+    hour, ipv4, gp3 = (
+        t.rate(_ec2_key(itype)),
+        t.rate("public_ipv4_hour"),
+        t.rate("ebs_gp3_gb_month"),
+    )
+
+    def instances(bridges: int) -> int:
+        """Per AZ: an instance per bridge, or one for the AZ's shards when it has no bridge."""
+        bridges_az = _per_az(bridges, inputs.azs)
+        per_az = zip(bridges_az, _per_az(inputs.signal_count, inputs.azs), strict=True)
+        return sum(per_unit * max(b, 1 if s else 0) for b, s in per_az)
+
+    def month(count: int) -> float:
+        return count * (hours * (hour + ipv4) + unit["gp3_gb"] * gp3)
+
+    low, high = instances(inputs.jvb_min), instances(inputs.jvb_max)
+    shared_idle, shared_max = _without_tasks(t, inputs, hours, lines)
+    idle = shared_idle + month(low)
+    keys = (_ec2_key(itype), "ebs_gp3_gb_month", "public_ipv4_hour")
+    return Comparison(
+        key="ecs_on_ec2",
+        name=f"ECS on an EC2 Auto Scaling group of {itype}",
+        idle_usd=idle,
+        max_usd=shared_max + month(high),
+        estimate=True,  # planning.ecs_container_instance, beside any estimated rate
+        note=(
+            f"capacity-provider ASG of on-demand {itype} ({_per(hour)}/h): the cheapest steady "
+            "Graviton holding an AZ's shard and bridge in the "
+            f"{unit['registered_memory_fraction']:.1%} of memory ECS registers "
+            f"(planning.ecs_container_instance){burst}; a bridge per instance (host network: "
+            f"its UDP port, the instance's IPv4): {low} at min, {high} at max, each "
+            f"{unit['gp3_gb']} GB gp3 + a public IPv4; asleep the ASG is at 0 (waking adds an "
+            "instance boot); no Spot; same egress"
+        ),
+        figures=keys,
+        asleep_usd=d.asleep_month_usd,
+        awake_hour_usd=(idle - d.asleep_month_usd) / hours,
+    )
+
+
+def _savings_plan(
+    t: _Table,
+    inputs: CostInputs,
+    hours: int,
+    total_idle: float,
+    total_max: float,
+    stack_estimate: bool,
+    d: Decisions,
+) -> Comparison:
+    """The stack with a 1-year No Upfront Compute Savings Plan sized to its always-on Fargate."""
+    arch = inputs.cpu_architecture
+    discount = t.rate("savings_plan_fargate_1yr_no_upfront_discount")
+    on_demand_bridges, _ = spot_split(
+        inputs.jvb_min, inputs.jvb_ondemand_base, inputs.jvb_spot_weight
+    )
+    # What the plan covers: on-demand Fargate at the minimum (Spot usage is not discounted).
+    covered = inputs.signal_count * _task_hour(
+        t, arch, inputs.signal_cpu, inputs.signal_memory
+    ) + on_demand_bridges * _task_hour(t, arch, inputs.jvb_cpu, inputs.jvb_memory)
+    commitment = covered * (1 - discount)
+    saved = (covered - commitment) * hours
+    asleep = d.asleep_month_usd + commitment * hours
+    awake_hour = d.awake_hour_usd - covered
+    month = asleep + d.awake_hours_month * awake_hour
+    # The commitment is owed every hour; without it an awake hour pays `covered` on demand.
+    break_even = commitment * hours / covered if covered else float(hours)
+    keys = ("savings_plan_fargate_1yr_no_upfront_discount", *_FARGATE_KEYS[arch][:2])
+    return Comparison(
+        key="savings_plan",
+        name="Same stack, 1-year Compute Savings Plan",
+        idle_usd=total_idle - saved,
+        max_usd=total_max - saved,
+        estimate=stack_estimate or t.is_estimate(keys),
+        note=(
+            f"No Upfront, {discount:.0%} off Fargate: commits {usd_hour(commitment)}/h, the plan "
+            f"price of the minimum's on-demand Fargate ({inputs.signal_count} shards + "
+            f"{on_demand_bridges:g} bridges, {usd_hour(covered)}/h; Spot not covered); always on "
+            f"it saves {_usd(saved)}/month, but the commitment is owed asleep too: it pays off "
+            f"above {break_even:.0f} awake hours a month ({break_even / hours:.0%}); the "
+            f"{d.awake_hours_month:.1f}-hour month costs {_usd(month)} with it, "
+            f"{_usd(d.month_usd)} without"
+        ),
+        figures=keys,
+        asleep_usd=asleep,
+        awake_hour_usd=awake_hour,
     )
 
 

@@ -124,14 +124,17 @@ def config(
     local: str = f"127.0.0.1:{WEB_PORT}",
     nameservers: Sequence[str] = (),
     bind: str = f":{ROUTER_PORT}",
+    stats_socket: str | None = None,
 ) -> str:
     """The HAProxy configuration of every router (identical in all shard tasks).
 
     namespace: the Cloud Map namespace (<stack>.internal). servers: shard name -> host:port, by
     default every slot's Cloud Map name on WEB_PORT; names are resolved through the resolvers
     (the task's /etc/resolv.conf, or `nameservers` as ip:port). local: this task's own web, which
-    /router-health reports on. bind: where the router listens. Tests point servers, local,
-    nameservers and bind at 127.0.0.1; production uses the defaults.
+    /router-health reports on. bind: where the router listens. stats_socket: a unix socket path
+    for read-only runtime queries (`show servers state`: each router's own view of the shards),
+    none by default. Tests point servers, local, nameservers and bind at 127.0.0.1 and ask each
+    router over its socket when it has marked a shard down; production uses the defaults.
     """
     wanted = (
         dict(servers)
@@ -153,6 +156,8 @@ def config(
         "global",
         "    log stdout format raw local0 notice",
         "    maxconn 8000",  # 2 file descriptors each: within any task's open-file limit
+        # level user: show commands only, no state changes; owner-only file mode
+        *([f"    stats socket {stats_socket} mode 600 level user"] if stats_socket else []),
         "",
         "resolvers vpc",
         *resolver,

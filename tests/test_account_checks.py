@@ -305,6 +305,8 @@ def test_fargate_is_decided_by_az_id(region: str, zone_id: str, refused: bool) -
 # -- quotas ------------------------------------------------------------------------------------
 
 ON_DEMAND = "service-quotas:GetServiceQuota"
+# Sizes the quota figures below are worked out for (not the defaults, which may change).
+SIZES = "[signal]\ncpu = 1024\nmemory = 2048\n[jvb]\ncpu = 2048\nmemory = 4096\n"
 
 
 def plan_lines(h: Harness, capsys: Any, replies: dict[str, Reply]) -> list[str]:
@@ -326,8 +328,9 @@ def by_code(values: dict[str, float]) -> Reply:
 def test_plan_warns_when_the_maximum_would_pass_the_fargate_quotas(
     harness: Harness, capsys: Any
 ) -> None:
-    # Default config: 2 signal shards of 1 vCPU; 4 bridges of 2 vCPU, 1 On-Demand base, then
-    # 1:1 Spot: On-Demand 2 + 3 bridges = 8 vCPU at most, Spot 2 bridges = 4 vCPU at most.
+    # 2 signal shards of 1 vCPU; 4 bridges of 2 vCPU, 1 On-Demand base, then 1:1 Spot:
+    # On-Demand 2 + 3 bridges = 8 vCPU at most, Spot 2 bridges = 4 vCPU at most.
+    harness.write_config(SIZES)
     lines = plan_lines(
         harness, capsys, {ON_DEMAND: by_code({"L-3032A538": 6, "L-36FBB829": 2, "L-53DA6B97": 50})}
     )
@@ -357,6 +360,7 @@ def test_an_account_without_its_own_value_is_held_to_the_aws_default(
     """GetServiceQuota answers NoSuchResourceException (as moto does) until the account has
     a value of its own: the AWS default applies."""
     asked: list[str] = []
+    harness.write_config(SIZES)
     with on_every_client(counting([ON_DEMAND], asked)):
         lines = plan_lines(
             harness,
@@ -414,7 +418,7 @@ def test_plan_states_the_cost_of_the_public_ipv4_addresses_and_up_does_not(
 
 def test_a_scheduled_maximum_above_jvb_max_count_counts(harness: Harness, capsys: Any) -> None:
     harness.write_config(
-        '[[scaling.schedule]]\nname = "class"\ncron = "cron(0 8 ? * MON-FRI *)"\n'
+        SIZES + '[[scaling.schedule]]\nname = "class"\ncron = "cron(0 8 ? * MON-FRI *)"\n'
         "min_count = 2\nmax_count = 10\n"
     )
     lines = plan_lines(harness, capsys, {ON_DEMAND: by_code({"L-3032A538": 6})})

@@ -412,6 +412,9 @@ def test_to_dict_is_json_and_rounded_to_cents() -> None:
         "router_service",
         "bridges_1024_2048",
         "bridges_2048_4096",
+        "ec2_ha",
+        "ecs_on_ec2",
+        "savings_plan",
     }
     assert set(data["per_100_participant_hours"]) == {"low", "central", "high"}
     for line in data["lines"]:

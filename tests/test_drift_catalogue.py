@@ -211,7 +211,7 @@ def alias_pointed_elsewhere(h: Harness) -> None:
 
 
 def alarm_deleted(h: Harness) -> None:
-    h.client("cloudwatch").delete_alarms(AlarmNames=["meet-signal-down"])
+    h.client("cloudwatch").delete_alarms(AlarmNames=["meet-signal-down-shard-a"])
 
 
 def alarm_threshold_changed(h: Harness) -> None:
@@ -483,7 +483,7 @@ CATALOGUE = [
         "A record points to 192.0.2.7, not the load balancer",
         alias_pointed_elsewhere,
     ),
-    Drift("alarm-deleted", "alarms", "meet-signal-down missing", alarm_deleted),
+    Drift("alarm-deleted", "alarms", "meet-signal-down-shard-a missing", alarm_deleted),
     Drift(
         "alarm-threshold-changed",
         "alarms",

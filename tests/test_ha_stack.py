@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from pcls.engine import Collision
 from pcls.jitsi import container_env
 from pcls.steps.services import ShardServices
 from pcls.ui import Outcome
-from tests.harness import Harness
+from tests.harness import FAST, Harness
 from tests.inventory import inventory, stack_only
 
 
@@ -48,6 +49,14 @@ def latest(h: Harness, family: str) -> dict[str, Any]:
 def cloud_map(h: Harness) -> dict[str, dict[str, Any]]:
     sd = h.client("servicediscovery")
     return {s["Name"]: s for s in sd.list_services()["Services"]}
+
+
+def signal_alarms(h: Harness) -> list[str]:
+    cw = h.client("cloudwatch")
+    return sorted(
+        a["AlarmName"]
+        for a in cw.describe_alarms(AlarmNamePrefix="meet-signal-down")["MetricAlarms"]
+    )
 
 
 def ledger_id(h: Harness, step: str) -> str:
@@ -265,6 +274,38 @@ def test_a_change_rolls_the_shards_one_at_a_time_each_routed_again_first(
     assert h.up().ok and h.writes() == {}
 
 
+def test_a_bad_release_stops_at_the_first_shard_and_leaves_the_others_running(
+    deployed: Harness,
+) -> None:
+    h = deployed
+    h.write_config('[jitsi]\nimage_tag = "stable-11146-3"\n')
+    s = h.session(patience=replace(FAST, service_stable=30.0))
+    updated: list[str] = []
+    ecs = s.aws.client("ecs")
+    ecs.meta.events.register(
+        "before-parameter-build.ecs.UpdateService",
+        lambda params, **_: updated.append(params["service"]),
+    )
+
+    def circuit_breaker(parsed: dict[str, Any], **_: Any) -> None:
+        # The new revision's tasks fail to start: ECS fails the deployment and rolls back.
+        for svc in parsed.get("services", []):
+            if svc["serviceName"] == "shard-a" and "shard-a" in updated:
+                svc["deployments"][0]["rolloutState"] = "FAILED"
+                svc["deployments"][0]["rolloutStateReason"] = (
+                    "ECS deployment circuit breaker: tasks failed to start."
+                )
+
+    ecs.meta.events.register("after-call.ecs.DescribeServices", circuit_breaker)
+    result = runner.do_up(s)
+    failure = result.results["service-signal"]
+    assert failure.outcome is Outcome.FAILED
+    assert "circuit breaker: tasks failed to start" in failure.detail
+    # shard-b was never touched: it serves every room meanwhile (jvb rolls on its own)
+    assert [u for u in updated if u.startswith("shard-")] == ["shard-a"]
+    assert ecs_services(h, "shard-b")["shard-b"]["taskDefinition"].endswith("meet-shard-b:1")
+
+
 # -- adding and removing shards ------------------------------------------------------------
 
 
@@ -292,6 +333,9 @@ def test_adding_a_shard_leaves_the_running_ones_and_updates_the_bridge_pool(
     assert jvb["XMPP_SERVER"].split(",") == [f"shard-{x}.meet.internal" for x in "abc"]
     (subnet,) = shards["shard-c"]["networkConfiguration"]["awsvpcConfiguration"]["subnets"]
     assert subnet == ledger_id(h, "subnet-1")  # round robin: back to the first AZ
+    # each shard has its own signal alarm; the new one comes with it
+    assert "meet-signal-down-shard-c missing" in result.results["alarms"].drift
+    assert signal_alarms(h) == [f"meet-signal-down-shard-{x}" for x in "abc"]
     assert h.up().ok and h.writes() == {}
 
 
@@ -311,6 +355,8 @@ def test_removing_a_shard_removes_its_service_name_and_task_definitions(
     assert latest(h, "meet-shard-c") == {}
     jvb = container_env(latest(h, "meet-jvb"))["jvb"]
     assert jvb["XMPP_SERVER"] == "shard-a.meet.internal,shard-b.meet.internal"
+    assert "meet-signal-down-shard-c not in config" in result.results["alarms"].drift
+    assert signal_alarms(h) == ["meet-signal-down-shard-a", "meet-signal-down-shard-b"]
     assert h.up().ok and h.writes() == {}
     down = h.teardown()
     assert down.ok and down.remaining == []
@@ -369,13 +415,58 @@ def test_v1s_single_signal_service_name_and_family_are_retired(deployed: Harness
             {"key": "pcls:step", "value": "service-signal"},
         ],
     )
+    # and v1's one signal alarm, on the `signal` service, tagged by the alarms step
+    h.client("cloudwatch").put_metric_alarm(
+        AlarmName="meet-signal-down",
+        Namespace="AWS/ECS",
+        MetricName="CPUUtilization",
+        Dimensions=[
+            {"Name": "ClusterName", "Value": "meet"},
+            {"Name": "ServiceName", "Value": "signal"},
+        ],
+        Statistic="SampleCount",
+        Period=60,
+        EvaluationPeriods=5,
+        Threshold=1.0,
+        ComparisonOperator="LessThanThreshold",
+        Tags=[{"Key": "pcls:stack", "Value": "meet"}, {"Key": "pcls:step", "Value": "alarms"}],
+    )
     result = h.up()
     assert result.ok, [r.detail for r in result.failures]
     assert "signal not in config (2 shards): removing" in result.results["service-signal"].drift
     assert "signal" not in ecs_services(h, "signal")
     assert "xmpp" not in cloud_map(h)
     assert latest(h, "meet-signal") == {}
+    assert result.results["alarms"].drift == ["meet-signal-down not in config"]
+    assert signal_alarms(h) == ["meet-signal-down-shard-a", "meet-signal-down-shard-b"]
     assert h.up().ok and h.writes() == {}
+
+
+def test_a_foreign_alarm_with_v1s_signal_alarm_name_is_left_alone(deployed: Harness) -> None:
+    h = deployed
+    cw = h.client("cloudwatch")
+    cw.put_metric_alarm(
+        AlarmName="meet-signal-down",
+        Namespace="AWS/ECS",
+        MetricName="CPUUtilization",
+        Statistic="Average",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1.0,
+        ComparisonOperator="LessThanThreshold",
+        Tags=[{"Key": "team", "Value": "video"}],
+    )
+    # pcls writes that name no more: not in its way, and not its to remove
+    result = h.up()
+    assert result.ok, [r.detail for r in result.failures]
+    assert h.writes() == {}
+    assert "meet-signal-down" in [
+        a["AlarmName"] for a in cw.describe_alarms(AlarmNames=["meet-signal-down"])["MetricAlarms"]
+    ]
+    down = h.teardown()
+    assert down.ok
+    (left,) = cw.describe_alarms()["MetricAlarms"]
+    assert left["AlarmName"] == "meet-signal-down"
 
 
 def test_a_foreign_service_with_a_shard_name_stops_up(deployed: Harness) -> None:
@@ -406,3 +497,49 @@ def test_shards_spread_round_robin_over_the_azs() -> None:
         "shard-d": ["subnet-1"],
         "shard-e": ["subnet-2"],
     }
+
+
+def _up_with_group_port(h: Harness, port: int) -> runner.Session:
+    """`up` whose CreateTargetGroup asks for `port`, as an older pcls would have."""
+    s = h.session()
+
+    def older(params: dict[str, Any], **_: Any) -> None:
+        params["Port"] = port
+
+    s.aws.client("elbv2").meta.events.register(
+        "before-parameter-build.elastic-load-balancing-v2.CreateTargetGroup", older
+    )
+    result = runner.do_up(s)
+    assert result.ok, [r.detail for r in result.failures]
+    return s
+
+
+def _group_port(h: Harness) -> int:
+    elbv2 = h.client("elbv2")
+    lb = elbv2.describe_load_balancers(Names=["meet-alb"])["LoadBalancers"][0]
+    (tg,) = elbv2.describe_target_groups(LoadBalancerArn=lb["LoadBalancerArn"])["TargetGroups"]
+    return int(tg["Port"])
+
+
+def test_a_one_task_stacks_target_group_on_port_8000_serves_the_routers_as_it_is(
+    harness: Harness,
+) -> None:
+    h = harness
+    _up_with_group_port(h, router.WEB_PORT)
+    assert _group_port(h) == 8000
+    # ECS registers each router with its container port; the health check follows it
+    lb = ecs_services(h, "shard-a")["shard-a"]["loadBalancers"][0]
+    assert (lb["containerName"], lb["containerPort"]) == ("router", 8080)
+    status = h.status()
+    group = status.results["target-group"]
+    assert group.drift == []
+    assert group.details["port"].startswith("8000 (created by a one-task stack;")
+    assert h.up().ok and h.writes() == {}
+
+
+def test_a_target_group_on_another_port_is_immutable_drift(harness: Harness) -> None:
+    h = harness
+    _up_with_group_port(h, 9000)
+    drift = h.status().results["target-group"].drift
+    assert drift == ["Port 9000 (config 8080; immutable; delete it to recreate)"]
+    assert h.up().ok and h.writes() == {}  # never recreated behind the operator's back

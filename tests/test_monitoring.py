@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pcls import runner
+from pcls import config, runner
 from pcls.steps.monitoring import marker_widget
 from pcls.ui import Outcome
 from tests.harness import Harness
@@ -15,7 +15,8 @@ from tests.harness import Harness
 ALARMS = {
     "meet-alb-5xx",
     "meet-alb-unhealthy",
-    "meet-signal-down",
+    "meet-signal-down-shard-a",
+    "meet-signal-down-shard-b",
     "meet-jvb-load-high",
     "meet-jvb-cpu-high",
     "meet-jvb-xmpp",
@@ -96,18 +97,20 @@ def test_up_creates_topic_subscription_alarms_and_dashboard_as_designed(harness:
         assert {"Key": "pcls:step", "Value": "alarms"} in tags
 
     lb, tg = _suffixes(harness)
-    signal = alarms["meet-signal-down"]
-    assert (signal["Namespace"], signal["MetricName"], signal["Statistic"]) == (
-        "AWS/ECS",
-        "CPUUtilization",
-        "SampleCount",
-    )
-    # service-signal names its first shard's service here (one alarm for one shard so far)
-    assert _dims(signal) == {"ClusterName": "meet", "ServiceName": "shard-a"}
-    periods = (signal["Period"], signal["EvaluationPeriods"], signal["DatapointsToAlarm"])
-    assert periods == (60, 5, 5)
-    assert (signal["ComparisonOperator"], signal["Threshold"]) == ("LessThanThreshold", 1.0)
-    assert signal["TreatMissingData"] == "breaching"
+    # one alarm per signal shard, each on its own ECS service (named after the shard)
+    for shard in ("shard-a", "shard-b"):
+        signal = alarms[f"meet-signal-down-{shard}"]
+        assert (signal["Namespace"], signal["MetricName"], signal["Statistic"]) == (
+            "AWS/ECS",
+            "CPUUtilization",
+            "SampleCount",
+        )
+        assert _dims(signal) == {"ClusterName": "meet", "ServiceName": shard}
+        periods = (signal["Period"], signal["EvaluationPeriods"], signal["DatapointsToAlarm"])
+        assert periods == (60, 5, 5)
+        assert (signal["ComparisonOperator"], signal["Threshold"]) == ("LessThanThreshold", 1.0)
+        assert signal["TreatMissingData"] == "breaching"
+        assert shard in signal["AlarmDescription"]
 
     unhealthy = alarms["meet-alb-unhealthy"]
     assert unhealthy["MetricName"] == "UnHealthyHostCount"
@@ -124,7 +127,9 @@ def test_up_creates_topic_subscription_alarms_and_dashboard_as_designed(harness:
         "Participants",
         {"Stack": "meet"},
     )
-    assert (load["Statistic"], load["Threshold"]) == ("Average", 45.0)  # 1.5 x target 30
+    # 1.5 x the participants target, by default 15 per bridge vCPU: 1.5 x 15 x 1 vCPU
+    want = 1.5 * config.TARGET_PER_VCPU * config.JvbSection().cpu / 1024
+    assert (load["Statistic"], load["Threshold"]) == ("Average", want)
 
     errors = {q["Id"]: q for q in alarms["meet-alb-5xx"]["Metrics"]}
     assert errors["errors"]["Expression"] == "FILL(elb, 0) + FILL(target, 0)"
@@ -169,6 +174,8 @@ def test_up_creates_topic_subscription_alarms_and_dashboard_as_designed(harness:
     )
     graphs = [w["properties"] for w in body["widgets"] if w["type"] == "metric"]
     assert {g["region"] for g in graphs} == {"eu-central-1"}
+    (signal_graph,) = [g for g in graphs if g["title"].startswith("Signal shards")]
+    assert [m[5] for m in signal_graph["metrics"]] == ["shard-a", "shard-b"]
 
     again = harness.up()
     assert harness.writes() == {}
@@ -184,7 +191,7 @@ def test_drift_on_alarms_and_dashboard_is_shown_and_restored(
     before = {name: _settings(a) for name, a in _alarms(harness).items()}
     cw = harness.client("cloudwatch")
     body = cw.get_dashboard(DashboardName="meet")["DashboardBody"]
-    cw.delete_alarms(AlarmNames=["meet-signal-down"])
+    cw.delete_alarms(AlarmNames=["meet-signal-down-shard-b"])
     changed = {k: v for k, v in before["meet-jvb-cpu-high"].items() if v is not None}
     cw.put_metric_alarm(AlarmName="meet-jvb-cpu-high", **{**changed, "Threshold": 99.0})
     edited = {"widgets": [marker_widget("meet")]}  # edited by hand, the claim kept
@@ -193,14 +200,14 @@ def test_drift_on_alarms_and_dashboard_is_shown_and_restored(
 
     status = harness.status()
     details = status.results["alarms"].details
-    assert details["alarms"] == 7 and details["in_alarm"] == "meet-alb-5xx"
+    assert details["alarms"] == 8 and details["in_alarm"] == "meet-alb-5xx"
     # moto starts alarms OK (AWS: INSUFFICIENT_DATA, shown as "no data yet")
     assert details["bridges_xmpp"] == "every bridge connected"
     assert details["bridge_stops"] == "normal"
     assert status.results["alarm-topic"].details == {"email": "confirmed"}
     assert status.results["alarms"].outcome is Outcome.DRIFTED
     assert status.results["alarms"].drift == [
-        "meet-signal-down missing",
+        "meet-signal-down-shard-b missing",
         "meet-jvb-cpu-high: Threshold 99.0 (want 85.0)",
     ]
     assert status.results["dashboard"].drift == ["body differs from config (1 widgets, want 11)"]
@@ -211,7 +218,7 @@ def test_drift_on_alarms_and_dashboard_is_shown_and_restored(
     assert harness.writes() == {"cloudwatch:PutMetricAlarm": 2, "cloudwatch:PutDashboard": 1}
     assert {name: _settings(a) for name, a in _alarms(harness).items()} == before
     assert json.loads(cw.get_dashboard(DashboardName="meet")["DashboardBody"]) == json.loads(body)
-    restored = _alarms(harness)["meet-signal-down"]["AlarmArn"]
+    restored = _alarms(harness)["meet-signal-down-shard-b"]["AlarmArn"]
     tags = cw.list_tags_for_resource(ResourceARN=restored)["Tags"]
     assert {"Key": "pcls:stack", "Value": "meet"} in tags
 
@@ -231,6 +238,21 @@ def test_status_shows_bridge_health_from_its_alarms(harness: Harness) -> None:
     details = harness.status().results["alarms"].details
     assert details["bridges_xmpp"] == "every bridge connected"
     assert details["bridge_stops"].startswith("bridges keep stopping since ")
+
+
+def test_status_names_the_shards_without_a_running_task(harness: Harness) -> None:
+    assert harness.up().ok
+    cw = harness.client("cloudwatch")
+    details = harness.status().results["alarms"].details
+    assert details["signal_shards"] == "every shard running"
+    cw.set_alarm_state(AlarmName="meet-signal-down-shard-b", StateValue="ALARM", StateReason="t")
+    details = harness.status().results["alarms"].details
+    assert details["signal_shards"].startswith("no task in shard-b since ")
+    assert details["in_alarm"] == "meet-signal-down-shard-b"
+    cw.set_alarm_state(AlarmName="meet-signal-down-shard-a", StateValue="ALARM", StateReason="t")
+    details = harness.status().results["alarms"].details
+    assert details["signal_shards"].startswith("no task in shard-a since ")
+    assert ", shard-b since " in details["signal_shards"]
 
 
 def test_config_changes_move_the_subscription_and_the_alarm_set(harness: Harness) -> None:

@@ -65,7 +65,7 @@ def foreign_cluster(h: Harness) -> str:
 
 def foreign_alarm(h: Harness) -> str:
     h.client("cloudwatch").put_metric_alarm(
-        AlarmName="meet-signal-down",
+        AlarmName="meet-signal-down-shard-a",
         MetricName="CPUUtilization",
         Namespace="AWS/ECS",
         Statistic="Average",
@@ -74,7 +74,7 @@ def foreign_alarm(h: Harness) -> str:
         Threshold=1.0,
         ComparisonOperator="LessThanThreshold",
     )
-    return "meet-signal-down"
+    return "meet-signal-down-shard-a"
 
 
 def foreign_dashboard(h: Harness) -> str:

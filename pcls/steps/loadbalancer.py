@@ -35,6 +35,11 @@ from pcls.errors import PclsError
 from pcls.steps.network import propagation, wait_ipv6
 
 ROUTER_PORT = router.ROUTER_PORT  # the routers in the shard tasks: the targets
+# The port a stack with one signal task created its target group with (its web). A group's port
+# is immutable, but it is only the default for targets registered without one: ECS registers
+# every task with its container port (the router's 8080) and the health check uses each
+# target's own port (traffic-port), so such a group serves the routers as it is.
+V1_PORT = router.WEB_PORT
 TAGS_PER_CALL = 20  # elbv2 DescribeTags takes at most 20 ARNs
 LISTENER_STEPS = ("listener-https", "listener-http")
 ELB_ARN = r"arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:"
@@ -296,6 +301,8 @@ class TargetGroup(Step):
             "TargetType": "ip",
             "VpcId": ctx.out("vpc").id,
         }
+        if tg.get("Port") == V1_PORT:
+            fixed.pop("Port")  # v1's group: serves the routers as it is (see V1_PORT)
         out += [
             f"{k} {tg.get(k)} (config {v}; {IMMUTABLE})" for k, v in fixed.items() if tg.get(k) != v
         ]
@@ -348,7 +355,13 @@ class TargetGroup(Step):
             + (f" ({t['TargetHealth']['Reason']})" if t["TargetHealth"].get("Reason") else "")
             for t in targets
         )
-        return {"healthy": f"{healthy}/{len(targets)}", "targets": per_target or "none"}
+        out = {"healthy": f"{healthy}/{len(targets)}", "targets": per_target or "none"}
+        if res.attrs["tg"].get("Port") == V1_PORT:
+            out["port"] = (
+                f"{V1_PORT} (created by a one-task stack; only the default for targets "
+                f"registered without a port: ECS registers the routers on {ROUTER_PORT})"
+            )
+        return out
 
 
 # -- load balancer -----------------------------------------------------------------------------

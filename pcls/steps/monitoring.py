@@ -3,8 +3,8 @@
 Every metric here exists without Container Insights (which costs extra and is off by default):
 - AWS/ApplicationELB for 5xx responses and target health;
 - AWS/ECS CPUUtilization per service, which ECS publishes only while the service has a RUNNING
-  task, so "no data" means "no task": the signal alarm counts samples and treats missing data
-  as breaching;
+  task, so "no data" means "no task": each signal shard's alarm counts its service's samples and
+  treats missing data as breaching;
 - the bridge-guard sidecar's EMF metrics in pcls/Jitsi (one line per bridge per interval), whose
   sample count estimates how many bridges run (ECS publishes no task count without Insights); its
   XmppConnected share (a bridge not connected to every signal shard gets no new participant
@@ -19,6 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from pcls import router
 from pcls.aws import ignore_missing, tag_drift, tags_of
 from pcls.config import Config
 from pcls.engine import Context, Resource, Step
@@ -80,24 +81,22 @@ class Refs:
     alb: str  # app/<name>/<id>, the LoadBalancer dimension
     target_group: str  # targetgroup/<name>/<id>, the TargetGroup dimension
     cluster: str
-    signal_service: str
     jvb_service: str
     region: str
 
     @classmethod
     def placeholder(cls) -> Refs:
         """Stand-ins for counting alarms and metrics without AWS (the cost model)."""
-        return cls("arn:aws:sns:-:0:-", "app/-/-", "targetgroup/-/-", "-", "-", "-", "-")
+        return cls("arn:aws:sns:-:0:-", "app/-/-", "targetgroup/-/-", "-", "-", "-")
 
     @classmethod
     def of(cls, ctx: Context) -> Refs:
-        signal, jvb = ctx.out("service-signal"), ctx.out("service-jvb")
+        jvb = ctx.out("service-jvb")
         return cls(
             topic_arn=ctx.out(TOPIC_STEP).id,
             alb=str(ctx.out("alb").attrs["arn_suffix"]),
             target_group=str(ctx.out("target-group").attrs["arn_suffix"]),
             cluster=short_name(str(jvb.attrs["cluster"])),
-            signal_service=short_name(str(signal.attrs["name"])),
             jvb_service=short_name(str(jvb.attrs["name"])),
             region=ctx.aws.region,
         )
@@ -113,7 +112,6 @@ class Refs:
 ALARM_KINDS = (
     "alb-5xx",
     "alb-unhealthy",
-    "signal-down",
     "jvb-load-high",
     "jvb-cpu-high",
     "jvb-xmpp",
@@ -121,15 +119,26 @@ ALARM_KINDS = (
 )
 POOL_ALARM = "jvb-at-max"
 XMPP_ALARM, RESTART_ALARM = "jvb-xmpp", "jvb-restarting"
+# One alarm per signal shard (its ECS service, named after the shard): signal-down-shard-a, ...
+SIGNAL_ALARM = "signal-down"
+# Names pcls wrote once and writes no more: removed when this stack's tags are on them, left
+# alone (never in the way) when not. v1's one signal alarm watched only the first shard.
+RETIRED_ALARMS = (SIGNAL_ALARM,)
 
 
 def alarm_name(stack: str, what: str) -> str:
     return f"{stack}-{what}"
 
 
+def signal_alarm(shard: str) -> str:
+    """The `what` of a shard's alarm: signal-down-shard-a."""
+    return f"{SIGNAL_ALARM}-{shard}"
+
+
 def known_alarm_names(stack: str) -> set[str]:
     """Every alarm name pcls may have made for this stack (wanted now or by an earlier config)."""
-    return {alarm_name(stack, w) for w in (*ALARM_KINDS, POOL_ALARM)}
+    shards = [signal_alarm(s) for s in router.slots()]
+    return {alarm_name(stack, w) for w in (*ALARM_KINDS, POOL_ALARM, *shards, *RETIRED_ALARMS)}
 
 
 def _metric(ns: str, name: str, dims: dict[str, str]) -> dict[str, Any]:
@@ -145,7 +154,6 @@ def alarm_specs(cfg: Config, refs: Refs) -> dict[str, dict[str, Any]]:
     stack = cfg.stack.name
     actions = [refs.topic_arn]
     lb = {"LoadBalancer": refs.alb}
-    signal = {"ClusterName": refs.cluster, "ServiceName": refs.signal_service}
     jvb = {"ClusterName": refs.cluster, "ServiceName": refs.jvb_service}
     bridge = {METRIC_DIMENSION: stack}
     load_metric = SCALING_METRICS[cfg.scaling.metric]
@@ -222,15 +230,25 @@ def alarm_specs(cfg: Config, refs: Refs) -> dict[str, dict[str, Any]]:
             ComparisonOperator="GreaterThanThreshold",
             TreatMissingData="notBreaching",
         ),
-        spec(
-            "signal-down",
-            "no running signal task for 5 minutes (ECS reports CPU only for running tasks)",
-            **single(ECS_NS, "CPUUtilization", signal, "SampleCount", 60),
-            EvaluationPeriods=5,
-            Threshold=1.0,
-            ComparisonOperator="LessThanThreshold",
-            TreatMissingData="breaching",
-        ),
+        *[
+            spec(
+                signal_alarm(shard),
+                f"no running task in signal {shard} for 5 minutes (ECS reports CPU only for "
+                "running tasks); its rooms are on the other shards meanwhile",
+                **single(
+                    ECS_NS,
+                    "CPUUtilization",
+                    {"ClusterName": refs.cluster, "ServiceName": shard},
+                    "SampleCount",
+                    60,
+                ),
+                EvaluationPeriods=5,
+                Threshold=1.0,
+                ComparisonOperator="LessThanThreshold",
+                TreatMissingData="breaching",
+            )
+            for shard in router.shard_names(cfg.signal.shards)
+        ],
         spec(
             "jvb-load-high",
             f"bridge {load_metric} per bridge above {LOAD_ALARM_FACTOR:g} x the scaling target "
@@ -402,7 +420,6 @@ def dashboard_body(cfg: Config, refs: Refs) -> dict[str, Any]:
     stack = cfg.stack.name
     lb = ["LoadBalancer", refs.alb]
     tg = ["TargetGroup", refs.target_group, *lb]
-    signal = ["ClusterName", refs.cluster, "ServiceName", refs.signal_service]
     jvb = ["ClusterName", refs.cluster, "ServiceName", refs.jvb_service]
     bridge = [METRIC_DIMENSION, stack]
     specs = alarm_specs(cfg, refs)
@@ -488,10 +505,18 @@ def dashboard_body(cfg: Config, refs: Refs) -> dict[str, Any]:
             annotations=lines(("all shards", 1.0)),
         ),
         graph(
-            "Signal task: CPU % and samples (no samples = no running task)",
+            "Signal shards: CPU % per shard (no line = no running task)",
             [
-                [ECS_NS, "CPUUtilization", *signal, {"stat": "Average", "label": "CPU %"}],
-                ["...", {"stat": "SampleCount", "label": "samples"}],
+                [
+                    ECS_NS,
+                    "CPUUtilization",
+                    "ClusterName",
+                    refs.cluster,
+                    "ServiceName",
+                    shard,
+                    {"stat": "Average", "label": shard},
+                ]
+                for shard in router.shard_names(cfg.signal.shards)
             ],
         ),
         graph(
@@ -661,6 +686,7 @@ class Alarms(Step):
 
     def find(self, ctx: Context) -> Resource | None:
         known = known_alarm_names(ctx.stack)
+        retired = {alarm_name(ctx.stack, w) for w in RETIRED_ALARMS}
         # One call for the family; MaxRecords keeps it one page for any plausible prefix match.
         alarms = ctx.aws.all(
             "cloudwatch",
@@ -681,7 +707,7 @@ class Alarms(Step):
             tags = reply.get("Tags", [])
             if ctx.claims(self.name, name, tags):
                 ours[name] = alarm
-            else:  # PutMetricAlarm would overwrite it
+            elif name not in retired:  # PutMetricAlarm would overwrite it
                 ctx.collision(self.name, name, "cloudwatch alarm", tags)
         if not ours:
             return None
@@ -749,12 +775,27 @@ class Alarms(Step):
                 continue
             state = alarm.get("StateValue")
             if state == "ALARM":
-                since = alarm.get("StateUpdatedTimestamp")
-                when = since.strftime(" since %Y-%m-%d %H:%M UTC") if since else ""
-                out[key] = bad + when
+                out[key] = bad + _since(alarm)
             else:
                 out[key] = ok if state == "OK" else "no data yet"
+        # each shard's own alarm: which shards have had no running task for 5 minutes
+        shards = {
+            s: alarms[a]
+            for s in router.shard_names(ctx.cfg.signal.shards)
+            if (a := alarm_name(ctx.stack, signal_alarm(s))) in alarms
+        }
+        if shards:
+            down = [s + _since(a) for s, a in shards.items() if a.get("StateValue") == "ALARM"]
+            waiting = [s for s, a in shards.items() if a.get("StateValue") not in ("OK", "ALARM")]
+            parts = [f"no task in {', '.join(down)}"] if down else []
+            parts += [f"no data yet for {', '.join(waiting)}"] if waiting else []
+            out["signal_shards"] = "; ".join(parts) or "every shard running"
         return out
+
+
+def _since(alarm: dict[str, Any]) -> str:
+    since = alarm.get("StateUpdatedTimestamp")
+    return since.strftime(" since %Y-%m-%d %H:%M UTC") if since else ""
 
 
 class Dashboard(Step):
