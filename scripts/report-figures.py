@@ -417,10 +417,7 @@ def block_cost_decisions(lang: str) -> str:
     )
     hi = zurich_high()
     note = (
-        f"\nMit den Zürcher Schätzpreisen am oberen Rand (Frankfurt × {num(ZURICH_HIGH, 2, lang)}) "
-        f"wären es {usd(hi['asleep_month'], lang)} schlafend, {num(hi['awake_hour'], 4, lang)} "
-        f"pro wache Stunde, {usd(hi['month'], lang)} für den Werktagsmonat und "
-        f"{usd(hi['always_on'], lang)} durchgehend."
+        ""  # the report has the range in its comparison of designs
         if de
         else f"\nWith the Zurich estimates at the top of their range (Frankfurt × "
         f"{ZURICH_HIGH:.2f}): {usd(hi['asleep_month'], lang)} asleep, "
@@ -435,7 +432,7 @@ def block_cost_decisions(lang: str) -> str:
         + command_line(
             variant_command(HOME, "")
             + "  (decisions; "
-            + ("Rand: pcls.cost.estimate, dieses Skript)" if de else "range: pcls.cost.estimate)"),
+            + ("Teile: lines)" if de else "parts: lines; range: pcls.cost.estimate)"),
             lang,
         )
     )
@@ -583,6 +580,49 @@ def block_cost_compare(lang: str) -> str:
         "\n".join(rows)
         + "\n"
         + command_line(variants_command(("single",), lang) + "  (comparisons)" + where, lang)
+    )
+
+
+def block_cost_verdict(lang: str) -> str:
+    """The report's sentence on the cost targets: which are met, the closest or the missed."""
+    data = cost()
+    got = decided(data)
+    labels = {key: german for key, _, german, _ in TARGETS}
+    over = [(key, got[key] - target) for key, _, _, target in TARGETS if got[key] > target]
+    if not over:
+        key, margin = min(
+            ((key, target - got[key]) for key, _, _, target in TARGETS),
+            key=lambda kv: kv[1] / next(t for k, _, _, t in TARGETS if k == kv[0]),
+        )
+        return (
+            f"Alle {len(TARGETS)} Ziele erreicht der Stack, am knappsten „{labels[key]}“ "
+            f"(USD {usd(margin, 'de')} darunter).\n"
+        )
+    met = len(TARGETS) - len(over)
+    missed = "; ".join(
+        f"„{labels[key]}“ liegt mit USD {num(got[key], 2, 'de')} um USD {usd(d, 'de')} darüber"
+        for key, d in over
+    )
+    return f"{met} der {len(TARGETS)} Ziele erreicht der Stack; {missed}.\n"
+
+
+def block_savings_plan(lang: str) -> str:
+    """The Savings Plan against sleep, from `pcls cost`'s comparison (German, the report)."""
+    data = cost()
+    sp = data["comparisons"].get("savings_plan")
+    if sp is None:
+        missing.add("comparisons.savings_plan")
+        return "Seine Zeile in @tbl-vergleich füllt sich, sobald das Kostenmodell ihn bepreist.\n"
+    mine = decided(data)
+    hours = data["decisions"]["month"]["awake_hours"]
+    month = sp["asleep"] + hours * sp["awake_hour"]
+    even = (sp["asleep"] - mine["asleep_month"]) / (mine["awake_hour"] - sp["awake_hour"])
+    return (
+        f"Durchgehend wach spart er USD {usd(-sp['vs_stack_idle'], 'de')} im Monat, doch die "
+        f"Zusage ist auch schlafend geschuldet (USD {usd(sp['asleep'], 'de')} statt "
+        f"{usd(mine['asleep_month'], 'de')}): Er lohnt sich erst ab {num(even, 0, 'de')} wachen "
+        f"Stunden im Monat, und der Werktagsmonat kostet mit ihm rund USD {num(month, 0, 'de')} "
+        f"statt {usd(mine['month'], 'de')} (`pcls cost --json`, comparisons.savings_plan).\n"
     )
 
 
@@ -1109,6 +1149,8 @@ BLOCKS: dict[str, Callable[[str], str]] = {
     "cost-variants": block_cost_variants,
     "cost-headline": block_cost_headline,
     "cost-open": block_cost_open,
+    "cost-verdict": block_cost_verdict,
+    "savings-plan": block_savings_plan,
     "abstract-cost": block_abstract_cost,
     "plan-sample": block_plan_sample,
     "region-choice": block_region_choice,
@@ -1131,6 +1173,8 @@ COST_BLOCKS = {
     "cost-decisions",
     "cost-variants",
     "cost-open",
+    "cost-verdict",
+    "savings-plan",
     "cost-headline",
     "abstract-cost",
     "region-choice",

@@ -66,6 +66,8 @@ def test_german_figures_use_decimal_commas() -> None:
 def test_a_design_the_cost_model_adds_fills_its_row(monkeypatch: pytest.MonkeyPatch) -> None:
     mod = figures()
     real = mod.cost()
+    keys = [key for _, _, key in mod.PENDING_DESIGNS]
+    without = {k: v for k, v in real["comparisons"].items() if k not in keys}
     added = {
         "name": "HA EC2 pair",
         "idle": 123.45,
@@ -75,14 +77,19 @@ def test_a_design_the_cost_model_adds_fills_its_row(monkeypatch: pytest.MonkeyPa
         "awake_hour": None,
         "note": "",
     }
-    data = {**real, "comparisons": {**real["comparisons"], "ec2_ha": added}}
-    monkeypatch.setattr(mod, "cost", lambda region=mod.HOME, variant="": data)
-    mod.missing.clear()
-    table = mod.block_cost_compare("en")
+    for comparisons, waiting in (
+        (without, set(keys)),  # a model without them: every row waits for its key
+        ({**without, keys[0]: added}, set(keys[1:])),  # the first arrives: its row fills
+    ):
+        data = {**real, "comparisons": comparisons}
+        monkeypatch.setattr(mod, "cost", lambda region=mod.HOME, variant="", d=data: d)
+        mod.missing.clear()
+        table = mod.block_cost_compare("en")
+        for key in keys:
+            assert (f"to come: `comparisons.{key}`" in table) == (key in waiting), key
+        assert mod.missing == {f"comparisons.{key}" for key in waiting}
     row = next(line for line in table.splitlines() if line.startswith("| HA EC2 pair "))
     assert "| 123.45 | 234.56 |" in row
-    assert "comparisons.ec2_ha" not in table  # no longer waiting
-    assert "comparisons.ecs_on_ec2" in table and "comparisons.ec2_ha" not in mod.missing
 
 
 def test_the_cost_targets_come_from_the_decisions() -> None:
