@@ -413,6 +413,17 @@ def test_the_listener_waits_for_every_shard_router(stack: Stack) -> None:
     assert stack.tags()["pcls:sleep-since"] == "2026-11-02T20:03:00Z"
 
 
+def test_a_shard_that_never_comes_up_does_not_keep_the_page_for_ever(stack: Stack) -> None:
+    env = stack.env()  # ready in about 150 s: patience 600 s
+    fn.sleep(stack.clients, env, at(20))
+    fn.wake(stack.clients, env, at(21))
+    answer(stack.elbv2, "DescribeTargetHealth", lambda _: health("healthy", "unhealthy"))
+    assert fn.progress(stack.clients, env, at(21, 9))["state"] == "waking"
+    assert stack.forwarded() == stack.wake_tg
+    p = fn.progress(stack.clients, env, at(21, 10))
+    assert p["state"] == "awake" and p["healthy"] == 1 and stack.forwarded() == stack.app_tg
+
+
 def test_wake_is_rate_limited_and_a_no_op_when_awake(stack: Stack) -> None:
     env = stack.env()
     assert fn.wake(stack.clients, env, at(20)) == {"state": "awake", "changed": [], "skipped": []}

@@ -60,6 +60,8 @@ WAKE_PATH = "/_pcls/wake"
 RATE_LIMIT_SECONDS = 60  # wake() does nothing this soon after a state change
 EDGE_GRACE = timedelta(minutes=15)  # a window edge with no recorded state change: this recent
 LIVE_MINUTES = 10  # at a window's end, a conference seen this recently postpones the sleep
+PATIENCE_FACTOR = 4  # waking this many times the ready estimate: any healthy shard will do
+MIN_PATIENCE_SECONDS = 600
 POLL_SECONDS = 4  # the page follows /_pcls/status this often while waking
 ASLEEP_POLL_SECONDS = 30  # ... and this often while asleep (someone else may wake it)
 
@@ -485,7 +487,8 @@ def progress(clients: Clients, env: Env, now: datetime) -> dict[str, Any]:
     """While waking: once every shard's router is a healthy target, the listener goes back.
 
     One router runs in each shard task (one task per shard), so "every shard routed" is as many
-    healthy targets as there are active shard services.
+    healthy targets as there are active shard services; after PATIENCE_FACTOR times the ready
+    estimate (at least MIN_PATIENCE_SECONDS), one healthy router is enough.
     """
     st = _status(clients, env)
     if st.state != WAKING:
@@ -493,11 +496,14 @@ def progress(clients: Clients, env: Env, now: datetime) -> dict[str, Any]:
         return {"state": st.state, "healthy": None, "wanted": len(env.shards), "ready_in": ready_in}
     wanted = _active(clients, env, env.shards) if env.shards else 0
     healthy = _healthy(clients, env)
-    if healthy >= max(wanted, 1):
+    elapsed = (now - st.since).total_seconds() if st.since else 0
+    # A shard that never comes up is left out of every router's ring; past the patience, the
+    # shards that are up serve all rooms rather than the page waiting for ever.
+    patience = max(MIN_PATIENCE_SECONDS, PATIENCE_FACTOR * env.ready_seconds)
+    if healthy >= max(wanted, 1) or (healthy and elapsed >= patience):
         _point(clients, env, env.app_tg_arn)
         _tag(clients, env, AWAKE, now)
         return {"state": AWAKE, "healthy": healthy, "wanted": wanted, "ready_in": 0}
-    elapsed = (now - st.since).total_seconds() if st.since else 0
     ready_in = max(5, int(env.ready_seconds - elapsed))
     return {"state": WAKING, "healthy": healthy, "wanted": wanted, "ready_in": ready_in}
 
