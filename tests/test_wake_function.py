@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -721,3 +722,84 @@ def test_scheduler_events(stack: Stack, lambda_env: fn.Env) -> None:
     assert fn.handler({"pcls": "sleep"})["state"] == "asleep"
     assert fn.handler({"pcls": "tick"})["action"] == "none"  # just changed: no edge after it
     assert "must be one of sleep, wake, tick" in fn.handler({"pcls": "dance"})["error"]
+
+
+# -- the page's script, run by a JavaScript engine ----------------------------------------------
+
+NODE = shutil.which("node")
+# A minimal browser: the elements the script uses, fetch answering from a list, timers run by hand.
+BROWSER = """
+const els = {h: {textContent: ""}, m: {textContent: ""}, g: {disabled: false},
+  f: {hidden: false, on: {}, addEventListener(t, fn) { this.on[t] = fn; }},
+  t: {textContent: TEXTS}};
+globalThis.document = {body: {dataset: DATASET}, getElementById: (id) => els[id]};
+const timers = [], log = [];
+globalThis.setTimeout = (fn, ms) => { timers.push([fn, ms]); return timers.length; };
+globalThis.clearTimeout = () => {};
+globalThis.location = {reload() { log.push("reload"); }};
+const answers = ANSWERS;
+globalThis.fetch = (url, opts) => {
+  log.push((opts.method || "GET") + " " + url);
+  const a = answers.shift();
+  return Promise.resolve({status: a[0], headers: {get: () => a[1]},
+    json: () => Promise.resolve(a[2])});
+};
+async function settle() { for (let i = 0; i < 20; i++) { await Promise.resolve(); } }
+async function next() {
+  const [fn, ms] = timers.pop();
+  log.push("after " + ms + " ms");
+  fn();
+  await settle();
+}
+(async () => {
+  SCRIPT
+  await settle();
+  log.push(els.m.textContent);
+  els.f.on.submit({preventDefault() {}});
+  await settle();
+  log.push(els.m.textContent, "form hidden " + els.f.hidden);
+  await next();
+  log.push(els.m.textContent);
+  await next();
+  await next();
+  console.log(JSON.stringify(log));
+})();
+"""
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_the_page_script_starts_follows_and_opens_the_meeting(tmp_path: Path) -> None:
+    page = fn.page("asleep", 150, 0, 2)
+    script = re.search(r"<script>(.*)</script>", page, re.S)[1]
+    texts = re.search(r'<script type="application/json" id="t">(.*?)</script>', page, re.S)[1]
+    data = dict(re.findall(r'data-(\w+)="([^"]*)"', page))
+    waking = {"state": "waking", "ready_in": 120, "healthy": 0, "wanted": 2}
+    answers = [
+        [200, "application/json", waking],  # the press
+        [200, "application/json", {**waking, "ready_in": 60, "healthy": 1}],
+        [502, "text/html", None],  # the load balancer, between two function runs
+        [200, "text/html; charset=utf-8", None],  # the routers serve the status URL: awake
+    ]
+    program = (
+        BROWSER.replace("TEXTS", json.dumps(texts))
+        .replace("DATASET", json.dumps(data))
+        .replace("ANSWERS", json.dumps(answers))
+        .replace("SCRIPT", script)
+    )
+    (tmp_path / "page.js").write_text(program)
+    done = subprocess.run([NODE, str(tmp_path / "page.js")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [
+        "This meeting service sleeps while nobody meets. Start it: ready in about 150 s.",
+        "POST /_pcls/wake",
+        "Ready in about 120 s (0 of 2 ready). The meeting opens by itself.",
+        "form hidden true",
+        "after 4000 ms",
+        "GET /_pcls/status",
+        "Ready in about 60 s (1 of 2 ready). The meeting opens by itself.",
+        "after 4000 ms",
+        "GET /_pcls/status",
+        "after 4000 ms",
+        "GET /_pcls/status",
+        "reload",
+    ]

@@ -650,7 +650,7 @@ _SCRIPT = (
     return r.json();
   }
   function seen(s) {
-    if (!s) { return; }
+    if (!s) { later(null); return; }  // a 5xx from the load balancer: ask again
     show(s);
     if (s.state === "awake") { setTimeout(function () { location.reload(); }, 2000); }
     else { later(s); }
