@@ -604,6 +604,14 @@ def test_window_edges_in_the_stack_time_zone() -> None:
         False,
     )
     assert fn.last_edge(dataclasses.replace(env, awake=()), monday) is None
+    # Sunday 02:30-05:00 on the night 02:00 jumps to 03:00: awake from the jump (01:00 UTC)
+    gap = dataclasses.replace(env, awake=([[6], 150, 300],))
+    jump = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+    assert fn.last_edge(gap, jump + timedelta(minutes=10)) == (jump, True)
+    assert fn.last_edge(gap, datetime(2026, 3, 29, 3, 1, tzinfo=UTC)) == (
+        datetime(2026, 3, 29, 3, 0, tzinfo=UTC),  # 05:00 summer time
+        False,
+    )
 
 
 # -- the HTTP face ----------------------------------------------------------------------------

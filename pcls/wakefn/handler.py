@@ -23,6 +23,7 @@ import hashlib
 import html
 import json
 import math
+import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -531,14 +532,13 @@ def last_edge(env: Env, now: datetime) -> tuple[datetime, bool] | None:
         midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
         for w in env.awake:
             if day.weekday() in w.days:
-                for minute in (w.start, w.end):
-                    local = midnight + timedelta(minutes=minute)
-                    # wall-clock minutes, re-read in the zone (DST days are 23 or 25 hours)
-                    local = datetime(
-                        local.year, local.month, local.day, local.hour, local.minute, tzinfo=zone
-                    )
-                    candidates.add(local.astimezone(UTC))
-    for t in sorted((c for c in candidates if c <= now), reverse=True):
+                # aware + timedelta is wall-clock arithmetic: 07:00 stays 07:00 on DST days
+                candidates |= {midnight + timedelta(minutes=m) for m in (w.start, w.end)}
+    # A window start that falls in a DST gap (02:30 on the night clocks jump from 02:00 to
+    # 03:00) begins at the jump: time zones change their offset on a UTC half hour.
+    base = now.replace(minute=30 if now.minute >= 30 else 0, second=0, microsecond=0)
+    candidates |= {base - timedelta(minutes=30 * k) for k in range(8 * 48)}
+    for t in sorted((c.astimezone(UTC) for c in candidates if c <= now), reverse=True):
         after = inside(env, t)
         if after != inside(env, t - timedelta(minutes=1)):
             return t, after
@@ -728,8 +728,6 @@ def _clients() -> Clients:
 
 
 def _env() -> Env:
-    import os
-
     return Env.from_environ(os.environ)
 
 
@@ -767,7 +765,10 @@ def _json_response(code: int, value: dict[str, Any], head: bool = False) -> dict
 def _next(event: dict[str, Any]) -> str:
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
-        body = base64.b64decode(body).decode("utf-8", "replace")
+        try:
+            body = base64.b64decode(body).decode("utf-8", "replace")
+        except ValueError:
+            return "/"
     value = (parse_qs(body).get("next") or ["/"])[0]
     return value if _NEXT_RE.fullmatch(value) else "/"
 
