@@ -462,7 +462,7 @@ def test_a_removed_service_is_skipped_and_said(stack: Stack) -> None:
     assert stack.counts() == {"jvb": 2, "shard-a": 0, "shard-b": 1}
 
 
-def test_a_sleep_cut_short_is_asleep_and_finished_by_a_rerun_or_a_wake(stack: Stack) -> None:
+def test_a_sleep_cut_short_is_asleep_and_finished_by_the_next_tick(stack: Stack) -> None:
     env = stack.env()
     undo = answer(
         stack.ecs, "UpdateService", lambda p: cut(p) if p["service"] == "shard-a" else None
@@ -474,7 +474,7 @@ def test_a_sleep_cut_short_is_asleep_and_finished_by_a_rerun_or_a_wake(stack: St
     # Visitors already see the page: the stack says asleep, not awake.
     assert fn.state(stack.clients, env) == "asleep"
     undo()
-    # The next tick finishes it ...
+    # The next tick finishes it
     assert fn.tick(stack.clients, env, at(20, 5))["action"] == "sleep (finishing one cut short)"
     assert stack.counts() == {"jvb": 0, "shard-a": 0, "shard-b": 0}
     assert stack.tags()["pcls:sleep"] == "asleep"
