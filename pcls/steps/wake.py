@@ -228,7 +228,6 @@ class WakeFunction(Step):
                 f"rename the stack (stack.name) or remove that function"
             ) from None
         self._wait(ctx, "function_active_v2", name)
-        self._mark_awake(ctx)
         config = {k: v for k, v in config.items() if k != "ResponseMetadata"}
         return Resource(
             name,
@@ -243,8 +242,6 @@ class WakeFunction(Step):
     def _mark_awake(self, ctx: Context) -> None:
         """A stack that has never slept is awake since now: its first tick outside the awake
         hours must not count the idle time from long ago."""
-        if self._since(ctx):
-            return
         now = dt.datetime.now(dt.UTC)
         ctx.aws.client("ecs").tag_resource(
             resourceArn=ctx.out("cluster").id,
@@ -339,6 +336,8 @@ class WakeFunction(Step):
             out.append("permission for the wake target group to invoke it missing")
         if not self._registered(ctx, res):
             out.append(f"not registered in target group {wake_group_name(ctx)}")
+        if not self._since(ctx):
+            out.append("sleep state not on the cluster yet (awake since now)")
         if not res.attrs.get("fresh"):
             out += tag_drift(ctx.tag_dict(self.name), res.attrs["tags"])
         return out
@@ -374,9 +373,11 @@ class WakeFunction(Step):
             ctx.aws.client("elbv2").register_targets(
                 TargetGroupArn=ctx.out(WAKE_TG_STEP).id, Targets=[{"Id": res.attrs["arn"]}]
             )
+        if any(d.startswith("sleep state ") for d in drift):
+            self._mark_awake(ctx)
         if any(d.startswith("tag ") for d in drift):
             self.tag(ctx, res)
-        if any(not d.startswith("tag ") for d in drift):
+        if any(not d.startswith(("tag ", "sleep state ")) for d in drift):
             self._wait(ctx, "function_updated_v2", name)
 
     def _reserve(self, ctx: Context, name: str) -> None:
