@@ -311,3 +311,21 @@ def test_teardown_of_a_sleeping_stack_leaves_nothing(
     gone = h.cli("teardown", "--yes", capsys=capsys)
     assert gone.code == 0, gone.err
     assert not stack_only(inventory(REGION))
+
+
+def test_scheduled_scaling_left_suspended_on_an_awake_stack_is_resumed(harness: Harness) -> None:
+    """A sleep's suspension of [[scaling.schedule]] outliving the sleep would silence it."""
+    h = harness
+    assert h.up().ok
+    aas = h.client("application-autoscaling")
+    aas.register_scalable_target(
+        ServiceNamespace="ecs",
+        ResourceId=f"service/{CLUSTER}/jvb",
+        ScalableDimension="ecs:service:DesiredCount",
+        SuspendedState={"ScheduledScalingSuspended": True},
+    )
+    plan = h.plan()
+    assert plan.results["scaling-target"].drift == ["scheduled scaling suspended (awake: resumed)"]
+    assert h.up().ok
+    assert _bounds(h) == (2, 4, False)
+    assert h.up().ok and h.writes() == {}

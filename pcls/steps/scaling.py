@@ -44,6 +44,7 @@ ALARMS_PER_TARGET_TRACKING_POLICY = 2
 JVB_SERVICE_STEP = "service-jvb"
 JVB_SERVICE = "jvb"  # the services step names each ECS service after its task
 CONCURRENT = "ConcurrentUpdateException"
+SUSPENDED = "scheduled scaling suspended (awake: resumed)"
 
 
 # -- names -----------------------------------------------------------------------------------
@@ -285,16 +286,22 @@ class ScalingTarget(Step):
         target = res.attrs["target"]
         have = (target.get("MinCapacity"), target.get("MaxCapacity"))
         want = self._want(ctx)
-        if want == (0, 0):
-            return [] if have == want else [f"min/max {have[0]}/{have[1]} (asleep: 0/0)"]
+        asleep = want == (0, 0)
+        suspended = bool((target.get("SuspendedState") or {}).get("ScheduledScalingSuspended"))
+        # The wake function suspends scheduled scaling while asleep ([[scaling.schedule]] sets
+        # min/max itself); awake, a suspension left behind would silence the schedule.
+        out = [SUSPENDED] if suspended and not asleep else []
+        if asleep:
+            return out + ([] if have == want else [f"min/max {have[0]}/{have[1]} (asleep: 0/0)"])
         if have in capacity_pairs(ctx.cfg):
-            return []
-        return [f"min/max {have[0]}/{have[1]} (config {want[0]}/{want[1]})"]
+            return out
+        return [*out, f"min/max {have[0]}/{have[1]} (config {want[0]}/{want[1]})"]
 
     def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
         # Min/max only: RegisterScalableTarget on an existing target leaves the desired count to
         # Application Auto Scaling (it moves it only to stay inside the new bounds).
         low, high = self._want(ctx)
+        resume = {"SuspendedState": {"ScheduledScalingSuspended": False}}
         _serial(
             ctx,
             self.name,
@@ -304,6 +311,7 @@ class ScalingTarget(Step):
                 ScalableDimension=DIMENSION,
                 MinCapacity=low,
                 MaxCapacity=high,
+                **(resume if SUSPENDED in drift else {}),
             ),
         )
 
