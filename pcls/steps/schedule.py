@@ -34,8 +34,8 @@ STEP = "wake-schedule"
 TICK = "tick"
 TICK_EVERY = "rate(5 minutes)"
 TICK_INPUT = {"pcls": "tick"}
-# A tick is worth little after its successor: an hour of retries is plenty.
-RETRY = {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 3}
+# A failed tick is not retried: the next one comes in 5 minutes and every call is idempotent.
+RETRY = {"MaximumEventAgeInSeconds": 60, "MaximumRetryAttempts": 0}
 ROLE_NOT_YET = ("assume the role", "must allow AWS EventBridge Scheduler")
 
 

@@ -299,11 +299,14 @@ class WakeFunction(Step):
             return False
         principal = st.get("Principal") or {}
         service = principal.get("Service") if isinstance(principal, dict) else principal
-        source = (st.get("Condition") or {}).get("ArnLike", {}).get("AWS:SourceArn")
+        condition = st.get("Condition") or {}
+        source = condition.get("ArnLike", {}).get("AWS:SourceArn")
+        account = condition.get("StringEquals", {}).get("AWS:SourceAccount")
         return (
             service == ELB_PRINCIPAL
             and st.get("Action") == "lambda:InvokeFunction"
             and source == ctx.out(WAKE_TG_STEP).id
+            and account == ctx.aws.identity()["account"]
         )
 
     def _registered(self, ctx: Context, res: Resource) -> bool:
@@ -404,7 +407,9 @@ class WakeFunction(Step):
             StatementId=ELB_STATEMENT,
             Action="lambda:InvokeFunction",
             Principal=ELB_PRINCIPAL,
+            # The confused-deputy conditions ELB documents for Lambda targets.
             SourceArn=ctx.out(WAKE_TG_STEP).id,
+            SourceAccount=ctx.aws.identity()["account"],
         )
 
     # -- status / teardown -------------------------------------------------------------------
