@@ -329,3 +329,20 @@ def test_scheduled_scaling_left_suspended_on_an_awake_stack_is_resumed(harness: 
     assert h.up().ok
     assert _bounds(h) == (2, 4, False)
     assert h.up().ok and h.writes() == {}
+
+
+def test_a_change_rolled_out_while_asleep_keeps_the_stack_asleep(
+    harness: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """New task definitions reach the services at desired 0: the rollout waits end at once."""
+    h = harness
+    assert h.up().ok
+    assert h.cli("sleep", capsys=capsys).code == 0
+    h.write_config('[jitsi]\nimage_tag = "stable-11031"\n')
+    rolled = h.up()
+    assert rolled.ok, [r.detail for r in rolled.failures]
+    assert rolled.results["service-signal"].outcome.value == "updated"
+    revisions = h.client("ecs").describe_services(cluster=CLUSTER, services=list(SHARDS))
+    assert all(s["taskDefinition"].endswith(":2") for s in revisions["services"]), revisions
+    _asleep(h)
+    assert h.cli("status", capsys=capsys).code == 0
