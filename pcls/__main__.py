@@ -1,8 +1,9 @@
 """pcls command line: parse, build a session, run one command, map the outcome to an exit code.
 
 Exit codes: 0 success; 1 a failure while talking to AWS; 2 usage or config error, or the
-stack's run lock held by another run (nothing touched in AWS); 3 `status` found missing or
-drifted resources; 130 interrupted (Ctrl-C, or SIGTERM as CI runners send it).
+stack's run lock held by another run (nothing touched in AWS), or `sleep`/`wake` on a stack
+without its wake function; 3 `status` found missing or drifted resources; 130 interrupted
+(Ctrl-C, or SIGTERM as CI runners send it). `wake` not awake within --timeout is 1.
 """
 
 from __future__ import annotations
@@ -76,6 +77,16 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("--compact", action="store_true", help="80x24: a line per group and task")
     td = sub.add_parser("teardown", parents=[common], help="delete everything, verify it is gone")
     td.add_argument("--yes", action="store_true", help="do not ask for the stack name")
+    sleep_help = "put the stack to sleep now: no task runs; visitors get a page that wakes it"
+    sub.add_parser("sleep", parents=[common], help=sleep_help)
+    wake_help = "wake the stack and follow it until it serves"
+    wk = sub.add_parser("wake", parents=[common], help=wake_help)
+    wk.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="stop following after this long (default 900); the stack goes on waking",
+    )
     ul = sub.add_parser(
         "unlock", parents=[common], help="show and remove the stack's run lock in AWS"
     )
@@ -368,6 +379,10 @@ def _run(argv: list[str] | None = None) -> int:
             return runner.cmd_status(session, ns.json, ns.compact)
         if ns.command == "teardown":
             return runner.cmd_teardown(session, ns.yes)
+        if ns.command == "sleep":
+            return runner.cmd_sleep(session)
+        if ns.command == "wake":
+            return runner.cmd_wake(session, ns.timeout)
         if ns.command == "unlock":
             return runner.cmd_unlock(session, ns.yes)
         if ns.command == "adopt":

@@ -37,6 +37,7 @@ from typing import Any
 from pcls.errors import ConfigError
 from pcls.steps import iam
 from pcls.steps.account import partition_of as partition_of  # pcls iam-policy names it
+from pcls.steps.platform import schedule_group_name, wake_function_name, wake_log_group_name
 
 STACK_TAG = "pcls:stack"
 MAX_POLICY_CHARS = 6144  # IAM's limit for a managed policy, whitespace not counted
@@ -58,6 +59,7 @@ READ = {
     "cloudwatch": [
         "DescribeAlarms",
         "GetDashboard",
+        "GetMetricData",  # pcls sleep / wake: the bridges' participants (idle)
         "GetMetricStatistics",  # pcls verify: the bridges' XmppConnected
         "ListDashboards",
         "ListTagsForResource",
@@ -108,6 +110,8 @@ READ = {
         "ListPolicyVersions",
         "ListRolePolicies",
     ],
+    # The function's own reads are scoped to it (GetFunction hands out its code): see _wake.
+    "lambda": ["GetAccountSettings"],
     "logs": ["DescribeLogGroups", "ListTagsForResource"],
     "route53": [
         "GetChange",
@@ -118,6 +122,7 @@ READ = {
         "ListTagsForResource",
         "ListTagsForResources",
     ],
+    "scheduler": ["ListSchedules"],  # no resource type
     "servicequotas": ["GetAWSDefaultServiceQuota", "GetServiceQuota"],
     "servicediscovery": [
         "GetInstancesHealthStatus",  # a rolling shard is routed again once its name has its task
@@ -316,6 +321,7 @@ def statements(t: Target) -> list[dict[str, Any]]:
     out += _platform(b, s)
     out += _monitoring(b, s)
     out += _budget(b, s)
+    out += _wake(b, s)
     return out
 
 
@@ -357,6 +363,7 @@ def _load_balancer(b: _Builder) -> list[dict[str, Any]]:
     s = b.s
     lb = b.arn("elasticloadbalancing", f"loadbalancer/app/{s}-alb/*")
     tg = b.arn("elasticloadbalancing", f"targetgroup/{s}-web/*")
+    wake_tg = b.arn("elasticloadbalancing", f"targetgroup/{s}-wake/*")
     listener = b.arn("elasticloadbalancing", f"listener/app/{s}-alb/*")
     # The HTTP listener's forward rule (it attaches the target group before HTTPS exists).
     rule = b.arn("elasticloadbalancing", f"listener-rule/app/{s}-alb/*")
@@ -371,16 +378,28 @@ def _load_balancer(b: _Builder) -> list[dict[str, Any]]:
         _st(
             "LoadBalancerCreate",
             _actions(elb, ["CreateLoadBalancer", "CreateTargetGroup"]),
-            [lb, tg],
+            [lb, tg, wake_tg],
             b.tagged("RequestTag"),
         ),
         _st(
             "LoadBalancerOwn",
             _actions(elb, own),
-            [lb, tg, listener, rule],
+            [lb, tg, wake_tg, listener, rule],
             b.tagged("ResourceTag"),
         ),
-        _st("LoadBalancerTags", [f"{elb}:AddTags"], [lb, tg, listener, rule], b.tag_write()),
+        _st(
+            "LoadBalancerTags",
+            [f"{elb}:AddTags"],
+            [lb, tg, wake_tg, listener, rule],
+            b.tag_write(),
+        ),
+        # The wake function in its own target group (ECS registers the routers itself).
+        _st(
+            "WakeTargets",
+            _actions(elb, ["DeregisterTargets", "RegisterTargets"]),
+            wake_tg,
+            b.tagged("ResourceTag"),
+        ),
     ]
 
 
@@ -421,15 +440,16 @@ def _dns_and_certificate(b: _Builder) -> list[dict[str, Any]]:
 
 def _iam(b: _Builder) -> list[dict[str, Any]]:
     t = b.t
-    if t.stack:
-        roles = [iam.role_arn(t.partition, t.account, n) for n in iam.role_names(t.stack)]
-        boundary = iam.boundary_arn(t.partition, t.account, t.stack)
-        bounded = {"ArnEquals": {"iam:PermissionsBoundary": boundary}}
-    else:
-        # Every stack: the roles' name patterns under the pcls path, and any pcls boundary.
-        roles = [iam.role_arn(t.partition, t.account, n) for n in iam.role_names("*")]
-        boundary = iam.boundary_arn(t.partition, t.account, "*")
-        bounded = {"ArnLike": {"iam:PermissionsBoundary": boundary}}
+    # Every stack: the roles' name patterns under the pcls path, and any pcls boundary.
+    stack = t.stack or "*"
+    roles = [iam.role_arn(t.partition, t.account, n) for n in iam.role_names(stack)]
+    boundary = iam.boundary_arn(t.partition, t.account, stack)
+    test = "ArnEquals" if t.stack else "ArnLike"
+    bounded = {test: {"iam:PermissionsBoundary": boundary}}
+
+    def passed(service: str) -> list[str]:
+        return [iam.role_arn(t.partition, t.account, n) for n in iam.role_names(stack, service)]
+
     pcls_path = f"arn:{t.partition}:iam::{t.account}:"
     linked = [
         f"{pcls_path}role/aws-service-role/{svc}/{name}" for svc, name in SERVICE_LINKED.items()
@@ -444,11 +464,18 @@ def _iam(b: _Builder) -> list[dict[str, Any]]:
         ),
         _st("RolesOwn", _actions("iam", own), roles, b.tagged("ResourceTag")),
         _st("RolesTags", ["iam:TagRole"], roles, b.tag_write()),
-        _st(
-            "PassRolesToEcsTasks",
-            ["iam:PassRole"],
-            roles,
-            {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+        *(
+            _st(
+                sid,
+                ["iam:PassRole"],
+                passed(service),
+                {"StringEquals": {"iam:PassedToService": service}},
+            )
+            for sid, service in (
+                ("PassRolesToEcsTasks", iam.TASKS_PRINCIPAL),
+                ("PassRoleToWakeFunction", iam.LAMBDA_PRINCIPAL),
+                ("PassRoleToScheduler", iam.SCHEDULER_PRINCIPAL),
+            )
         ),
         _st(
             "BoundaryOwn",
@@ -521,7 +548,8 @@ def _ecs(b: _Builder, s: str) -> list[dict[str, Any]]:
 
 def _platform(b: _Builder, s: str) -> list[dict[str, Any]]:
     group = b.arn("logs", f"log-group:/pcls/{s}")
-    groups = [group, f"{group}:*"]
+    wake = b.arn("logs", f"log-group:{wake_log_group_name(s)}")
+    groups = [group, f"{group}:*", wake, f"{wake}:*"]
     params = b.arn("ssm", f"parameter/pcls/{s}/*")
     lock = b.arn("ssm", f"parameter/pcls/{s}/run/lock")
     sd = [b.arn("servicediscovery", k) for k in ("namespace/*", "service/*")]
@@ -615,6 +643,71 @@ def _budget(b: _Builder, s: str) -> list[dict[str, Any]]:
         _st("BudgetRead", _actions("budgets", ["ListTagsForResource", "ViewBudget"]), budget),
         _st("BudgetWrite", ["budgets:ModifyBudget"], budget, own),
         _st("BudgetTags", ["budgets:TagResource"], budget, b.tag_write()),
+    ]
+
+
+def _wake(b: _Builder, s: str) -> list[dict[str, Any]]:
+    """The wake function, its schedule group and the sleep state `pcls sleep`/`wake` write."""
+    function = b.arn("lambda", f"function:{wake_function_name(s)}")
+    group = b.arn("scheduler", f"schedule-group/{schedule_group_name(s)}")
+    schedules = b.arn("scheduler", f"schedule/{schedule_group_name(s)}/*")
+    cluster = b.arn("ecs", f"cluster/{s}")
+    own = [
+        *("DeleteFunction", "DeleteFunctionConcurrency", "PutFunctionConcurrency"),
+        *("RemovePermission", "UpdateFunctionCode", "UpdateFunctionConfiguration"),
+    ]
+    invoke: dict[str, Any] = {
+        **b.tagged("ResourceTag"),
+        "StringEquals": {
+            **b.tagged("ResourceTag").get("StringEquals", {}),
+            "lambda:Principal": "elasticloadbalancing.amazonaws.com",
+        },
+    }
+    sleep_tags = {"ForAllValues:StringEquals": {"aws:TagKeys": list(iam.SLEEP_TAGS)}}
+    return [
+        # GetFunction hands out a link to the code: only this function's.
+        _st(
+            "WakeFunctionRead",
+            _actions("lambda", ["GetFunction", "GetFunctionConcurrency", "GetPolicy", "ListTags"]),
+            function,
+        ),
+        _st("WakeFunctionCreate", ["lambda:CreateFunction"], function, b.tagged("RequestTag")),
+        _st("WakeFunctionOwn", _actions("lambda", own), function, b.tagged("ResourceTag")),
+        _st("WakeFunctionTags", ["lambda:TagResource"], function, b.tag_write()),
+        # The one invoke permission pcls adds: for the load balancer, nobody else.
+        _st("WakeFunctionInvokers", ["lambda:AddPermission"], function, invoke),
+        _st(
+            "WakeScheduleGroupRead",
+            _actions("scheduler", ["GetScheduleGroup", "ListTagsForResource"]),
+            group,
+        ),
+        _st(
+            "WakeScheduleGroupCreate",
+            _actions("scheduler", ["CreateScheduleGroup", "TagResource"]),
+            group,
+            b.tag_write(),
+        ),
+        _st(
+            "WakeScheduleGroupOwn",
+            ["scheduler:DeleteScheduleGroup"],
+            group,
+            b.tagged("ResourceTag"),
+        ),
+        # Schedules take no tags; they live in the stack's group, named exactly.
+        _st(
+            "WakeSchedules",
+            _actions(
+                "scheduler", ["CreateSchedule", "DeleteSchedule", "GetSchedule", "UpdateSchedule"]
+            ),
+            schedules,
+        ),
+        # pcls sleep / wake: the sleep tags on the stack's cluster, no other key.
+        _st(
+            "SleepState",
+            ["ecs:TagResource"],
+            cluster,
+            {**b.tagged("ResourceTag"), **sleep_tags},
+        ),
     ]
 
 

@@ -25,6 +25,8 @@ from pcls.errors import (
     EXIT_DRIFT,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    ConfigError,
+    PclsError,
 )
 from pcls.ledger import Ledger
 from pcls.lock import STEP as LOCK_STEP
@@ -315,11 +317,28 @@ def cmd_status(s: Session, as_json: bool, compact: bool = False) -> int:
             s.console.print(line, no_wrap=True)
     else:
         s.console.print(status_table(result))
+        if line := sleep_line(result):
+            s.console.print(line)
     if result.failures:
         if not as_json:
             print(f"error: {result.failures[0].error}", file=sys.stderr)
         return EXIT_AWS
     return EXIT_OK if ok else EXIT_DRIFT
+
+
+def sleep_line(result: RunResult) -> str:
+    """'asleep since …' when the stack sleeps or wakes (the wake function's status), else ''."""
+    from pcls.steps.wake import STEP as WAKE_STEP
+
+    r = result.results.get(WAKE_STEP)
+    state = str(r.details.get("sleep", "")) if r else ""
+    if state not in ("asleep", "waking"):
+        return ""
+    since = r.details.get("since") if r else ""
+    line = f"stack {state}" + (f" since {since}" if since else "")
+    if state == "asleep":
+        return line + ": its services run no task; `pcls wake` or a visitor's click starts it"
+    return line + ": its shards are starting; `pcls wake` follows the progress"
 
 
 def confirm_teardown(s: Session, yes: bool) -> None:
@@ -382,3 +401,106 @@ def cmd_unlock(s: Session, yes: bool) -> int:
         )
     s.console.print(f"removed the run lock of stack {s.cfg.stack.name}")
     return EXIT_OK
+
+
+# -- sleep and wake (docs/sleep.md) -----------------------------------------------------------
+
+
+def _wake_function(s: Session) -> Any:
+    """(clients, Env) of the stack's deployed wake function: what sleep and wake act on."""
+    from types import SimpleNamespace
+
+    from pcls.steps.wake import STEP as WAKE_STEP
+    from pcls.steps.wake import deployed_env
+
+    res = s.engine.steps[WAKE_STEP].find(s.ctx)
+    conflicts = s.ctx.conflicts_of(WAKE_STEP)
+    if conflicts:
+        raise ConfigError(conflicts[0].message(s.cfg.stack.name))
+    if res is None:
+        raise ConfigError(
+            f"stack {s.cfg.stack.name!r} has no wake function ({WAKE_STEP}); run pcls up first"
+        )
+    clients = SimpleNamespace(
+        ecs=s.aws.client("ecs"),
+        elbv2=s.aws.client("elbv2"),
+        autoscaling=s.aws.client("application-autoscaling"),
+        cloudwatch=s.aws.client("cloudwatch"),
+    )
+    try:
+        env = deployed_env(res.attrs["config"])
+    except ValueError as exc:
+        raise PclsError(f"{WAKE_STEP}: its environment is damaged ({exc}); run pcls up") from None
+    return clients, env
+
+
+def _now() -> Any:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC)
+
+
+def _locked_sleep_run(s: Session, verb: str, run: Callable[[], int]) -> int:
+    """Under both locks, as up: a sleep or wake never crosses an up or teardown."""
+    bind(s)
+    shared = run_lock(s, verb)
+    with s.ledger.locked():
+        shared.acquire()
+        try:
+            return run()
+        finally:
+            shared.release()
+            s.ui.close()
+
+
+def cmd_sleep(s: Session) -> int:
+    """Put the stack to sleep now: visitors get the wake page, no task runs."""
+    from pcls.wakefn import handler
+
+    def run() -> int:
+        clients, env = _wake_function(s)
+        done = handler.sleep(clients, env, _now())
+        changed = ", ".join(done["changed"]) or "nothing (it was asleep)"
+        s.console.print(f"sleep: stack {s.cfg.stack.name} is asleep; changed: {changed}")
+        if done.get("skipped"):
+            s.console.print(f"not found (left alone): {', '.join(done['skipped'])}")
+        return EXIT_OK
+
+    return _locked_sleep_run(s, "sleep", run)
+
+
+def cmd_wake(s: Session, timeout: float | None) -> int:
+    """Wake the stack and follow it until the shards serve (or `timeout` seconds pass)."""
+    from pcls.wakefn import handler
+
+    step = "wake"
+    bound = s.ctx.patience.service_stable if timeout is None else timeout
+
+    def run() -> int:
+        clients, env = _wake_function(s)
+        done = handler.wake(clients, env, _now(), rate_limit=False)
+        if done["state"] == handler.AWAKE:
+            s.console.print(f"wake: stack {s.cfg.stack.name} is awake already")
+            return EXIT_OK
+        last: dict[str, Any] = {}
+
+        def probe() -> tuple[bool, str]:
+            p = handler.progress(clients, env, _now())
+            last.update(p)
+            routed = f"{p.get('healthy') or 0} of {p.get('wanted')} shards routed"
+            return p["state"] == handler.AWAKE, f"{routed}, ready in about {p['ready_in']}s"
+
+        s.ui.start(step, "waking")
+        s.ctx.wait_for(
+            step,
+            "the shards to serve behind the routers",
+            probe,
+            timeout=bound,
+            hint="the stack goes on waking by itself; `pcls status` shows it, `pcls wake` "
+            "follows it again",
+        )
+        s.ui.finish(step, Outcome.UPDATED, f"awake: {last.get('healthy')} shards routed")
+        s.console.print(f"wake: stack {s.cfg.stack.name} is awake")
+        return EXIT_OK
+
+    return _locked_sleep_run(s, "wake", run)

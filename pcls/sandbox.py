@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -265,12 +266,64 @@ def services_run_their_desired_count() -> None:
     models.Service.__init__ = init  # type: ignore[method-assign]
 
 
+def services_register_their_routers() -> None:
+    """ECS registers each running task of a service with a load balancer in its target group
+    (and deregisters it when the task stops); moto does not. Patched into moto's ECS backend:
+    after a service is created, scaled or deleted, each of its target groups holds one address
+    per running task, healthy as a task that passed its checks. This is what lets the sandbox
+    show a wake end to end: the wake function waits for the shards' routers to be healthy."""
+    from moto.ecs import models
+    from moto.elbv2.models import elbv2_backends
+
+    backend = models.EC2ContainerServiceBackend
+    if getattr(backend.update_service, "pcls_patched", False):
+        return
+    create, update, delete = backend.create_service, backend.update_service, backend.delete_service
+
+    def sync(self: Any, service: Any) -> None:
+        elbv2 = elbv2_backends[self.account_id][self.region_name]
+        running = service.running_count if service.status == "ACTIVE" else 0
+        prefix = f"10.{zlib.crc32(service.name.encode()) % 200 + 20}.0."  # one range per service
+        for lb in service.load_balancers or []:
+            group = elbv2.target_groups.get(lb.get("targetGroupArn"))
+            if group is None:
+                continue
+            want = {f"{prefix}{i + 10}" for i in range(running)}
+            stale = [t for t in group.targets if t.startswith(prefix) and t not in want]
+            if stale:
+                group.deregister([{"Id": t} for t in stale])
+            new = sorted(want - set(group.targets))
+            if new:
+                group.register([{"Id": ip, "Port": lb.get("containerPort")} for ip in new])
+
+    def create_service(self: Any, *args: Any, **kwargs: Any) -> Any:
+        service = create(self, *args, **kwargs)
+        sync(self, service)
+        return service
+
+    def update_service(self: Any, *args: Any, **kwargs: Any) -> Any:
+        service = update(self, *args, **kwargs)
+        sync(self, service)
+        return service
+
+    def delete_service(self: Any, *args: Any, **kwargs: Any) -> Any:
+        service = delete(self, *args, **kwargs)
+        sync(self, service)
+        return service
+
+    update_service.pcls_patched = True  # type: ignore[attr-defined]
+    backend.create_service = create_service  # type: ignore[method-assign]
+    backend.update_service = update_service  # type: ignore[method-assign]
+    backend.delete_service = delete_service  # type: ignore[method-assign]
+
+
 def _serve(path: str) -> None:
     if any(os.environ.get(k) != v for k, v in SERVER_ENV.items()):
         raise SystemExit("run through `pcls sandbox start`")
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
     services_run_their_desired_count()
+    services_register_their_routers()
 
     server = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
     server.start()

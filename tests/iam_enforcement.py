@@ -9,7 +9,8 @@ an identity policy (none is ever false). This module adds, for a test:
   client side, in the calling thread, where moto handles the request): a statement scoped to
   other names or ids then denies. A request this module cannot name stays at "*", which
   matches any statement's Resource: only its Action is checked.
-- iam:PassRole, which AWS checks when a task definition names roles and moto never does, and
+- iam:PassRole, which AWS checks when a task definition, a function or a schedule names a role
+  and moto never does, and
   the tag action AWS checks when a create call carries tags (tag on create, TAG_ON_CREATE).
 - CloudWatch's IAM prefix: moto takes the signing name (monitoring:), IAM uses cloudwatch:.
 - No signature check: moto recomputes Route 53's signatures wrongly (SignatureDoesNotMatch);
@@ -75,6 +76,8 @@ TAG_ON_CREATE = {
     ("iam", "CreatePolicy"): ("iam:TagPolicy", "Tags"),
     ("cloudwatch", "PutMetricAlarm"): ("cloudwatch:TagResource", "Tags"),
     ("acm", "RequestCertificate"): ("acm:AddTagsToCertificate", "Tags"),
+    ("lambda", "CreateFunction"): ("lambda:TagResource", "Tags"),
+    ("scheduler", "CreateScheduleGroup"): ("scheduler:TagResource", "Tags"),
     ("application-autoscaling", "RegisterScalableTarget"): (
         "application-autoscaling:TagResource",
         "Tags",
@@ -199,6 +202,21 @@ class Resolver:
             return [f"{base}policy{p.get('Path', '/')}{p['PolicyName']}"]
         return [p["PolicyArn"]] if "PolicyArn" in p else []  # roles: moto resolves them
 
+    def _lambda(self, op: str, p: dict[str, Any]) -> list[str]:
+        name = p.get("FunctionName") or p.get("Resource", "").rsplit(":", 1)[-1]
+        if not name:
+            return []
+        return [name if name.startswith("arn:") else self.arn("lambda", f"function:{name}")]
+
+    def _scheduler(self, op: str, p: dict[str, Any]) -> list[str]:
+        if "ResourceArn" in p:
+            return [p["ResourceArn"]]
+        if op.endswith("ScheduleGroup"):
+            return [self.arn("scheduler", f"schedule-group/{p['Name']}")]
+        if op in ("CreateSchedule", "UpdateSchedule", "DeleteSchedule", "GetSchedule"):
+            return [self.arn("scheduler", f"schedule/{p.get('GroupName', 'default')}/{p['Name']}")]
+        return []
+
     def _route53(self, op: str, p: dict[str, Any]) -> list[str]:
         zone = p.get("HostedZoneId") or (p.get("Id") if op == "DeleteHostedZone" else None)
         zone = zone or (p.get("ResourceId") if op == "ChangeTagsForResource" else None)
@@ -244,11 +262,19 @@ def enforcing(account: str, region: str) -> Iterator[list[tuple[str, str]]]:
         if call is None:
             return
         service, op, params = call
+        passed: list[str] = []
         if (service, op) == ("ecs", "RegisterTaskDefinition"):
-            for key in ("taskRoleArn", "executionRoleArn"):
-                if params.get(key):
-                    _check(self, "iam:PassRole", params[key])
-                    checked.append(("iam:PassRole", params[key]))
+            passed = [params[k] for k in ("taskRoleArn", "executionRoleArn") if params.get(k)]
+        if (service, op) in (
+            ("lambda", "CreateFunction"),
+            ("lambda", "UpdateFunctionConfiguration"),
+        ):
+            passed = [params["Role"]] if params.get("Role") else []
+        if service == "scheduler" and op in ("CreateSchedule", "UpdateSchedule"):
+            passed = [params["Target"]["RoleArn"]]
+        for role in passed:
+            _check(self, "iam:PassRole", role)
+            checked.append(("iam:PassRole", role))
         tagging = TAG_ON_CREATE.get((service, op))
         if tagging and params.get(tagging[1]):
             for arn in resolve.created(service, op, params):

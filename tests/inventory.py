@@ -106,6 +106,14 @@ def inventory(region: str, endpoint_url: str | None = None) -> Counter[tuple[str
         out["scaling-policy", p["PolicyName"]] += 1
     for a in aas.describe_scheduled_actions(ServiceNamespace="ecs")["ScheduledActions"]:
         out["scheduled-action", a["ScheduledActionName"]] += 1
+    for f in c("lambda").list_functions()["Functions"]:
+        out["function", f["FunctionName"]] += 1
+    scheduler = c("scheduler")
+    for g in scheduler.list_schedule_groups()["ScheduleGroups"]:
+        if g["Name"] != "default":  # every account has it
+            out["schedule-group", g["Name"]] += 1
+    for s in scheduler.list_schedules()["Schedules"]:
+        out["schedule", f"{s['GroupName']}/{s['Name']}"] += 1
     return out
 
 

@@ -492,7 +492,8 @@ def test_reads_that_still_show_deleted_resources_are_looked_at_again_before_repo
     stale = StaleReads(s, times=2)
     result = ok(teardown(s))
     assert result.remaining == []
-    roles = ["role meet-execution", "role meet-jvb-task", "role meet-signal-task"]
+    roles = [f"role meet-{r}" for r in ("execution", "jvb-task", "signal-task", "wake")]
+    roles.append("role meet-wake-schedule")
     assert sorted(set(stale.answered)) == sorted([*roles, "parameters", "topic"])
     assert all(stale.answered.count(w) == 2 for w in stale.answered)  # then AWS caught up
     infos = [e[1] for e in s.ui.events if e[0] == "info"]  # type: ignore[attr-defined]

@@ -422,6 +422,75 @@ def bridges_list_every_shard(h: Harness) -> None:
     assert env["XMPP_SERVER"] == "shard-a.meet.internal,shard-b.meet.internal"
 
 
+def _wake_arn(h: Harness) -> str:
+    config = h.client("lambda").get_function(FunctionName="meet-wake")["Configuration"]
+    return str(config["FunctionArn"])
+
+
+def _group(h: Harness, name: str) -> str:
+    return str(
+        h.client("elbv2").describe_target_groups(Names=[name])["TargetGroups"][0]["TargetGroupArn"]
+    )
+
+
+def wake_memory_changed(h: Harness) -> None:
+    h.client("lambda").update_function_configuration(FunctionName="meet-wake", MemorySize=256)
+
+
+def wake_concurrency_removed(h: Harness) -> None:
+    h.client("lambda").delete_function_concurrency(FunctionName="meet-wake")
+
+
+def wake_permission_removed(h: Harness) -> None:
+    h.client("lambda").remove_permission(FunctionName="meet-wake", StatementId="pcls-alb")
+
+
+def wake_deregistered(h: Harness) -> None:
+    h.client("elbv2").deregister_targets(
+        TargetGroupArn=_group(h, "meet-wake"), Targets=[{"Id": _wake_arn(h)}]
+    )
+
+
+def wake_code_replaced(h: Harness) -> None:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("handler.py", "def handler(event, context):\n    return {}\n")
+    h.client("lambda").update_function_code(FunctionName="meet-wake", ZipFile=buf.getvalue())
+
+
+def wake_code_is_pcls(h: Harness) -> None:
+    from pcls.steps.wake import code_sha256, code_zip
+
+    config = h.client("lambda").get_function(FunctionName="meet-wake")["Configuration"]
+    assert config["CodeSha256"] == code_sha256(code_zip())
+
+
+def tick_disabled(h: Harness) -> None:
+    scheduler = h.client("scheduler")
+    tick = scheduler.get_schedule(Name="tick", GroupName="pcls-meet")
+    scheduler.update_schedule(
+        Name="tick",
+        GroupName="pcls-meet",
+        ScheduleExpression=tick["ScheduleExpression"],
+        FlexibleTimeWindow=tick["FlexibleTimeWindow"],
+        Target=tick["Target"],
+        State="DISABLED",
+    )
+
+
+def tick_deleted(h: Harness) -> None:
+    h.client("scheduler").delete_schedule(Name="tick", GroupName="pcls-meet")
+
+
+def https_forwards_to_the_page(h: Harness) -> None:
+    elbv2 = h.client("elbv2")
+    action = [{"Type": "forward", "TargetGroupArn": _group(h, "meet-wake")}]
+    elbv2.modify_listener(ListenerArn=ledger_id(h, "listener-https"), DefaultActions=action)
+
+
 # -- the catalogue -----------------------------------------------------------------------------
 
 
@@ -576,6 +645,45 @@ CATALOGUE = [
     ),
     Drift(
         "scaling-policy-deleted", "scaling-policies", "meet-jvb-cpu missing", scaling_policy_deleted
+    ),
+    Drift("wake-memory-changed", "wake-function", "MemorySize 256 -> 128", wake_memory_changed),
+    Drift(
+        "wake-concurrency-removed",
+        "wake-function",
+        "reserved concurrency none -> 2",
+        wake_concurrency_removed,
+    ),
+    Drift(
+        "wake-permission-removed",
+        "wake-function",
+        "permission for the wake target group to invoke it missing",
+        wake_permission_removed,
+    ),
+    Drift(
+        "wake-function-deregistered",
+        "wake-function",
+        "not registered in target group meet-wake",
+        wake_deregistered,
+    ),
+    Drift(
+        "wake-code-replaced",
+        "wake-function",
+        "code differs from this pcls's handler.py",
+        wake_code_replaced,
+        proof=wake_code_is_pcls,
+    ),
+    Drift(
+        "wake-tick-disabled",
+        "wake-schedule",
+        "schedule tick State 'DISABLED' -> 'ENABLED'",
+        tick_disabled,
+    ),
+    Drift("wake-tick-deleted", "wake-schedule", "schedule tick missing", tick_deleted),
+    Drift(
+        "https-listener-on-the-wake-page-while-awake",
+        "listener-https",
+        "default action forward to targetgroup/meet-wake/",
+        https_forwards_to_the_page,
     ),
 ]
 

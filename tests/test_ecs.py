@@ -18,7 +18,7 @@ import pytest
 
 from pcls import runner
 from pcls.engine import RunResult
-from pcls.steps.iam import POLICIES, Scope, documents
+from pcls.steps.iam import POLICIES, WAKE_READS, Scope, documents
 from pcls.steps.tasks import differences
 from pcls.ui import Outcome
 from tests.harness import FAST, Harness
@@ -362,9 +362,11 @@ def test_jwt_mode_no_idle_bridges_and_kept_logs(harness: Harness) -> None:
     down = harness.teardown()
     assert down.ok, down.remaining
     assert down.results["log-group"].outcome is Outcome.KEPT
+    assert down.results["wake-log-group"].outcome is Outcome.KEPT  # the wake function's too
     logs = harness.client("logs")
-    (group,) = logs.describe_log_groups()["logGroups"]
-    assert (group["logGroupName"], group["retentionInDays"]) == ("/pcls/meet", 30)
+    groups = logs.describe_log_groups()["logGroups"]
+    kept = {g["logGroupName"]: g["retentionInDays"] for g in groups}
+    assert kept == {"/pcls/meet": 30, "/aws/lambda/meet-wake": 30}
     again = harness.up()
     assert again.ok
     assert again.results["log-group"].outcome is Outcome.UNCHANGED  # adopted, not recreated
@@ -610,10 +612,16 @@ def test_teardown_runs_in_dependency_order_and_leaves_nothing(deployed: Harness)
     assert first(("servicediscovery", "DeleteService")) < first(
         ("servicediscovery", "DeleteNamespace")
     )
-    assert first(("servicediscovery", "DeleteNamespace")) < first(("iam", "DeleteRole"))
-    assert last(("iam", "DeleteRole")) < first(("ssm", "DeleteParameters"))
-    assert first(("ssm", "DeleteParameters")) < first(("logs", "DeleteLogGroup"))
-    assert first(("logs", "DeleteLogGroup")) < first(("ecs", "DeleteCluster"))
+    # The task roles and the stack's log group by their steps: the wake function's role and
+    # log group go with the function, before the services it scales.
+    task_roles = ("role-execution", "role-signal", "role-jvb")
+    namespace_done = events.index(("finish", "namespace"))
+    assert all(namespace_done < events.index(("start", r)) for r in task_roles)
+    roles_done = max(events.index(("finish", r)) for r in task_roles)
+    assert roles_done < events.index(("start", "secrets"))
+    assert events.index(("finish", "secrets")) < events.index(("start", "log-group"))
+    assert events.index(("finish", "log-group")) < events.index(("start", "cluster"))
+    assert events.index(("finish", "wake-function")) < events.index(("start", "service-jvb"))
     assert s.aws.calls[("ecs", "DeregisterTaskDefinition")] == 5  # a:1, a:2, b:1, jvb:1, jvb:2
 
     # Per-service describes, not the tagging API (moto's misses IAM and Cloud Map).
@@ -655,15 +663,20 @@ def test_every_policy_document_is_explicit_and_scoped() -> None:
     )
     docs = documents(scope)
     assert set(docs) == {f"prod-{spec.suffix}" for spec in POLICIES.values()}
-    for role, doc in docs.items():
+    for spec in POLICIES.values():
+        role = f"prod-{spec.suffix}"
+        doc = docs[role]
         (trust,) = doc["trust"]["Statement"]
-        assert trust["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}, role
+        assert trust["Principal"] == {"Service": spec.passed_to}, role
         for policy in doc["inline"].values():
             for st in policy["Statement"]:
                 actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
                 resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
                 assert st["Effect"] == "Allow"
                 assert not any("*" in a for a in actions), (role, actions)
+                if resources == ["*"]:  # only the reads that have no resource type
+                    assert set(actions) <= set(WAKE_READS), (role, actions)
+                    continue
                 assert all(r.startswith("arn:aws:") and "111122223333" in r for r in resources)
     assert docs["prod-signal-task"]["inline"] == {}
     assert "Condition" in docs["prod-jvb-task"]["trust"]["Statement"][0]

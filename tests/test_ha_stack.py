@@ -504,7 +504,8 @@ def _up_with_group_port(h: Harness, port: int) -> runner.Session:
     s = h.session()
 
     def older(params: dict[str, Any], **_: Any) -> None:
-        params["Port"] = port
+        if params.get("TargetType") != "lambda":  # the wake page's group has no port
+            params["Port"] = port
 
     s.aws.client("elbv2").meta.events.register(
         "before-parameter-build.elastic-load-balancing-v2.CreateTargetGroup", older

@@ -142,7 +142,8 @@ def test_ids_have_the_documented_form_and_tag_writes_the_steps_tags(harness: Har
     assert harness.up().ok
     session = harness.session()
     steps = {s.name: s for s in session.engine.steps.values() if s.kind.startswith("iam")}
-    assert set(steps) == {iam.BOUNDARY_STEP, "role-execution", "role-signal", "role-jvb"}
+    roles = {"role-execution", "role-signal", "role-jvb", iam.WAKE_ROLE_STEP}
+    assert set(steps) == {iam.BOUNDARY_STEP, iam.SCHEDULE_ROLE_STEP, *roles}
     client = harness.client("iam")
     for step in steps.values():
         res = step.find(session.ctx)

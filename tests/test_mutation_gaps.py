@@ -211,7 +211,10 @@ def test_iam_policy_log_group_scope_is_the_stacks_log_group(
         if any(a.startswith("logs:") and a != "logs:DescribeLogGroups" for a in st["Action"])
         and st["Resource"] != "*"
     }
-    assert scoped == {"LogGroupCreate": [group, f"{group}:*"], "LogGroupOwn": [group, f"{group}:*"]}
+    # and the wake function's own group, Lambda's name for it
+    wake = f"arn:aws:logs:{harness.region}:{ACCOUNT}:log-group:/aws/lambda/meet-wake"
+    both = [group, f"{group}:*", wake, f"{wake}:*"]
+    assert scoped == {"LogGroupCreate": both, "LogGroupOwn": both}
 
 
 # -- a security group's egress: drift, repaired by up ----------------------------------------

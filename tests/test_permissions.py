@@ -42,12 +42,16 @@ ACCOUNT = "123456789012"
 SERVICES = [
     *("account", "acm", "application-autoscaling", "cloudwatch", "ec2", "ecs", "elbv2", "iam"),
     *("logs", "route53", "service-quotas", "servicediscovery", "sns", "ssm", "sts"),
+    *("lambda", "scheduler"),
 ]
 ONE = Target(ACCOUNT, "meet", "eu-central-2", domain="meet.example.com")
 ANY = Target(ACCOUNT)
 BOUNDARY = f"arn:aws:iam::{ACCOUNT}:policy/pcls/meet-boundary"
-ROLES = {f"arn:aws:iam::{ACCOUNT}:role/pcls/meet-{s}" for s in ("execution", "signal-task")} | {
-    f"arn:aws:iam::{ACCOUNT}:role/pcls/meet-jvb-task"
+TASK_ROLES = {
+    f"arn:aws:iam::{ACCOUNT}:role/pcls/meet-{s}" for s in ("execution", "signal-task", "jvb-task")
+}
+ROLES = TASK_ROLES | {
+    f"arn:aws:iam::{ACCOUNT}:role/pcls/meet-{s}" for s in ("wake", "wake-schedule")
 }
 
 
@@ -79,10 +83,20 @@ def test_every_policy_pcls_writes_passes_parliament(params: int) -> None:
                     if f.issue != "UNKNOWN_PRINCIPAL"
                     and not (f.issue == "MALFORMED" and "Resource" in str(f.detail))
                 ]
+            findings = [f for f in findings if not _other_listener_type(f)]
             assert not findings, (role, name, [(f.issue, f.detail) for f in findings])
     boundary = iam.boundary_policy(_scope(params))
     findings = analyze_policy_string(json.dumps(boundary)).findings
+    findings = [f for f in findings if not _other_listener_type(f)]
     assert not findings, [(f.issue, f.detail) for f in findings]
+
+
+def _other_listener_type(finding: Any) -> bool:
+    """parliament reads ModifyListener's two resource types (listener/app, listener/net) as
+    both required; an ALB listener's ARN is the one the wake function's role names."""
+    if finding.issue != "RESOURCE_MISMATCH":
+        return False
+    return all("listener/net/" in str(d.get("required_format")) for d in finding.detail)
 
 
 @pytest.mark.parametrize("params", [2, 3])
@@ -274,10 +288,20 @@ def test_nothing_lets_the_holder_widen_a_role_or_a_boundary() -> None:
         assert f"arn:aws:iam::{ACCOUNT}:policy/pcls/*" in denies[0]["Resource"]
 
 
-def test_roles_are_passed_only_to_ecs_tasks_and_named_exactly() -> None:
-    (st,) = _allows("iam:PassRole")
-    assert set(_list(st["Resource"])) == ROLES
-    assert st["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
+def test_roles_are_passed_only_to_their_service_and_named_exactly() -> None:
+    """The task roles to ECS tasks, the wake function's to Lambda, its schedule's to Scheduler."""
+    role = f"arn:aws:iam::{ACCOUNT}:role/pcls/meet-"
+    want = {
+        "ecs-tasks.amazonaws.com": TASK_ROLES,
+        "lambda.amazonaws.com": {role + "wake"},
+        "scheduler.amazonaws.com": {role + "wake-schedule"},
+    }
+    passed = {}
+    for st in _allows("iam:PassRole"):
+        (service,) = st["Condition"]["StringEquals"].values()
+        assert st["Condition"] == {"StringEquals": {"iam:PassedToService": service}}
+        passed[service] = set(_list(st["Resource"]))
+    assert passed == want
     for s in statements(ONE):
         for r in _list(s["Resource"]):
             if ":iam::" in r and s["Effect"] == "Allow":
@@ -427,7 +451,7 @@ def test_iam_policy_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     roles = _statement(docs, "RolesOnlyWithinBoundary")
     assert roles["Resource"] == [
         f"arn:aws:iam::111122223333:role/pcls/video-{s}"
-        for s in ("execution", "signal-task", "jvb-task")
+        for s in ("execution", "signal-task", "jvb-task", "wake", "wake-schedule")
     ]
     boundary = "arn:aws:iam::111122223333:policy/pcls/video-boundary"
     assert roles["Condition"]["ArnEquals"]["iam:PermissionsBoundary"] == boundary

@@ -121,8 +121,8 @@ def _drift_behind_pcls(op: Operator) -> None:
 
 
 def _lifecycle(op: Operator, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    """plan, up, status, drift, status, repair, plan, status, teardown: all through the CLI
-    (so the run lock in SSM is taken and released too), all as the operator."""
+    """plan, up, status, drift, status, repair, plan, status, sleep, status, wake, teardown: all
+    through the CLI (so the run lock in SSM is taken and released too), all as the operator."""
     h = op.harness
 
     def cli(*args: str, code: int = 0) -> str:
@@ -139,8 +139,21 @@ def _lifecycle(op: Operator, capsys: pytest.CaptureFixture[str]) -> dict[str, An
     cli("up")
     cli("plan")
     cli("status")
+    cli("sleep")
+    cli("status")
+    _routers_serve(op)
+    cli("wake")
     cli("teardown", "--yes")
     return {r["step"]: r for r in drifted["resources"]}
+
+
+def _routers_serve(op: Operator) -> None:
+    """What ECS does on AWS once the shards run again: their routers become targets."""
+    with disable_iam_authentication():
+        elbv2 = op.admin("elbv2")
+        (tg,) = elbv2.describe_target_groups(Names=["meet-web"])["TargetGroups"]
+        targets = [{"Id": f"10.0.{i}.10", "Port": 8080} for i in range(2)]
+        elbv2.register_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=targets)
 
 
 def test_a_full_lifecycle_needs_nothing_beyond_the_policy(
@@ -248,6 +261,8 @@ UNTOUCHED = {
         "the form with :* that CloudWatch Logs authorizes some calls against"
     ),
     ("LogGroupOwn", f"arn:aws:logs:{R}:log-group:/pcls/meet:*"): "the same",
+    ("LogGroupCreate", f"arn:aws:logs:{R}:log-group:/aws/lambda/meet-wake:*"): "the same",
+    ("LogGroupOwn", f"arn:aws:logs:{R}:log-group:/aws/lambda/meet-wake:*"): "the same",
     ("ScalingAlarms", f"arn:aws:cloudwatch:{R}:alarm:TargetTracking-service/meet/*"): (
         "target tracking makes these alarms, not pcls"
     ),

@@ -14,9 +14,11 @@ from pcls.steps import (
     network,
     platform,
     scaling,
+    schedule,
     secrets,
     services,
     tasks,
+    wake,
 )
 
 
@@ -35,4 +37,6 @@ def build(cfg: Config) -> list[Step]:
         *scaling.steps(cfg),
         *monitoring.steps(cfg),
         *budget.steps(cfg),
+        *wake.steps(cfg),
+        *schedule.steps(cfg),
     ]

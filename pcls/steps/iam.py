@@ -26,6 +26,7 @@ render all of them for any scope with `documents(scope)`. Decisions:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,14 +34,33 @@ from typing import Any
 
 import botocore.exceptions
 
+from pcls import router
 from pcls.aws import error_code, eventually, ignore_missing, tag_drift, tags_of
 from pcls.config import Config
 from pcls.engine import Collision, Context, Resource, Step
 from pcls.errors import PclsError
-from pcls.steps.platform import cluster_name, log_group_name
+from pcls.steps.platform import (
+    SLEEP_TAG,
+    cluster_name,
+    log_group_name,
+    schedule_group_name,
+    wake_function_name,
+    wake_log_group_name,
+)
 
 VERSION = "2012-10-17"
 TASKS_PRINCIPAL = "ecs-tasks.amazonaws.com"
+LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
+SCHEDULER_PRINCIPAL = "scheduler.amazonaws.com"
+WAKE_ROLE_STEP = "role-wake"
+SCHEDULE_ROLE_STEP = "role-wake-schedule"
+SLEEP_TAGS = (SLEEP_TAG, f"{SLEEP_TAG}-since")  # what the wake function may write on the cluster
+WAKE_READS = (
+    "application-autoscaling:DescribeScalableTargets",
+    "cloudwatch:GetMetricData",
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeTargetHealth",
+)
 IAM_PATH = "/pcls/"  # roles and the boundary policy; the operator policy names this path
 BOUNDARY_STEP = "iam-boundary"
 MAX_POLICY_VERSIONS = 5  # IAM keeps at most five versions of a managed policy
@@ -70,6 +90,9 @@ class Scope:
     log_group: str
     cluster: str
     parameter_arns: tuple[str, ...]
+    # The wake function's reach: the HTTPS listener it points, the services it scales.
+    listener_arn: str = ""
+    services: tuple[str, ...] = ()
 
 
 def _trust(scope: Scope, *, source_conditions: bool) -> dict[str, Any]:
@@ -130,12 +153,138 @@ def jvb_task_policy(scope: Scope) -> dict[str, Any]:
     return {"Version": VERSION, "Statement": [_task_protection("OwnScaleInProtection", scope)]}
 
 
+def wake_trust(scope: Scope) -> dict[str, Any]:
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": LAMBDA_PRINCIPAL},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+
+
+def schedule_trust(scope: Scope) -> dict[str, Any]:
+    # The confused-deputy conditions EventBridge Scheduler documents for its execution role.
+    group = f"arn:{scope.partition}:scheduler:{scope.region}:{scope.account}:schedule-group/"
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": SCHEDULER_PRINCIPAL},
+                "Action": "sts:AssumeRole",
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": scope.account},
+                    "ArnEquals": {"aws:SourceArn": group + schedule_group_name(scope.stack)},
+                },
+            }
+        ],
+    }
+
+
+def _wake_arns(scope: Scope) -> dict[str, str]:
+    at = f"{scope.partition}:%s:{scope.region}:{scope.account}"
+    function = wake_function_name(scope.stack)
+    return {
+        "cluster": f"arn:{at % 'ecs'}:cluster/{scope.cluster}",
+        "function": f"arn:{at % 'lambda'}:function:{function}",
+        "group": f"arn:{at % 'logs'}:log-group:{wake_log_group_name(scope.stack)}",
+        "targets": f"arn:{at % 'application-autoscaling'}:scalable-target/*",
+    }
+
+
+def wake_policy(scope: Scope) -> dict[str, Any]:
+    """The wake function: its stack's services, listener, bridge target and state tag only."""
+    arns = _wake_arns(scope)
+    at = f"arn:{scope.partition}:ecs:{scope.region}:{scope.account}"
+    # From the names alone (a linter's rendering) the stack's patterns stand in for them.
+    services = [f"{at}:service/{scope.cluster}/{name}" for name in sorted(scope.services)] or [
+        f"{at}:service/{scope.cluster}/*"
+    ]
+    listener = scope.listener_arn or (
+        f"arn:{scope.partition}:elasticloadbalancing:{scope.region}:{scope.account}:"
+        f"listener/app/{scope.stack}-alb/*/*"
+    )
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "StackServices",
+                "Effect": "Allow",
+                "Action": ["ecs:DescribeServices", "ecs:UpdateService"],
+                "Resource": services,
+            },
+            {
+                "Sid": "ReadState",
+                "Effect": "Allow",
+                "Action": "ecs:ListTagsForResource",
+                "Resource": arns["cluster"],
+            },
+            {
+                # Only the sleep tags: the ownership tags stay out of reach.
+                "Sid": "WriteState",
+                "Effect": "Allow",
+                "Action": "ecs:TagResource",
+                "Resource": arns["cluster"],
+                "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": list(SLEEP_TAGS)}},
+            },
+            {
+                "Sid": "PointListener",
+                "Effect": "Allow",
+                "Action": "elasticloadbalancing:ModifyListener",
+                "Resource": listener,
+            },
+            {
+                # Scalable target ARNs carry an id AWS makes: the stack's by its tag.
+                "Sid": "BridgeBounds",
+                "Effect": "Allow",
+                "Action": "application-autoscaling:RegisterScalableTarget",
+                "Resource": arns["targets"],
+                "Condition": {"StringEquals": {"aws:ResourceTag/pcls:stack": scope.stack}},
+            },
+            {
+                # No resource-level permissions exist for these reads.
+                "Sid": "Reads",
+                "Effect": "Allow",
+                "Action": sorted(WAKE_READS),
+                "Resource": "*",
+            },
+            {
+                "Sid": "OwnLogs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": [arns["group"], f"{arns['group']}:log-stream:*"],
+            },
+        ],
+    }
+
+
+def schedule_policy(scope: Scope) -> dict[str, Any]:
+    """EventBridge Scheduler: invoke the stack's wake function, nothing else."""
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {
+                "Sid": "InvokeWakeFunction",
+                "Effect": "Allow",
+                "Action": "lambda:InvokeFunction",
+                "Resource": _wake_arns(scope)["function"],
+            }
+        ],
+    }
+
+
 def boundary_policy(scope: Scope) -> dict[str, Any]:
     """The permissions boundary of every role of the stack: the union of what they need.
 
     Independent of the config (all secret names pcls may make are under the stack's path), so
     it changes only with pcls itself and an administrator writes it rarely.
     """
+    at = f"{scope.region}:{scope.account}"
+    wake = _wake_arns(scope)
     secrets = (
         f"arn:{scope.partition}:ssm:{scope.region}:{scope.account}:parameter/pcls/{scope.stack}/*"
     )
@@ -145,6 +294,47 @@ def boundary_policy(scope: Scope) -> dict[str, Any]:
             _task_logs("TaskLogs", scope),
             _allow("StackSecrets", "ssm:GetParameters", secrets),
             _task_protection("OwnTaskProtection", scope),
+            {
+                "Sid": "WakeServices",
+                "Effect": "Allow",
+                "Action": ["ecs:DescribeServices", "ecs:UpdateService"],
+                "Resource": f"arn:{scope.partition}:ecs:{at}:service/{scope.cluster}/*",
+            },
+            {
+                "Sid": "WakeState",
+                "Effect": "Allow",
+                "Action": ["ecs:ListTagsForResource", "ecs:TagResource"],
+                "Resource": wake["cluster"],
+            },
+            {
+                "Sid": "WakeListener",
+                "Effect": "Allow",
+                "Action": "elasticloadbalancing:ModifyListener",
+                "Resource": (
+                    f"arn:{scope.partition}:elasticloadbalancing:{at}:listener/app/"
+                    f"{scope.stack}-alb/*/*"
+                ),
+            },
+            {
+                "Sid": "WakeBridgeBounds",
+                "Effect": "Allow",
+                "Action": "application-autoscaling:RegisterScalableTarget",
+                "Resource": wake["targets"],
+                "Condition": {"StringEquals": {"aws:ResourceTag/pcls:stack": scope.stack}},
+            },
+            {"Sid": "WakeReads", "Effect": "Allow", "Action": sorted(WAKE_READS), "Resource": "*"},
+            {
+                "Sid": "WakeLogs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": [wake["group"], f"{wake['group']}:log-stream:*"],
+            },
+            {
+                "Sid": "WakeInvoke",
+                "Effect": "Allow",
+                "Action": "lambda:InvokeFunction",
+                "Resource": wake["function"],
+            },
         ],
     }
 
@@ -159,6 +349,7 @@ class RoleSpec:
     description: str
     trust: Document
     inline: dict[str, Document] = field(default_factory=dict)
+    passed_to: str = TASKS_PRINCIPAL  # the service the operator passes the role to
 
 
 POLICIES: dict[str, RoleSpec] = {
@@ -182,12 +373,32 @@ POLICIES: dict[str, RoleSpec] = {
         task_trust,
         {"task-protection": jvb_task_policy},
     ),
+    "wake": RoleSpec(
+        WAKE_ROLE_STEP,
+        "wake",
+        "wake function: puts the stack to sleep and wakes it (its services, listener, bridges)",
+        wake_trust,
+        {"sleep-and-wake": wake_policy},
+        LAMBDA_PRINCIPAL,
+    ),
+    "wake-schedule": RoleSpec(
+        SCHEDULE_ROLE_STEP,
+        "wake-schedule",
+        "EventBridge Scheduler: invokes the wake function",
+        schedule_trust,
+        {"invoke-wake-function": schedule_policy},
+        SCHEDULER_PRINCIPAL,
+    ),
 }
 
 
-def role_names(stack: str) -> list[str]:
-    """The names of every role pcls makes for a stack."""
-    return [f"{stack}-{spec.suffix}" for spec in POLICIES.values()]
+def role_names(stack: str, passed_to: str = "") -> list[str]:
+    """The names of every role pcls makes for a stack (those passed to `passed_to`)."""
+    return [
+        f"{stack}-{spec.suffix}"
+        for spec in POLICIES.values()
+        if not passed_to or spec.passed_to == passed_to
+    ]
 
 
 def documents(scope: Scope) -> dict[str, dict[str, Any]]:
@@ -374,7 +585,7 @@ class Boundary(Step):
 
 class Role(Step):
     kind = "iam role"
-    id_pattern = r"[a-z0-9-]+-(execution|signal-task|jvb-task)"
+    id_pattern = r"[a-z0-9-]+-(execution|signal-task|jvb-task|wake|wake-schedule)"
 
     def __init__(self, key: str, depends_on: tuple[str, ...]) -> None:
         self.spec = POLICIES[key]
@@ -388,7 +599,12 @@ class Role(Step):
 
     def _scope(self, ctx: Context) -> Scope:
         arns = ctx.out("secrets").attrs["arns"] if "secrets" in self.depends_on else {}
-        return scope_of(ctx, tuple(sorted(arns.values())))
+        scope = scope_of(ctx, tuple(sorted(arns.values())))
+        if "listener-https" in self.depends_on:
+            services = (*router.shard_names(ctx.cfg.signal.shards), "jvb")
+            listener = ctx.out("listener-https").id
+            scope = dataclasses.replace(scope, listener_arn=listener, services=services)
+        return scope
 
     def _boundary(self, ctx: Context) -> str:
         return ctx.out(BOUNDARY_STEP).id
@@ -541,4 +757,7 @@ def steps(cfg: Config) -> list[Step]:
         Role("execution", ("secrets", "log-group", "cluster")),
         Role("signal-task", ("secrets",)),
         Role("jvb-task", ("secrets", "cluster")),
+        # The wake function's role names the listener; teardown removes it after the function.
+        Role("wake", ("listener-https", "cluster")),
+        Role("wake-schedule", ()),
     ]

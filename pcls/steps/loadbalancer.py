@@ -33,6 +33,7 @@ from pcls.config import Config
 from pcls.engine import Collision, Conflict, Context, Resource, Step
 from pcls.errors import PclsError
 from pcls.steps.network import propagation, wait_ipv6
+from pcls.steps.platform import AWAKE, sleep_state
 
 ROUTER_PORT = router.ROUTER_PORT  # the routers in the shard tasks: the targets
 # The port a stack with one signal task created its target group with (its web). A group's port
@@ -42,6 +43,7 @@ ROUTER_PORT = router.ROUTER_PORT  # the routers in the shard tasks: the targets
 V1_PORT = router.WEB_PORT
 TAGS_PER_CALL = 20  # elbv2 DescribeTags takes at most 20 ARNs
 LISTENER_STEPS = ("listener-https", "listener-http")
+WAKE_TG_STEP = "wake-target-group"
 ELB_ARN = r"arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:"
 HEALTH_CHECK: dict[str, Any] = {
     "HealthCheckEnabled": True,
@@ -86,6 +88,10 @@ def alb_name(ctx: Context) -> str:
 
 def web_group_name(ctx: Context) -> str:
     return f"{ctx.stack}-web"
+
+
+def wake_group_name(ctx: Context) -> str:
+    return f"{ctx.stack}-wake"
 
 
 def _load_balancers(ctx: Context) -> list[dict[str, Any]]:
@@ -187,7 +193,9 @@ def find_alb(ctx: Context) -> dict[str, Any] | None:
     )
 
 
-def find_target_group(ctx: Context) -> dict[str, Any] | None:
+def find_target_group(
+    ctx: Context, step: str = "target-group", want: str = ""
+) -> dict[str, Any] | None:
     tags = _elb_tags(ctx)
     items = [
         {**tg, "Tags": tags[tg["TargetGroupArn"]]}
@@ -196,11 +204,11 @@ def find_target_group(ctx: Context) -> dict[str, Any] | None:
     ]
     return _pick(
         ctx,
-        "target-group",
+        step,
         items,
         "TargetGroupArn",
         "TargetGroupName",
-        web_group_name(ctx),
+        want or web_group_name(ctx),
         "target group",
     )
 
@@ -362,6 +370,58 @@ class TargetGroup(Step):
                 f"registered without a port: ECS registers the routers on {ROUTER_PORT})"
             )
         return out
+
+
+class WakeTargetGroup(Step):
+    """`<stack>-wake`: the wake function's `lambda` target group (pcls/steps/wake.py registers
+    the function). The HTTPS listener forwards to it while the stack sleeps or wakes. Lambda
+    targets have no port, protocol or VPC, and their health check is off by default: the
+    function answers whenever the listener sends it a request."""
+
+    name = WAKE_TG_STEP
+    kind = "elbv2 target-group"
+    id_pattern = ELB_ARN + r"targetgroup/[A-Za-z0-9-]+/[0-9a-f]+"
+
+    def find(self, ctx: Context) -> Resource | None:
+        tg = find_target_group(ctx, self.name, wake_group_name(ctx))
+        return Resource(tg["TargetGroupArn"], attrs={"tg": tg}) if tg else None
+
+    def tag(self, ctx: Context, res: Resource) -> None:
+        _retag(ctx, self.name, res.id)
+
+    def create(self, ctx: Context) -> Resource:
+        name = wake_group_name(ctx)
+        before = _elb_tags(ctx)
+        tg = _elbv2(ctx).create_target_group(
+            Name=name, TargetType="lambda", Tags=ctx.tags(self.name)
+        )["TargetGroups"][0]
+        _confirm_created(ctx, self.name, tg["TargetGroupArn"], before, f"target group {name}")
+        return Resource(tg["TargetGroupArn"], attrs={"tg": {**tg, "Tags": ctx.tags(self.name)}})
+
+    def drift(self, ctx: Context, res: Resource) -> list[str]:
+        tg = res.attrs["tg"]
+        out = []
+        if tg.get("TargetType") != "lambda":
+            out.append(f"TargetType {tg.get('TargetType')} (config lambda; {IMMUTABLE})")
+        return out + tag_drift(ctx.tag_dict(self.name), tags_of(tg.get("Tags")))
+
+    def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
+        if any(d.startswith("tag ") for d in drift):
+            self.tag(ctx, res)
+
+    def delete(self, ctx: Context, res: Resource) -> None:
+        ctx.retry_while(
+            self.name,
+            lambda: ignore_missing(lambda: _elbv2(ctx).delete_target_group(TargetGroupArn=res.id)),
+            codes=("ResourceInUse",),
+            timeout=ctx.patience.dependency_release,
+            why="waiting for the HTTPS listener to release the wake target group",
+        )
+
+    def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
+        health = _elbv2(ctx).describe_target_health(TargetGroupArn=res.id)
+        targets = health.get("TargetHealthDescriptions", [])
+        return {"targets": len(targets)}
 
 
 # -- load balancer -----------------------------------------------------------------------------
@@ -669,12 +729,19 @@ class Listener(Step):
 
 
 class HttpsListener(Listener):
+    """Port 443: forwards to the routers; to the wake function while the stack sleeps or wakes
+    (the function points it back once the shards are healthy; `up` keeps what the state says)."""
+
     name = "listener-https"
-    depends_on = ("alb", "certificate", "target-group")
+    depends_on = ("alb", "certificate", "target-group", WAKE_TG_STEP)
     port = 443
     protocol = "HTTPS"
     # hashicorp/terraform-provider-aws#10510, #41789: minutes after ISSUED.
     not_yet = CERTIFICATE_NOT_YET
+
+    def _target(self, ctx: Context) -> str:
+        awake = sleep_state(ctx) == AWAKE
+        return ctx.out("target-group" if awake else WAKE_TG_STEP).id
 
     def desired(self, ctx: Context) -> dict[str, Any]:
         return {
@@ -682,7 +749,7 @@ class HttpsListener(Listener):
             "Port": 443,
             "SslPolicy": ctx.cfg.loadbalancer.tls_policy,
             "Certificates": [{"CertificateArn": ctx.out("certificate").id}],
-            "DefaultActions": [{"Type": "forward", "TargetGroupArn": ctx.out("target-group").id}],
+            "DefaultActions": [{"Type": "forward", "TargetGroupArn": self._target(ctx)}],
         }
 
     def drift(self, ctx: Context, res: Resource) -> list[str]:
@@ -805,4 +872,10 @@ class HttpListener(Listener):
 
 def steps(cfg: Config) -> list[Step]:
     subnets = [f"subnet-{i + 1}" for i in range(cfg.network.azs)]
-    return [TargetGroup(), LoadBalancer(subnets), HttpsListener(), HttpListener()]
+    return [
+        TargetGroup(),
+        WakeTargetGroup(),
+        LoadBalancer(subnets),
+        HttpsListener(),
+        HttpListener(),
+    ]

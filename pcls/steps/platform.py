@@ -30,6 +30,7 @@ from pcls.aws import (
 from pcls.config import Config
 from pcls.engine import Collision, Context, Resource, Step
 from pcls.errors import PclsError, StepError
+from pcls.wakefn import handler
 
 CAPACITY_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
 # Ad-hoc tasks (run-task without a launch type) land on regular Fargate, never on Spot.
@@ -67,6 +68,40 @@ def namespace_name(ctx: Context) -> str:
 
 def log_group_name(ctx: Context) -> str:
     return f"/pcls/{ctx.stack}"
+
+
+def wake_function_name(stack: str) -> str:
+    """The wake function (pcls/steps/wake.py); also its lambda target group's name."""
+    return f"{stack}-wake"
+
+
+def wake_log_group_name(stack: str) -> str:
+    """Lambda's own log group name for the wake function (created, tagged, by pcls)."""
+    return f"/aws/lambda/{wake_function_name(stack)}"
+
+
+def schedule_group_name(stack: str) -> str:
+    """The EventBridge Scheduler group holding the wake function's schedules."""
+    return f"pcls-{stack}"
+
+
+# The stack's sleep state (docs/sleep.md): a tag on the cluster that the wake function writes,
+# so `up` and `status` on any machine see what it did. No tag: awake.
+SLEEP_TAG = handler.STATE_TAG
+AWAKE, ASLEEP, WAKING = handler.AWAKE, handler.ASLEEP, handler.WAKING
+
+
+def sleep_state(ctx: Context) -> str:
+    """awake, asleep or waking, from the tag on this stack's own cluster (no cluster: awake)."""
+    out = ctx.aws.cached(
+        "ecs", "describe_clusters", clusters=[cluster_name(ctx)], include=["TAGS", "SETTINGS"]
+    )
+    for c in out.get("clusters", []):
+        tags = tags_of(c.get("tags"))
+        if c.get("status") != "INACTIVE" and ctx.owns("cluster", tags):
+            state = tags.get(SLEEP_TAG, AWAKE)
+            return state if state in (ASLEEP, WAKING) else AWAKE
+    return AWAKE
 
 
 def _ecs_tags(ctx: Context, step: str) -> list[dict[str, str]]:
@@ -554,7 +589,10 @@ class DiscoveryService(Step):
 class LogGroup(Step):
     name = "log-group"
     kind = "logs log-group"
-    depends_on = ("cluster",)  # teardown order only: the cluster goes last
+    depends_on: tuple[str, ...] = ("cluster",)  # teardown order only: the cluster goes last
+
+    def group_name(self, ctx: Context) -> str:
+        return log_group_name(ctx)
 
     def _retained(self, ctx: Context) -> str:
         return "logs.keep_on_teardown" if ctx.cfg.logs.keep_on_teardown else ""
@@ -562,7 +600,7 @@ class LogGroup(Step):
     id_pattern = r"/pcls/[a-z0-9-]+"
 
     def find(self, ctx: Context) -> Resource | None:
-        name = log_group_name(ctx)
+        name = self.group_name(ctx)
         groups = ctx.aws.all("logs", "describe_log_groups", "logGroups", logGroupNamePrefix=name)
         group = next((g for g in groups if g["logGroupName"] == name), None)
         if group is None:
@@ -588,7 +626,7 @@ class LogGroup(Step):
         return group.get("logGroupArn") or arn(ctx, "logs", f"log-group:{group['logGroupName']}")
 
     def create(self, ctx: Context) -> Resource:
-        name = log_group_name(ctx)
+        name = self.group_name(ctx)
         try:
             ctx.aws.client("logs").create_log_group(logGroupName=name, tags=ctx.tag_dict(self.name))
         except botocore.exceptions.ClientError as exc:

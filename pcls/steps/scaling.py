@@ -30,7 +30,7 @@ from pcls.sidecar_container import (
     METRIC_PARTICIPANTS,
     METRIC_STRESS_LEVEL,
 )
-from pcls.steps.platform import cluster_name
+from pcls.steps.platform import ASLEEP, cluster_name, sleep_state
 from pcls.steps.services import describe_all
 
 SERVICE = "application-autoscaling"
@@ -44,6 +44,7 @@ ALARMS_PER_TARGET_TRACKING_POLICY = 2
 JVB_SERVICE_STEP = "service-jvb"
 JVB_SERVICE = "jvb"  # the services step names each ECS service after its task
 CONCURRENT = "ConcurrentUpdateException"
+SUSPENDED = "scheduled scaling suspended (awake: resumed)"
 
 
 # -- names -----------------------------------------------------------------------------------
@@ -257,7 +258,7 @@ class ScalingTarget(Step):
 
     def create(self, ctx: Context) -> Resource:
         rid = expected_resource_id(ctx)
-        cfg = ctx.cfg.jvb
+        low, high = self._want(ctx)
         _serial(
             ctx,
             self.name,
@@ -265,25 +266,42 @@ class ScalingTarget(Step):
                 ServiceNamespace=NAMESPACE,
                 ResourceId=rid,
                 ScalableDimension=DIMENSION,
-                MinCapacity=cfg.min_count,
-                MaxCapacity=cfg.max_count,
+                MinCapacity=low,
+                MaxCapacity=high,
                 Tags=ctx.tag_dict(self.name),
             ),
         )
-        target = {"ResourceId": rid, "MinCapacity": cfg.min_count, "MaxCapacity": cfg.max_count}
+        target = {"ResourceId": rid, "MinCapacity": low, "MaxCapacity": high}
         return Resource(rid, attrs={"target": target})
+
+    @staticmethod
+    def _want(ctx: Context) -> tuple[int, int]:
+        """The bounds to restore: 0/0 while the stack sleeps (no bridge may start), else the
+        config's."""
+        if sleep_state(ctx) == ASLEEP:
+            return 0, 0
+        return ctx.cfg.jvb.min_count, ctx.cfg.jvb.max_count
 
     def drift(self, ctx: Context, res: Resource) -> list[str]:
         target = res.attrs["target"]
         have = (target.get("MinCapacity"), target.get("MaxCapacity"))
+        want = self._want(ctx)
+        asleep = want == (0, 0)
+        suspended = bool((target.get("SuspendedState") or {}).get("ScheduledScalingSuspended"))
+        # The wake function suspends scheduled scaling while asleep ([[scaling.schedule]] sets
+        # min/max itself); awake, a suspension left behind would silence the schedule.
+        out = [SUSPENDED] if suspended and not asleep else []
+        if asleep:
+            return out + ([] if have == want else [f"min/max {have[0]}/{have[1]} (asleep: 0/0)"])
         if have in capacity_pairs(ctx.cfg):
-            return []
-        jvb = ctx.cfg.jvb
-        return [f"min/max {have[0]}/{have[1]} (config {jvb.min_count}/{jvb.max_count})"]
+            return out
+        return [*out, f"min/max {have[0]}/{have[1]} (config {want[0]}/{want[1]})"]
 
     def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
         # Min/max only: RegisterScalableTarget on an existing target leaves the desired count to
         # Application Auto Scaling (it moves it only to stay inside the new bounds).
+        low, high = self._want(ctx)
+        resume = {"SuspendedState": {"ScheduledScalingSuspended": False}}
         _serial(
             ctx,
             self.name,
@@ -291,8 +309,9 @@ class ScalingTarget(Step):
                 ServiceNamespace=NAMESPACE,
                 ResourceId=res.id,
                 ScalableDimension=DIMENSION,
-                MinCapacity=ctx.cfg.jvb.min_count,
-                MaxCapacity=ctx.cfg.jvb.max_count,
+                MinCapacity=low,
+                MaxCapacity=high,
+                **(resume if SUSPENDED in drift else {}),
             ),
         )
 

@@ -63,7 +63,14 @@ from pcls.config import Config
 from pcls.engine import Cancelled, Context, Patience, Resource, Step
 from pcls.errors import StepError, WaitTimeout
 from pcls.sidecar_container import METRIC_DIMENSION, METRIC_NAMESPACE, METRIC_XMPP
-from pcls.steps.platform import XMPP_SERVICE, DiscoveryService, cluster_name, shard_resource
+from pcls.steps.platform import (
+    ASLEEP,
+    XMPP_SERVICE,
+    DiscoveryService,
+    cluster_name,
+    shard_resource,
+    sleep_state,
+)
 from pcls.steps.tasks import SignalTaskDefinitions
 
 JVB = "jvb"
@@ -283,6 +290,8 @@ class Service(Step):
     def create(self, ctx: Context) -> Resource:
         ecs = ctx.aws.client("ecs")
         desired = 1 if self.shard else ctx.cfg.jvb.min_count
+        if sleep_state(ctx) == ASLEEP:
+            desired = 0  # recreated while the stack sleeps: it stays asleep
         kwargs = {
             "cluster": cluster_name(ctx),
             "serviceName": self.task,
@@ -381,10 +390,12 @@ class Service(Step):
             if key in spec and key in svc and svc[key] != spec[key]:
                 lines.append(f"{key} {svc[key]} -> {spec[key]}")
                 fix[key] = spec[key]
-        if self.shard and svc.get("desiredCount") != 1:
-            lines.append(f"desired count {svc.get('desiredCount')} -> 1")
-            fix["desiredCount"] = 1
-        # jvb: desiredCount belongs to autoscaling after create; never compared.
+        # A sleeping stack's shards run nothing (the wake function starts them again).
+        want = 0 if sleep_state(ctx) == ASLEEP else 1
+        if self.shard and svc.get("desiredCount") != want:
+            lines.append(f"desired count {svc.get('desiredCount')} -> {want}")
+            fix["desiredCount"] = want
+        # jvb: desiredCount belongs to autoscaling after create (0/0 while asleep); never compared.
         stale = self._stale_secrets(ctx, svc)
         if stale:
             lines.append(f"{', '.join(stale)} changed after the current deployment started")
