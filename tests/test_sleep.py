@@ -60,6 +60,14 @@ def _listener_target(h: Harness) -> str:
     return str(https["DefaultActions"][0]["TargetGroupArn"])
 
 
+def _alarm_actions(h: Harness) -> set[bool]:
+    """ActionsEnabled over the stack's alarms (every one of them, none missing)."""
+    alarms = h.client("cloudwatch").describe_alarms(AlarmNamePrefix="meet-")["MetricAlarms"]
+    named = json.loads(_function_env(h)[handler.ENV_ALARMS])
+    assert sorted(a["AlarmName"] for a in alarms) == sorted(named)
+    return {a["ActionsEnabled"] for a in alarms}
+
+
 def _function_env(h: Harness) -> dict[str, str]:
     config = h.client("lambda").get_function(FunctionName="meet-wake")["Configuration"]
     return dict(config["Environment"]["Variables"])
@@ -122,6 +130,7 @@ def _json(reply: dict[str, Any]) -> dict[str, Any]:
 
 def _asleep(h: Harness) -> None:
     assert _cluster_tags(h)[handler.STATE_TAG] == "asleep"
+    assert _alarm_actions(h) == {False}
     assert _desired(h) == dict.fromkeys(SERVICES, 0)
     assert _bounds(h) == (0, 0, True)
     assert _listener_target(h) == _group_arn(h, "meet-wake")
@@ -129,6 +138,7 @@ def _asleep(h: Harness) -> None:
 
 def _awake(h: Harness) -> None:
     assert _cluster_tags(h)[handler.STATE_TAG] == "awake"
+    assert _alarm_actions(h) == {True}
     assert _desired(h) == {"shard-a": 1, "shard-b": 1, "jvb": 2}
     assert _bounds(h) == (2, 4, False)
     assert _listener_target(h) == _group_arn(h, "meet-web")
@@ -182,6 +192,7 @@ def test_sleep_by_hand_then_a_visit_wakes_it(
     assert _desired(h) == {"shard-a": 1, "shard-b": 1, "jvb": 2}
     assert _bounds(h) == (2, 4, False)
     assert _listener_target(h) == _group_arn(h, "meet-wake")  # until the shards serve
+    assert _alarm_actions(h) == {False}  # silent until they do
 
     # Waking is no drift either, and up keeps the listener on the page.
     waking = h.cli("status", capsys=capsys)
@@ -345,4 +356,22 @@ def test_a_change_rolled_out_while_asleep_keeps_the_stack_asleep(
     revisions = h.client("ecs").describe_services(cluster=CLUSTER, services=list(SHARDS))
     assert all(s["taskDefinition"].endswith(":2") for s in revisions["services"]), revisions
     _asleep(h)
+    assert h.cli("status", capsys=capsys).code == 0
+
+
+def test_alarm_actions_follow_the_sleep_state_and_up_puts_them_back(
+    harness: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = harness
+    assert h.up().ok
+    assert h.cli("sleep", capsys=capsys).code == 0
+    _asleep(h)
+    # Turned on by hand while the stack sleeps: drift (the next sleep's no-data would mail).
+    h.client("cloudwatch").enable_alarm_actions(AlarmNames=["meet-signal-down-shard-a"])
+    seen = h.cli("status", "--json", capsys=capsys)
+    assert seen.code == 3, seen.out
+    (alarms,) = [r for r in json.loads(seen.out)["resources"] if r["step"] == "alarms"]
+    assert "meet-signal-down-shard-a: ActionsEnabled True (want False)" in str(alarms), alarms
+    assert h.up().ok
+    _asleep(h)  # off again, and still asleep
     assert h.cli("status", capsys=capsys).code == 0

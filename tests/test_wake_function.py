@@ -64,6 +64,8 @@ class Deployed:
         self.app_tg = https["DefaultActions"][0]["TargetGroupArn"]
         made = elbv2.create_target_group(Name="fn-test-wake", TargetType="lambda")
         self.wake_tg = made["TargetGroups"][0]["TargetGroupArn"]
+        alarms = c("cloudwatch").describe_alarms(AlarmNamePrefix="meet-")["MetricAlarms"]
+        self.alarms = tuple(sorted(a["AlarmName"] for a in alarms))
 
 
 class Stack:
@@ -101,6 +103,9 @@ class Stack:
         targets = self.elbv2.describe_target_health(TargetGroupArn=self.app_tg)
         if ids := [t["Target"] for t in targets["TargetHealthDescriptions"]]:
             self.elbv2.deregister_targets(TargetGroupArn=self.app_tg, Targets=ids)
+        self.cw.enable_alarm_actions(AlarmNames=list(self.alarms))
+        for name in self.alarms:
+            self.cw.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="test reset")
 
     def env(self, **kw: Any) -> fn.Env:
         base: dict[str, Any] = {
@@ -142,6 +147,11 @@ class Stack:
     def tags(self) -> dict[str, str]:
         out = self.ecs.list_tags_for_resource(resourceArn=self.cluster_arn)["tags"]
         return {t["key"]: t["value"] for t in out}
+
+    def alarm_state(self) -> dict[str, tuple[str, bool]]:
+        """Each of the stack's alarms: (state, actions enabled)."""
+        out = self.cw.describe_alarms(AlarmNames=list(self.alarms))["MetricAlarms"]
+        return {a["AlarmName"]: (a["StateValue"], a["ActionsEnabled"]) for a in out}
 
     def routers_healthy(self, n: int) -> None:
         """n router targets registered; moto reports registered IP targets healthy."""
@@ -352,11 +362,11 @@ def test_sleep_then_wake_restores_exact_counts_and_bounds(stack: Stack) -> None:
 def record_writes(stack: Stack) -> list[str]:
     """The write calls the function makes, in order (moto still answers them)."""
     seen: list[str] = []
-    for client in (stack.ecs, stack.elbv2, stack.aas):
+    for client in (stack.ecs, stack.elbv2, stack.aas, stack.cw):
         service = client.meta.service_model.service_id.hyphenize()
 
         def note(model: Any, **_: Any) -> None:
-            if not model.name.startswith(("Describe", "List")):
+            if not model.name.startswith(("Describe", "List", "Get")):
                 seen.append(model.name)
 
         client.meta.events.register(f"before-call.{service}", note)
@@ -386,6 +396,64 @@ def test_visitors_get_the_page_before_anything_stops_and_the_routers_after_all_r
     assert writes == ["ModifyListener", "TagResource"]
     writes.clear()
     assert fn.progress(stack.clients, env, at(21, 4))["state"] == "awake" and writes == []
+
+
+def test_the_alarms_are_silent_from_before_any_task_stops_until_the_shards_serve(
+    stack: Stack,
+) -> None:
+    env = stack.env(alarms=(*stack.alarms, "meet-gone"))  # a name the stack has no more
+    signal = "meet-signal-down-shard-a"
+    assert signal in stack.alarms
+    writes = record_writes(stack)
+
+    # No state change reaches an action while the function acts: every SetAlarmState it makes
+    # finds the alarm's actions off (CloudWatch runs actions on state changes only).
+    def actions_off(params: dict[str, Any], **_: Any) -> None:
+        (alarm,) = stack.cw.describe_alarms(AlarmNames=[params["AlarmName"]])["MetricAlarms"]
+        assert alarm["ActionsEnabled"] is False, params["AlarmName"]
+
+    stack.cw.meta.events.register("provide-client-params.cloudwatch.SetAlarmState", actions_off)
+
+    fn.sleep(stack.clients, env, at(20))
+    assert writes[:3] == ["ModifyListener", "DisableAlarmActions", "RegisterScalableTarget"]
+    assert {actions for _, actions in stack.alarm_state().values()} == {False}
+    # What CloudWatch does meanwhile, silently: the shards' alarms breach (no data).
+    stack.cw.meta.events.unregister("provide-client-params.cloudwatch.SetAlarmState", actions_off)
+    stack.cw.set_alarm_state(AlarmName=signal, StateValue="ALARM", StateReason="no data")
+    stack.cw.set_alarm_state(
+        AlarmName="meet-jvb-xmpp", StateValue="INSUFFICIENT_DATA", StateReason="no data"
+    )
+    stack.cw.meta.events.register("provide-client-params.cloudwatch.SetAlarmState", actions_off)
+    writes.clear()
+    assert fn.sleep(stack.clients, env, at(20, 5))["changed"] == [] and writes == []
+
+    fn.wake(stack.clients, env, at(21))
+    assert "DisableAlarmActions" not in writes and "EnableAlarmActions" not in writes
+    assert fn.progress(stack.clients, env, at(21, 1))["state"] == "waking"
+    assert {actions for _, actions in stack.alarm_state().values()} == {False}
+
+    stack.routers_healthy(2)
+    writes.clear()
+    assert fn.progress(stack.clients, env, at(21, 3))["state"] == "awake"
+    # OK while still silent, then the actions: the stale ALARM mails neither ALARM nor OK.
+    assert writes == [
+        "SetAlarmState",
+        "SetAlarmState",
+        "EnableAlarmActions",
+        "ModifyListener",
+        "TagResource",
+    ]
+    assert set(stack.alarm_state().values()) == {("OK", True)}
+    writes.clear()
+    assert fn.progress(stack.clients, env, at(21, 4))["state"] == "awake" and writes == []
+
+
+def test_a_stack_put_to_sleep_with_its_alarms_on_is_silenced_by_the_wake(stack: Stack) -> None:
+    fn.sleep(stack.clients, stack.env(), at(20))  # a function deployed without alarm names
+    assert {actions for _, actions in stack.alarm_state().values()} == {True}
+    env = stack.env(alarms=stack.alarms)
+    fn.wake(stack.clients, env, at(21))
+    assert {actions for _, actions in stack.alarm_state().values()} == {False}
 
 
 def test_the_listener_waits_for_every_shard_router(stack: Stack) -> None:

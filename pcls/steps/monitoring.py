@@ -35,6 +35,7 @@ from pcls.sidecar_container import (
     METRIC_XMPP,
 )
 from pcls.steps.loadbalancer import find_alb
+from pcls.steps.platform import AWAKE, sleep_state
 from pcls.steps.scaling import SCALING_METRICS, short_name
 
 ALB_NS = "AWS/ApplicationELB"
@@ -149,8 +150,12 @@ def _metric(ns: str, name: str, dims: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def alarm_specs(cfg: Config, refs: Refs) -> dict[str, dict[str, Any]]:
-    """PutMetricAlarm requests by alarm name: exactly what `up` creates and keeps."""
+def alarm_specs(cfg: Config, refs: Refs, *, awake: bool = True) -> dict[str, dict[str, Any]]:
+    """PutMetricAlarm requests by alarm name: exactly what `up` creates and keeps.
+
+    Asleep or waking (awake=False) their actions are off: the wake function turns them off
+    before the tasks stop and on once the shards serve again (pcls/wakefn/handler.py).
+    """
     stack = cfg.stack.name
     actions = [refs.topic_arn]
     lb = {"LoadBalancer": refs.alb}
@@ -165,7 +170,7 @@ def alarm_specs(cfg: Config, refs: Refs) -> dict[str, dict[str, Any]]:
         return name, {
             "AlarmName": name,
             "AlarmDescription": f"pcls {stack}: {description}",
-            "ActionsEnabled": True,
+            "ActionsEnabled": awake,
             "AlarmActions": actions,
             "OKActions": actions,
             "InsufficientDataActions": [],
@@ -717,8 +722,12 @@ class Alarms(Step):
         alarm = res.attrs["alarms"][ctx.adopting[self.name]]
         _cloudwatch(ctx).tag_resource(ResourceARN=alarm["AlarmArn"], Tags=ctx.tags(self.name))
 
+    @staticmethod
+    def _specs(ctx: Context) -> dict[str, dict[str, Any]]:
+        return alarm_specs(ctx.cfg, Refs.of(ctx), awake=sleep_state(ctx) == AWAKE)
+
     def create(self, ctx: Context) -> Resource:
-        specs = alarm_specs(ctx.cfg, Refs.of(ctx))
+        specs = self._specs(ctx)
         for spec in specs.values():
             self._put(ctx, spec)
         return Resource(f"{ctx.stack}-*", attrs={"alarms": specs})
@@ -729,7 +738,7 @@ class Alarms(Step):
 
     def _plan(self, ctx: Context, res: Resource) -> tuple[list[str], list[str], list[str]]:
         """(drift lines, alarm names to put, alarm names to delete)."""
-        specs = alarm_specs(ctx.cfg, Refs.of(ctx))
+        specs = self._specs(ctx)
         have = res.attrs["alarms"]
         lines, put = [], []
         for name, spec in specs.items():
@@ -750,7 +759,7 @@ class Alarms(Step):
 
     def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
         _, put, extra = self._plan(ctx, res)
-        specs = alarm_specs(ctx.cfg, Refs.of(ctx))
+        specs = self._specs(ctx)
         for name in put:
             self._put(ctx, specs[name])
         if extra:

@@ -5,7 +5,8 @@ pcls/wakefn/handler.py, with reserved concurrency 2 (a flood of visitors' POSTs 
 extra), the permission for Elastic Load Balancing to invoke it from the `lambda` target group
 `<stack>-wake`, and its registration there. Its configuration comes from environment variables
 (`environment`): the stack's services and their awake counts, the bridges' scalable target, the
-listener and both target groups, the awake windows and the idle bound. `wake-log-group` makes the
+listener and both target groups, the awake windows and the idle bound, and the stack's alarms
+(their actions are off while it sleeps). `wake-log-group` makes the
 log group Lambda writes to, tagged and with the stack's retention, before the function exists
 (Lambda would otherwise create an untagged one that outlives the stack).
 
@@ -46,6 +47,7 @@ from pcls.engine import Collision, Context, Resource, Step
 from pcls.sidecar_container import METRIC_DIMENSION, METRIC_NAMESPACE, METRIC_PARTICIPANTS
 from pcls.steps.iam import WAKE_ROLE_STEP
 from pcls.steps.loadbalancer import WAKE_TG_STEP, find_target_group, wake_group_name
+from pcls.steps.monitoring import alarm_names
 from pcls.steps.platform import (
     LogGroup,
     cluster_name,
@@ -125,6 +127,7 @@ def wake_env(ctx: Context) -> handler.Env:
             "dimensions": [{"Name": METRIC_DIMENSION, "Value": ctx.stack}],
         },
         ready_seconds=READY_SECONDS,
+        alarms=tuple(alarm_names(cfg)),
     )
 
 

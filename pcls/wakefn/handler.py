@@ -49,6 +49,7 @@ ENV_AWAKE = "PCLS_AWAKE"
 ENV_TIMEZONE = "PCLS_TIMEZONE"
 ENV_METRIC = "PCLS_METRIC"
 ENV_READY_SECONDS = "PCLS_READY_SECONDS"
+ENV_ALARMS = "PCLS_ALARMS"
 
 STATE_TAG = "pcls:sleep"
 SINCE_TAG = "pcls:sleep-since"
@@ -134,6 +135,12 @@ def _metric(value: Any) -> Metric | None:
     return Metric(str(value["namespace"]), str(value["name"]), dims)
 
 
+def _alarm_names(value: Any) -> tuple[str, ...]:
+    if isinstance(value, (str, dict)):
+        raise TypeError("a list of alarm names")
+    return tuple(sorted(str(v) for v in value))
+
+
 def _window(value: Any) -> Window:
     if isinstance(value, (list, tuple)):
         days, start, end = value
@@ -184,6 +191,7 @@ class Env:
     timezone: str
     metric: Metric | None
     ready_seconds: int
+    alarms: tuple[str, ...] = ()  # the stack's own alarms: silent while it sleeps
 
     def __post_init__(self) -> None:
         # Callers may pass plain data: (name, desired) pairs or dicts, dicts for scalable and
@@ -193,6 +201,7 @@ class Env:
             ("scalable", _scalable),
             ("metric", _metric),
             ("awake", _windows),
+            ("alarms", _alarm_names),
         ):
             object.__setattr__(self, name, convert(getattr(self, name)))
 
@@ -219,6 +228,10 @@ class Env:
             timezone=timezone,
             metric=_parsed(env, ENV_METRIC, _metric, "JSON {namespace, name, dimensions}"),
             ready_seconds=_int(env, ENV_READY_SECONDS, 120),
+            # absent in a function deployed before it: no alarm is touched
+            alarms=_parsed(env, ENV_ALARMS, _alarm_names, "a JSON list of alarm names")
+            if env.get(ENV_ALARMS)
+            else (),
         )
 
     def to_environ(self) -> dict[str, str]:
@@ -253,6 +266,7 @@ class Env:
                 else None
             ),
             ENV_READY_SECONDS: str(self.ready_seconds),
+            ENV_ALARMS: dump(sorted(self.alarms)),
         }
 
     @property
@@ -426,6 +440,58 @@ def _restore(clients: Clients, env: Env) -> dict[str, Any]:
     return {"changed": changed + services, "skipped": skipped, "scalable": bound}
 
 
+# -- the alarms --------------------------------------------------------------------------------
+
+# What CloudWatch records as the reason of the state the function sets on waking.
+AWAKE_REASON = "pcls: awake again after a sleep; the next evaluation sets the real state"
+ALARMS_PER_CALL = 100  # DescribeAlarms takes at most 100 names
+
+
+def _alarms(clients: Clients, env: Env) -> list[dict[str, Any]]:
+    """The stack's metric alarms that exist (a name CloudWatch does not know is left out)."""
+    names = list(env.alarms)
+    found: list[dict[str, Any]] = []
+    paginator = clients.cloudwatch.get_paginator("describe_alarms")
+    for i in range(0, len(names), ALARMS_PER_CALL):
+        pages = paginator.paginate(
+            AlarmNames=names[i : i + ALARMS_PER_CALL], AlarmTypes=["MetricAlarm"]
+        )
+        found += [a for page in pages for a in page.get("MetricAlarms", [])]
+    return found
+
+
+def _silence(clients: Clients, env: Env) -> list[str]:
+    """Alarm actions off while the stack sleeps or wakes: ["alarms"] when this changed them.
+
+    A shard's alarm treats missing data as breaching, and a stack that runs no task on purpose
+    would mail the operator on every sleep; the alarms keep changing state, silently.
+    """
+    names = sorted(a["AlarmName"] for a in _alarms(clients, env) if a.get("ActionsEnabled", True))
+    if names:
+        clients.cloudwatch.disable_alarm_actions(AlarmNames=names)
+    return ["alarms"] if names else []
+
+
+def _unsilence(clients: Clients, env: Env) -> list[str]:
+    """Alarm actions back on once awake: ["alarms"] when this changed them.
+
+    Actions run on a state change only, so an alarm left in ALARM by the sleep (a shard's: its
+    data stopped with its task) would mail OK at its next evaluation and never mail a breach
+    that outlasts the wake. Set OK first, while its actions are still off: the next evaluation
+    (within a minute) sets the real state and mails only a real ALARM.
+    """
+    silent = [a for a in _alarms(clients, env) if not a.get("ActionsEnabled", True)]
+    for alarm in silent:
+        if alarm.get("StateValue") != "OK":
+            clients.cloudwatch.set_alarm_state(
+                AlarmName=alarm["AlarmName"], StateValue="OK", StateReason=AWAKE_REASON
+            )
+    names = sorted(a["AlarmName"] for a in silent)
+    if names:
+        clients.cloudwatch.enable_alarm_actions(AlarmNames=names)
+    return ["alarms"] if names else []
+
+
 # -- the operations ----------------------------------------------------------------------------
 
 
@@ -434,6 +500,7 @@ def sleep(clients: Clients, env: Env, now: datetime) -> dict[str, Any]:
     changed: list[str] = []
     if _point(clients, env, env.wake_tg_arn):
         changed.append("listener")
+    changed += _silence(clients, env)  # before any task stops: no mail in between
     bound = _bound(clients, env, 0, 0, True)
     if bound == "changed":
         changed.append("scalable target")
@@ -463,6 +530,7 @@ def wake(clients: Clients, env: Env, now: datetime, *, rate_limit: bool = True) 
     if st.tagged != WAKING:
         _tag(clients, env, WAKING, now)
         changed.append("state")
+    changed += _silence(clients, env)  # a stack put to sleep before they were silenced
     done = _restore(clients, env)
     return {"state": WAKING, **done, "changed": changed + done["changed"]}
 
@@ -502,6 +570,7 @@ def progress(clients: Clients, env: Env, now: datetime) -> dict[str, Any]:
     # shards that are up serve all rooms rather than the page waiting for ever.
     patience = max(MIN_PATIENCE_SECONDS, PATIENCE_FACTOR * env.ready_seconds)
     if healthy >= max(wanted, 1) or (healthy and elapsed >= patience):
+        _unsilence(clients, env)  # before the tag: a run cut short between is still waking
         _point(clients, env, env.app_tg_arn)
         _tag(clients, env, AWAKE, now)
         return {"state": AWAKE, "healthy": healthy, "wanted": wanted, "ready_in": 0}
