@@ -708,6 +708,13 @@ def _wake(b: _Builder, s: str) -> list[dict[str, Any]]:
             cluster,
             {**b.tagged("ResourceTag"), **sleep_tags},
         ),
+        # pcls sleep / wake: the stack's own alarms silent while it sleeps.
+        _st(
+            "SleepAlarms",
+            list(iam.ALARM_SWITCHES),
+            b.arn("cloudwatch", f"alarm:{s}-*"),
+            b.tagged("ResourceTag"),
+        ),
     ]
 
 

@@ -193,7 +193,37 @@ def _wake_arns(scope: Scope) -> dict[str, str]:
         "function": f"arn:{at % 'lambda'}:function:{function}",
         "group": f"arn:{at % 'logs'}:log-group:{wake_log_group_name(scope.stack)}",
         "targets": f"arn:{at % 'application-autoscaling'}:scalable-target/*",
+        "alarms": f"arn:{at % 'cloudwatch'}:alarm:{scope.stack}-*",
     }
+
+
+# Alarm ARNs take resource-level permissions (and aws:ResourceTag) for these.
+ALARM_READS = ("cloudwatch:DescribeAlarms",)
+ALARM_SWITCHES = (
+    "cloudwatch:DisableAlarmActions",
+    "cloudwatch:EnableAlarmActions",
+    "cloudwatch:SetAlarmState",
+)
+
+
+def _alarm_statements(prefix: str, scope: Scope) -> list[dict[str, Any]]:
+    """The stack's alarms: read, actions off while it sleeps, on (after setting OK) once awake."""
+    alarms = _wake_arns(scope)["alarms"]
+    return [
+        {
+            "Sid": f"{prefix}Read",
+            "Effect": "Allow",
+            "Action": list(ALARM_READS),
+            "Resource": alarms,
+        },
+        {
+            "Sid": f"{prefix}Switch",
+            "Effect": "Allow",
+            "Action": list(ALARM_SWITCHES),
+            "Resource": alarms,
+            "Condition": {"StringEquals": {"aws:ResourceTag/pcls:stack": scope.stack}},
+        },
+    ]
 
 
 def wake_policy(scope: Scope) -> dict[str, Any]:
@@ -252,6 +282,7 @@ def wake_policy(scope: Scope) -> dict[str, Any]:
                 "Action": sorted(WAKE_READS),
                 "Resource": "*",
             },
+            *_alarm_statements("StackAlarms", scope),
             {
                 "Sid": "OwnLogs",
                 "Effect": "Allow",
@@ -323,6 +354,7 @@ def boundary_policy(scope: Scope) -> dict[str, Any]:
                 "Condition": {"StringEquals": {"aws:ResourceTag/pcls:stack": scope.stack}},
             },
             {"Sid": "WakeReads", "Effect": "Allow", "Action": sorted(WAKE_READS), "Resource": "*"},
+            *_alarm_statements("WakeAlarms", scope),
             {
                 "Sid": "WakeLogs",
                 "Effect": "Allow",
