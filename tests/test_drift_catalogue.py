@@ -491,6 +491,16 @@ def https_forwards_to_the_page(h: Harness) -> None:
     elbv2.modify_listener(ListenerArn=ledger_id(h, "listener-https"), DefaultActions=action)
 
 
+def alarm_actions_off_while_awake(h: Harness) -> None:
+    h.client("cloudwatch").disable_alarm_actions(AlarmNames=["meet-signal-down-shard-a"])
+
+
+def alarm_actions_on(h: Harness) -> None:
+    cw = h.client("cloudwatch")
+    (alarm,) = cw.describe_alarms(AlarmNames=["meet-signal-down-shard-a"])["MetricAlarms"]
+    assert alarm["ActionsEnabled"] is True
+
+
 # -- the catalogue -----------------------------------------------------------------------------
 
 
@@ -684,6 +694,13 @@ CATALOGUE = [
         "listener-https",
         "default action forward to targetgroup/meet-wake/",
         https_forwards_to_the_page,
+    ),
+    Drift(
+        "alarm-actions-off-while-awake",
+        "alarms",
+        "meet-signal-down-shard-a: ActionsEnabled False (want True)",
+        alarm_actions_off_while_awake,
+        proof=alarm_actions_on,
     ),
 ]
 
