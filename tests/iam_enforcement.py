@@ -176,8 +176,9 @@ class Resolver:
         return [p[k] for k in ("TopicArn", "ResourceArn") if k in p]
 
     def _cloudwatch(self, op: str, p: dict[str, Any]) -> list[str]:
-        alarms = [p["AlarmName"]] if op == "PutMetricAlarm" else []
-        alarms += list(p.get("AlarmNames", [])) if op == "DeleteAlarms" else []
+        alarms = [p["AlarmName"]] if op in ("PutMetricAlarm", "SetAlarmState") else []
+        named = ("DeleteAlarms", "DisableAlarmActions", "EnableAlarmActions")
+        alarms += list(p.get("AlarmNames", [])) if op in named else []
         boards = [p["DashboardName"]] if op == "PutDashboard" else []
         boards += list(p.get("DashboardNames", [])) if op == "DeleteDashboards" else []
         out = [self.arn("cloudwatch", f"alarm:{a}") for a in alarms]
