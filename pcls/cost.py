@@ -650,8 +650,8 @@ def _lines(t: _Table, inputs: CostInputs, hours: int) -> list[Line]:
         asleep=0.0,
     )
 
-    # The ALB runs all month; its LCUs follow the traffic: signalling while awake, the wake
-    # page's requests while asleep.
+    # The ALB runs all month; its LCUs follow the traffic: signalling while awake, the requests
+    # it answers itself with the sleep page while asleep.
     lcu = t.plan("alb_average_lcu")
     asleep_lcu = _asleep_lcu(t)
     asleep_requests = t.plan("alb_asleep_requests_per_hour")
@@ -661,7 +661,8 @@ def _lines(t: _Table, inputs: CostInputs, hours: int) -> list[Line]:
         hours * (alb_hour + lcu * lcu_rate),
         hours * (alb_hour + lcu * lcu_rate),
         f"{hours} h + {lcu:g} LCU average awake (signalling only; media bypasses the ALB), "
-        f"{asleep_lcu:.4f} LCU asleep ({asleep_requests:g} requests/h to the wake page); "
+        f"{asleep_lcu:.4f} LCU asleep ({asleep_requests:g} requests/h answered with the sleep "
+        "page, a fixed response); "
         "12-month free tier not applied",
         ("alb_hour", "alb_lcu_hour"),
         asleep=hours * (alb_hour + asleep_lcu * lcu_rate),
@@ -772,10 +773,11 @@ def _lines(t: _Table, inputs: CostInputs, hours: int) -> list[Line]:
     )
 
     # The wake function: its idle check every 5 minutes all month (an upper bound: it needs to
-    # run only while awake) and, while asleep, the requests the ALB sends it.
+    # run only while awake) and, while asleep, the visitors' presses and status polls (the
+    # crawlers' GETs get the ALB's fixed sleep page, never the function).
     wake = t.plan("wake_function")
     checks = wake["idle_checks_per_hour"] * hours
-    visits = asleep_requests * hours
+    visits = wake["wake_invocations_per_month"]
     request_rate = t.rate("lambda_requests_per_million") / 1e6
     gb_second = t.rate("lambda_arm_gb_second")
     per_invocation = (
@@ -788,7 +790,7 @@ def _lines(t: _Table, inputs: CostInputs, hours: int) -> list[Line]:
         function,
         function,
         f"{checks:,.0f} scheduled idle checks (rate(5 minutes), {_per(scheduled * 1e6)}/M) a "
-        f"month; asleep also {visits:,.0f} wake-page requests; each {wake['memory_mb']} MB x "
+        f"month; asleep also {visits:,.0f} wake presses and status polls; each {wake['memory_mb']} MB x "
         f"{wake['seconds_per_invocation']:g} s ({_per(gb_second)}/GB-s) + "
         f"{_per(request_rate * 1e6)}/M requests; free tiers not applied",
         (
@@ -839,13 +841,14 @@ def _lines(t: _Table, inputs: CostInputs, hours: int) -> list[Line]:
 
 
 def _asleep_lcu(t: _Table) -> float:
-    """LCUs of the asleep traffic: its busiest dimension, new connections or bytes to Lambda."""
+    """LCUs of the asleep traffic: its busiest dimension, new connections or bytes processed
+    (the sleep page is the listener's fixed response: no Lambda target involved)."""
     unit = t.plan("alb_lcu")
     requests = t.plan("alb_asleep_requests_per_hour")
-    page_gb = t.plan("wake_function")["page_kb"] / 1024**2
+    page_gb = t.plan("wake_function")["sleep_page_kb"] / 1024**2
     return max(
         requests / 3600 / unit["new_connections_per_second"],
-        requests * page_gb / unit["lambda_gb_per_hour"],
+        requests * page_gb / unit["gb_per_hour"],
     )
 
 

@@ -365,7 +365,9 @@ def _load_balancer(b: _Builder) -> list[dict[str, Any]]:
     tg = b.arn("elasticloadbalancing", f"targetgroup/{s}-web/*")
     wake_tg = b.arn("elasticloadbalancing", f"targetgroup/{s}-wake/*")
     listener = b.arn("elasticloadbalancing", f"listener/app/{s}-alb/*")
-    # The HTTP listener's forward rule (it attaches the target group before HTTPS exists).
+    # Each listener's one forward rule, tagged for its step: HTTP's attaches the target group
+    # before HTTPS exists, HTTPS's sends /_pcls/* to the wake function. The wake function's own
+    # role writes no rule: it only switches the HTTPS listener's default action.
     rule = b.arn("elasticloadbalancing", f"listener-rule/app/{s}-alb/*")
     own = [
         *("CreateListener", "DeleteListener", "DeleteLoadBalancer", "DeleteTargetGroup"),

@@ -68,10 +68,11 @@ def fargate(region: str, arch: str) -> tuple[float, float, float]:
 
 
 def lcu_asleep() -> float:
-    """The busier LCU dimension of the asleep requests: new connections, or bytes to Lambda."""
+    """The busier LCU dimension of the asleep requests: new connections, or bytes processed
+    (the ALB answers them itself with the fixed sleep page)."""
     lcu = PLAN["alb_lcu"]["value"]
     connections = ASLEEP_REQUESTS / 3600 / lcu["new_connections_per_second"]
-    gb = ASLEEP_REQUESTS * WAKE["page_kb"] / 1024**2 / lcu["lambda_gb_per_hour"]
+    gb = ASLEEP_REQUESTS * WAKE["sleep_page_kb"] / 1024**2 / lcu["gb_per_hour"]
     return max(connections, gb)
 
 
@@ -87,7 +88,9 @@ def wake_month(region: str, asleep: bool) -> float:
     month = checks * (
         wake_invocation(region) + v(region, "scheduler_invocations_per_million") / 1e6
     )
-    return month + (ASLEEP_REQUESTS * H * wake_invocation(region) if asleep else 0.0)
+    # asleep: the visitors' presses and status polls only; the crawlers get the ALB's page
+    visits = WAKE["wake_invocations_per_month"]
+    return month + (visits * wake_invocation(region) if asleep else 0.0)
 
 
 def cloud_map(region: str, shards: int) -> float:
@@ -208,7 +211,8 @@ def test_awake_hour_and_the_example_month_by_hand() -> None:
         + 4 * ip  # the four tasks' addresses
         + (PLAN["alb_average_lcu"]["value"] - lcu_asleep()) * v(r, "alb_lcu_hour")
         + 2 * v(r, "cloudmap_instance_month") / H  # the shards' Cloud Map instances
-        - ASLEEP_REQUESTS * wake_invocation(r)  # the wake page is not served while awake
+        # the visitors' presses and polls happen only while asleep
+        - WAKE["wake_invocations_per_month"] / H * wake_invocation(r)
     )
     est = estimate(CostInputs(region=r))
     d = est.decisions

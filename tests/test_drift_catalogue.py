@@ -26,7 +26,9 @@ from rich.console import Console
 from pcls import router, runner
 from pcls.engine import RunResult, StepResult
 from pcls.steps.monitoring import marker_widget
+from pcls.steps.platform import READY_SECONDS
 from pcls.ui import Outcome
+from pcls.wakefn.handler import sleep_action
 from tests.conftest import DOMAIN, REGION
 from tests.harness import Harness
 
@@ -485,10 +487,26 @@ def tick_deleted(h: Harness) -> None:
     h.client("scheduler").delete_schedule(Name="tick", GroupName="pcls-meet")
 
 
-def https_forwards_to_the_page(h: Harness) -> None:
+def https_shows_the_sleep_page(h: Harness) -> None:
     elbv2 = h.client("elbv2")
-    action = [{"Type": "forward", "TargetGroupArn": _group(h, "meet-wake")}]
+    action = [sleep_action(READY_SECONDS)]
     elbv2.modify_listener(ListenerArn=ledger_id(h, "listener-https"), DefaultActions=action)
+
+
+def _wake_rule(h: Harness) -> dict:
+    elbv2 = h.client("elbv2")
+    rules = elbv2.describe_rules(ListenerArn=ledger_id(h, "listener-https"))["Rules"]
+    (rule,) = [r for r in rules if not r["IsDefault"]]
+    return rule
+
+
+def wake_rule_deleted(h: Harness) -> None:
+    h.client("elbv2").delete_rule(RuleArn=_wake_rule(h)["RuleArn"])
+
+
+def wake_rule_retargeted(h: Harness) -> None:
+    action = [{"Type": "forward", "TargetGroupArn": _group(h, "meet-web")}]
+    h.client("elbv2").modify_rule(RuleArn=_wake_rule(h)["RuleArn"], Actions=action)
 
 
 def alarm_actions_off_while_awake(h: Harness) -> None:
@@ -690,10 +708,22 @@ CATALOGUE = [
     ),
     Drift("wake-tick-deleted", "wake-schedule", "schedule tick missing", tick_deleted),
     Drift(
-        "https-listener-on-the-wake-page-while-awake",
+        "https-listener-on-the-sleep-page-while-awake",
         "listener-https",
-        "default action forward to targetgroup/meet-wake/",
-        https_forwards_to_the_page,
+        "default action fixed response 200 (the sleep page), not forward to targetgroup/meet-web/",
+        https_shows_the_sleep_page,
+    ),
+    Drift(
+        "https-wake-rule-deleted",
+        "listener-https",
+        "forward rule /_pcls/* missing (the wake function's button and status)",
+        wake_rule_deleted,
+    ),
+    Drift(
+        "https-wake-rule-retargeted",
+        "listener-https",
+        "forward rule /_pcls/*: forward to targetgroup/meet-web/",
+        wake_rule_retargeted,
     ),
     Drift(
         "alarm-actions-off-while-awake",

@@ -274,7 +274,7 @@ UNTOUCHED = {
         "v1's single signal family, deleted only when an upgraded stack retires it"
     ),
     ("LoadBalancerOwn", f"arn:aws:elasticloadbalancing:{R}:listener-rule/app/meet-alb/*"): (
-        "only when the HTTP listener's forward rule drifts (its create names the listener)"
+        "only when a listener's forward rule drifts (its create names the listener)"
     ),
     # The budget guard exists only with alerts.monthly_budget; the lifecycle runs the default.
     ("BudgetRead", f"arn:aws:budgets::{ACCOUNT}:budget/pcls-meet"): "no budget by default",

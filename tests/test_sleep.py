@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from pcls.aws import tags_of
+from pcls.steps.platform import READY_SECONDS
 from pcls.steps.wake import deployed_env
 from pcls.wakefn import handler
 from tests.conftest import REGION
@@ -24,6 +25,7 @@ from tests.inventory import inventory, stack_only
 CLUSTER = "meet"
 SHARDS = ("shard-a", "shard-b")
 SERVICES = (*SHARDS, "jvb")
+SLEEP_PAGE = "the sleep page (a fixed response)"
 
 
 # -- what AWS shows ------------------------------------------------------------------------------
@@ -52,12 +54,37 @@ def _group_arn(h: Harness, name: str) -> str:
     return str(tg["TargetGroupArn"])
 
 
-def _listener_target(h: Harness) -> str:
+def _https(h: Harness) -> dict[str, Any]:
     elbv2 = h.client("elbv2")
     (lb,) = elbv2.describe_load_balancers(Names=["meet-alb"])["LoadBalancers"]
     listeners = elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
     (https,) = [li for li in listeners if li["Port"] == 443]
-    return str(https["DefaultActions"][0]["TargetGroupArn"])
+    return dict(https)
+
+
+def _listener_target(h: Harness) -> str:
+    """The HTTPS listener's default: the target group it forwards to, or SLEEP_PAGE."""
+    (action,) = _https(h)["DefaultActions"]
+    if action["Type"] == "fixed-response":
+        return SLEEP_PAGE if action == handler.sleep_action(READY_SECONDS) else "another page"
+    return str(action["TargetGroupArn"])
+
+
+def _wake_rule(h: Harness) -> tuple[list[str], str, dict[str, str]]:
+    """The HTTPS listener's own rule: its paths, the target group it forwards to, its tags."""
+    elbv2 = h.client("elbv2")
+    rules = elbv2.describe_rules(ListenerArn=_https(h)["ListenerArn"])["Rules"]
+    (rule,) = [r for r in rules if not r["IsDefault"]]
+    (cond,) = rule["Conditions"]
+    (action,) = rule["Actions"]
+    tags = elbv2.describe_tags(ResourceArns=[rule["RuleArn"]])["TagDescriptions"][0]["Tags"]
+    return cond["PathPatternConfig"]["Values"], action["TargetGroupArn"], tags_of(tags)
+
+
+def _the_rule_forwards_to_the_function(h: Harness) -> None:
+    paths, target, tags = _wake_rule(h)
+    assert paths == ["/_pcls/*"] and target == _group_arn(h, "meet-wake")
+    assert tags["pcls:stack"] == "meet" and tags["pcls:step"] == "listener-https"
 
 
 def _alarm_actions(h: Harness) -> set[bool]:
@@ -133,7 +160,8 @@ def _asleep(h: Harness) -> None:
     assert _alarm_actions(h) == {False}
     assert _desired(h) == dict.fromkeys(SERVICES, 0)
     assert _bounds(h) == (0, 0, True)
-    assert _listener_target(h) == _group_arn(h, "meet-wake")
+    assert _listener_target(h) == SLEEP_PAGE
+    _the_rule_forwards_to_the_function(h)
 
 
 def _awake(h: Harness) -> None:
@@ -142,6 +170,7 @@ def _awake(h: Harness) -> None:
     assert _desired(h) == {"shard-a": 1, "shard-b": 1, "jvb": 2}
     assert _bounds(h) == (2, 4, False)
     assert _listener_target(h) == _group_arn(h, "meet-web")
+    _the_rule_forwards_to_the_function(h)  # a POST there while awake wakes nothing
 
 
 # -- by hand, then a visit -----------------------------------------------------------------------
@@ -173,25 +202,29 @@ def test_sleep_by_hand_then_a_visit_wakes_it(
     assert h.writes() == {}
     _asleep(h)
 
-    # A visitor: GET shows the page and wakes nothing (crawlers, probes).
-    lambda_env(h)
-    page = handler.handler(_request("GET", "/some-room"))
-    assert page["statusCode"] == 200 and page["headers"]["Cache-Control"] == "no-store"
-    assert "text/html" in page["headers"]["Content-Type"]
-    head = handler.handler(_request("HEAD", "/"))
-    assert head["statusCode"] == 200 and head["body"] == ""
+    # A visitor's GET (and every crawler's and probe's): the load balancer's own answer, the
+    # sleep page; the function is not invoked, nothing wakes.
+    (page,) = _https(h)["DefaultActions"]
+    fixed = page["FixedResponseConfig"]
+    assert (fixed["StatusCode"], fixed["ContentType"]) == ("200", "text/html")
+    assert "ready in about 210 s" in fixed["MessageBody"]
+    assert f'<form method="post" action="{handler.WAKE_PATH}">' in fixed["MessageBody"]
     _asleep(h)
 
-    # The button: a POST. Right after the sleep it is rate-limited, a minute later it wakes.
+    # The button: its form's POST reaches the function through the rule. Right after the sleep
+    # it is rate-limited, a minute later it wakes and answers with the progress page.
+    lambda_env(h)
     limited = _json(handler.handler(_request("POST", handler.WAKE_PATH, "application/json")))
     assert limited["state"] == "asleep" and limited["retry_in"] > 0
     _minutes_ago(h, 2)
-    woken = _json(handler.handler(_request("POST", handler.WAKE_PATH, "application/json")))
-    assert woken["state"] == "waking", woken
+    press = {**_request("POST", handler.WAKE_PATH), "body": "next=%2Fsome-room"}
+    woken = handler.handler(press)
+    assert woken["statusCode"] == 200 and "text/html" in woken["headers"]["Content-Type"]
+    assert 'data-state="waking"' in woken["body"] and 'data-next="/some-room"' in woken["body"]
     assert _cluster_tags(h)[handler.STATE_TAG] == "waking"
     assert _desired(h) == {"shard-a": 1, "shard-b": 1, "jvb": 2}
     assert _bounds(h) == (2, 4, False)
-    assert _listener_target(h) == _group_arn(h, "meet-wake")  # until the shards serve
+    assert _listener_target(h) == SLEEP_PAGE  # until the shards serve
     assert _alarm_actions(h) == {False}  # silent until they do
 
     # Waking is no drift either, and up keeps the listener on the page.

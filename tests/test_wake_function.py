@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import html.parser
 import json
 import re
 import shutil
@@ -32,6 +33,7 @@ from tests.harness import Harness
 ZURICH = "Europe/Zurich"
 AZ = "eu-central-1a"
 WEEKDAYS_7_19 = [[0, 1, 2, 3, 4], 7 * 60, 19 * 60]
+SLEEP_PAGE = "the sleep page (a fixed response)"
 # Monday 2026-11-02 (CET, UTC+1)
 MONDAY = datetime(2026, 11, 2, tzinfo=UTC)
 
@@ -131,9 +133,18 @@ class Stack:
 
     # what AWS holds
 
-    def forwarded(self) -> str:
+    def default(self) -> str:
+        """The listener's default: the target group it forwards to, or SLEEP_PAGE."""
         li = self.elbv2.describe_listeners(ListenerArns=[self.listener])["Listeners"][0]
-        return li["DefaultActions"][0]["TargetGroupArn"]
+        (action,) = li["DefaultActions"]
+        if action["Type"] == "fixed-response":
+            assert action["FixedResponseConfig"] == {
+                "StatusCode": "200",
+                "ContentType": "text/html",
+                "MessageBody": fn.sleep_page(150),
+            }
+            return SLEEP_PAGE
+        return action["TargetGroupArn"]
 
     def counts(self) -> dict[str, int]:
         out = self.ecs.describe_services(cluster="meet", services=list(self.desired))
@@ -337,7 +348,7 @@ def test_sleep_then_wake_restores_exact_counts_and_bounds(stack: Stack) -> None:
 
     slept = fn.sleep(stack.clients, env, at(20))
     assert slept["state"] == "asleep" and slept["skipped"] == []
-    assert stack.forwarded() == stack.wake_tg
+    assert stack.default() == SLEEP_PAGE
     assert stack.counts() == {"jvb": 0, "shard-a": 0, "shard-b": 0}
     t = stack.target()
     assert (t["MinCapacity"], t["MaxCapacity"]) == (0, 0)
@@ -354,7 +365,7 @@ def test_sleep_then_wake_restores_exact_counts_and_bounds(stack: Stack) -> None:
     t = stack.target()
     assert (t["MinCapacity"], t["MaxCapacity"]) == stack.bounds
     assert t["SuspendedState"]["ScheduledScalingSuspended"] is False
-    assert stack.forwarded() == stack.wake_tg  # until the routers are healthy
+    assert stack.default() == SLEEP_PAGE  # until the routers are healthy
     assert fn.state(stack.clients, env) == "waking"
     assert fn.wake(stack.clients, env, at(21, 5))["changed"] == []  # already waking
 
@@ -471,13 +482,13 @@ def test_the_listener_waits_for_every_shard_router(stack: Stack) -> None:
     for _ in range(3):
         p = fn.progress(stack.clients, env, at(21, 1))
         assert p["state"] == "waking" and p["wanted"] == 2 and p["healthy"] < 2
-        assert stack.forwarded() == stack.wake_tg
+        assert stack.default() == SLEEP_PAGE
     assert p["ready_in"] == 90  # 150 s estimate, 60 s gone
     undo()
     stack.routers_healthy(2)  # moto: registered targets are healthy
     p = fn.progress(stack.clients, env, at(21, 3))
     assert p == {"state": "awake", "healthy": 2, "wanted": 2, "ready_in": 0}
-    assert stack.forwarded() == stack.app_tg
+    assert stack.default() == stack.app_tg
     assert stack.tags()["pcls:sleep"] == "awake"
     assert stack.tags()["pcls:sleep-since"] == "2026-11-02T20:03:00Z"
 
@@ -488,9 +499,9 @@ def test_a_shard_that_never_comes_up_does_not_keep_the_page_for_ever(stack: Stac
     fn.wake(stack.clients, env, at(21))
     answer(stack.elbv2, "DescribeTargetHealth", lambda _: health("healthy", "unhealthy"))
     assert fn.progress(stack.clients, env, at(21, 9))["state"] == "waking"
-    assert stack.forwarded() == stack.wake_tg
+    assert stack.default() == SLEEP_PAGE
     p = fn.progress(stack.clients, env, at(21, 10))
-    assert p["state"] == "awake" and p["healthy"] == 1 and stack.forwarded() == stack.app_tg
+    assert p["state"] == "awake" and p["healthy"] == 1 and stack.default() == stack.app_tg
 
 
 def test_wake_is_rate_limited_and_a_no_op_when_awake(stack: Stack) -> None:
@@ -537,7 +548,7 @@ def test_a_sleep_cut_short_is_asleep_and_finished_by_the_next_tick(stack: Stack)
     )
     with pytest.raises(ConnectionError):
         fn.sleep(stack.clients, env, at(20))
-    assert stack.forwarded() == stack.wake_tg and "pcls:sleep" not in stack.tags()
+    assert stack.default() == SLEEP_PAGE and "pcls:sleep" not in stack.tags()
     assert stack.counts() == {"jvb": 0, "shard-a": 1, "shard-b": 1}
     # Visitors already see the page: the stack says asleep, not awake.
     assert fn.state(stack.clients, env) == "asleep"
@@ -557,7 +568,7 @@ def test_a_wake_after_a_sleep_cut_short_completes(stack: Stack) -> None:
     assert fn.wake(stack.clients, env, at(21))["state"] == "waking"
     stack.routers_healthy(2)
     assert fn.progress(stack.clients, env, at(21, 2))["state"] == "awake"
-    assert stack.forwarded() == stack.app_tg
+    assert stack.default() == stack.app_tg
     assert stack.counts() == {"jvb": 2, "shard-a": 1, "shard-b": 1}
     t = stack.target()
     assert (t["MinCapacity"], t["MaxCapacity"]) == (2, 4)
@@ -589,10 +600,10 @@ def test_tick_wakes_at_the_window_start_and_sleeps_at_its_end(stack: Stack) -> N
     assert fn.tick(stack.clients, env, at(7, 2))["action"] == "wake (window start)"
     stack.routers_healthy(2)
     assert fn.tick(stack.clients, env, at(7, 7))["state"] == "awake"
-    assert stack.forwarded() == stack.app_tg
+    assert stack.default() == stack.app_tg
     assert fn.tick(stack.clients, env, at(12))["action"] == "none"
     assert fn.tick(stack.clients, env, at(19, 1))["action"] == "sleep (window end)"
-    assert stack.forwarded() == stack.wake_tg
+    assert stack.default() == SLEEP_PAGE
     assert fn.tick(stack.clients, env, at(19, 6))["action"] == "none"
 
 
@@ -609,7 +620,7 @@ def test_the_window_end_waits_for_a_running_conference(stack: Stack) -> None:
     stack.conferences({at(18, 56): 1.0})
     out = fn.tick(stack.clients, env, at(19, 1))
     assert out["action"] == "none" and "in use" in out["reason"]
-    assert stack.forwarded() == stack.app_tg
+    assert stack.default() == stack.app_tg
     stack.conferences({at(19, m): 0.0 for m in range(1, 15)})
     assert fn.tick(stack.clients, env, at(19, 11))["action"] == "sleep (window end)"
 
@@ -628,7 +639,7 @@ def test_idle_sleeps_only_outside_windows_after_n_minutes_without_a_conference(
     assert fn.tick(stack.clients, env, at(21, 10))["action"] == "none"  # a conference 20 min ago
     stack.conferences({at(21, m): 0.0 for m in range(0, 30)})
     out = fn.tick(stack.clients, env, at(21, 25))
-    assert out["action"] == "sleep (idle 30 min)" and stack.forwarded() == stack.wake_tg
+    assert out["action"] == "sleep (idle 30 min)" and stack.default() == SLEEP_PAGE
 
 
 def test_idle_never_sleeps_inside_a_window_or_when_off(stack: Stack) -> None:
@@ -715,7 +726,7 @@ def test_post_wakes_once_and_reports_progress(stack: Stack, lambda_env: fn.Env) 
     body = json.loads(r["body"])
     assert body["state"] == "waking" and body["wanted"] == 2 and body["ready_in"] > 0
     assert stack.counts() == {"jvb": 2, "shard-a": 1, "shard-b": 1}
-    assert stack.forwarded() == stack.wake_tg
+    assert stack.default() == SLEEP_PAGE
     # a second visitor's press: nothing new (rate limit, and already waking)
     press = alb_event("POST", fn.WAKE_PATH, accept="application/json")
     again = json.loads(fn.handler(press)["body"])
@@ -723,27 +734,112 @@ def test_post_wakes_once_and_reports_progress(stack: Stack, lambda_env: fn.Env) 
     stack.routers_healthy(2)
     status = json.loads(fn.handler(alb_event("GET", fn.STATUS_PATH))["body"])
     assert status == {"state": "awake", "healthy": 2, "wanted": 2, "ready_in": 0}
-    assert stack.forwarded() == stack.app_tg
+    assert stack.default() == stack.app_tg
 
 
-def test_a_form_post_without_javascript_comes_back_to_its_page(
+def test_the_sleep_page_form_post_answers_with_the_progress_page(
     stack: Stack, lambda_env: fn.Env
 ) -> None:
     import base64
 
     fn.sleep(stack.clients, lambda_env, datetime.now(UTC) - timedelta(minutes=5))
-    page = fn.handler(alb_event("GET", "/team-call", query={"lang": "de"}))["body"]
-    assert 'name="next" value="/team-call?lang=de"' in page
+    # what the sleep page's form sends, its hidden field filled from location (form-encoded)
     body = base64.b64encode(b"next=%2Fteam-call%3Flang%3Dde").decode()
     r = fn.handler(alb_event("POST", fn.WAKE_PATH, body=body, b64=True))
-    assert r["statusCode"] == 303 and r["statusDescription"] == "303 See Other"
-    assert r["headers"]["Location"] == "/team-call?lang=de"
+    assert r["statusCode"] == 200 and r["headers"]["Content-Type"] == "text/html; charset=utf-8"
+    assert 'data-state="waking"' in r["body"] and 'data-next="/team-call?lang=de"' in r["body"]
+    assert 'name="next" value="/team-call?lang=de"' in r["body"]
     assert fn.state(stack.clients, lambda_env) == "waking"
-    # never a redirect off the site
+    # never a way off the site
     for evil in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
         fn.sleep(stack.clients, lambda_env, datetime.now(UTC) - timedelta(minutes=5))
         r = fn.handler(alb_event("POST", fn.WAKE_PATH, body="next=" + evil))
-        assert r["headers"]["Location"] == "/", evil
+        assert 'data-next="/"' in r["body"], evil
+    # a GET of the function's own paths opens the site once awake, not that path again
+    page = fn.handler(alb_event("GET", fn.WAKE_PATH))["body"]
+    assert 'data-next="/"' in page
+
+
+class _Form(html.parser.HTMLParser):
+    """The forms, inputs, buttons and scripts of a page, as a browser's parser sees them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[dict[str, str | None]] = []
+        self.inputs: list[dict[str, str | None]] = []
+        self.buttons = 0
+        self.scripts: list[str] = []
+        self.in_script = False
+        self.open: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "form":
+            self.forms.append(dict(attrs))
+        elif tag == "input":
+            self.inputs.append(dict(attrs))
+        elif tag == "button":
+            self.buttons += 1
+        if tag not in ("meta", "input"):
+            self.open.append(tag)
+        self.in_script = tag == "script"
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.open and self.open[-1] == tag, (tag, self.open)
+        self.open.pop()
+        self.in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self.in_script:
+            self.scripts.append(data)
+
+
+def test_the_sleep_page_fits_a_fixed_response_and_posts_the_visitors_path() -> None:
+    seen = set()
+    for n in [*range(0, fn.MAX_READY_SECONDS + 1), 10**9, -5]:
+        body = fn.sleep_page(n)
+        assert len(body) <= fn.PAGE_LIMIT == 1024, n
+        assert body.isascii()  # a fixed response names no charset of its own
+        seen.add(body)
+    assert len(seen) == fn.MAX_READY_SECONDS + 1  # every estimate shown as it is, up to the cap
+    body = fn.sleep_page(210)
+    assert "ready in about 210 s" in body and "asleep" in body.lower()
+    parsed = _Form()
+    parsed.feed(body)
+    parsed.close()
+    assert parsed.open == []  # every element closed in order
+    assert parsed.forms == [{"method": "post", "action": fn.WAKE_PATH}]
+    assert parsed.inputs == [{"type": "hidden", "name": "next", "id": "n", "value": "/"}]
+    assert parsed.buttons == 1
+    (script,) = parsed.scripts
+    assert "l.pathname+l.search" in script and 'getElementById("n")' in script
+    for outside in ("http://", "https://", "src=", "href=", "@import", "url("):
+        assert outside not in body, outside
+    action = fn.sleep_action(210)
+    assert action == {
+        "Type": "fixed-response",
+        "FixedResponseConfig": {
+            "StatusCode": "200",
+            "ContentType": "text/html",
+            "MessageBody": body,
+        },
+    }
+
+
+def test_a_get_while_asleep_is_the_load_balancers_and_a_post_the_functions(
+    stack: Stack, lambda_env: fn.Env
+) -> None:
+    writes = record_writes(stack)
+    fn.sleep(stack.clients, lambda_env, datetime.now(UTC) - timedelta(minutes=5))
+    assert stack.default() == SLEEP_PAGE
+    # once asleep, a repeated sleep compares the page's body and writes nothing
+    writes.clear()
+    assert fn.sleep(stack.clients, lambda_env, datetime.now(UTC))["changed"] == []
+    assert writes == []
+    # another estimate (a new pcls) is another page: rewritten once
+    other = dataclasses.replace(lambda_env, ready_seconds=90)
+    assert fn.sleep(stack.clients, other, datetime.now(UTC))["changed"] == ["listener"]
+    assert fn.sleep(stack.clients, other, datetime.now(UTC))["changed"] == []
+    assert fn.state(stack.clients, other) == "asleep"
 
 
 def test_other_methods_are_refused(stack: Stack, lambda_env: fn.Env) -> None:
@@ -812,7 +908,7 @@ globalThis.document = {body: {dataset: DATASET}, getElementById: (id) => els[id]
 const timers = [], log = [];
 globalThis.setTimeout = (fn, ms) => { timers.push([fn, ms]); return timers.length; };
 globalThis.clearTimeout = () => {};
-globalThis.location = {reload() { log.push("reload"); }};
+globalThis.location = {replace(u) { log.push("open " + u); }};
 const answers = ANSWERS;
 globalThis.fetch = (url, opts) => {
   log.push((opts.method || "GET") + " " + url);
@@ -845,7 +941,7 @@ async function next() {
 
 @pytest.mark.skipif(NODE is None, reason="node is not installed")
 def test_the_page_script_starts_follows_and_opens_the_meeting(tmp_path: Path) -> None:
-    page = fn.page("asleep", 150, 0, 2)
+    page = fn.page("asleep", 150, 0, 2, "/team-call")
     script = re.search(r"<script>(.*)</script>", page, re.S)[1]
     texts = re.search(r'<script type="application/json" id="t">(.*?)</script>', page, re.S)[1]
     data = dict(re.findall(r'data-(\w+)="([^"]*)"', page))
@@ -877,5 +973,5 @@ def test_the_page_script_starts_follows_and_opens_the_meeting(tmp_path: Path) ->
         "GET /_pcls/status",
         "after 4000 ms",
         "GET /_pcls/status",
-        "reload",
+        "open /team-call",
     ]

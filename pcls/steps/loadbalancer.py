@@ -33,7 +33,8 @@ from pcls.config import Config
 from pcls.engine import Collision, Conflict, Context, Resource, Step
 from pcls.errors import PclsError
 from pcls.steps.network import propagation, wait_ipv6
-from pcls.steps.platform import AWAKE, sleep_state
+from pcls.steps.platform import AWAKE, READY_SECONDS, sleep_state
+from pcls.wakefn import handler
 
 ROUTER_PORT = router.ROUTER_PORT  # the routers in the shard tasks: the targets
 # The port a stack with one signal task created its target group with (its web). A group's port
@@ -57,11 +58,9 @@ HEALTH_CHECK: dict[str, Any] = {
     "UnhealthyThresholdCount": 3,
     "Matcher": {"HttpCode": "200"},
 }
-# The HTTP listener's one forward rule: it attaches the target group to the load balancer early.
-ATTACH_PRIORITY = 1
-ATTACH_CONDITIONS: list[dict[str, Any]] = [
-    {"Field": "path-pattern", "PathPatternConfig": {"Values": [router.HEALTH_PATH]}}
-]
+# Each listener's one forward rule: on HTTP it attaches the target group to the load balancer
+# early, on HTTPS it sends /_pcls/* to the wake function.
+RULE_PRIORITY = 1
 HTTPS_REDIRECT: dict[str, Any] = {
     "Type": "redirect",
     "RedirectConfig": {
@@ -605,6 +604,10 @@ def _action_key(action: dict[str, Any]) -> tuple[Any, ...]:
             r.get("Query", "#{query}"),
             r.get("StatusCode"),
         )
+    if kind == "fixed-response":
+        f = action.get("FixedResponseConfig", {})
+        # the body too: a changed sleep page (a new pcls, another estimate) is rewritten
+        return ("fixed-response", f.get("StatusCode"), f.get("ContentType"), f.get("MessageBody"))
     return (str(kind), repr(sorted(action.items())))
 
 
@@ -614,6 +617,9 @@ def _action_text(action: dict[str, Any]) -> str:
         return "forward to " + ", ".join(a.split(":")[-1] for a in key[1]) if key[1] else "forward"
     if key[0] == "redirect":
         return f"redirect {key[6]} to {key[1].lower()}:{key[2]}"
+    if key[0] == "fixed-response":
+        page = "the sleep page" if key[3] == handler.sleep_page(READY_SECONDS) else "a page"
+        return f"fixed response {key[1]} ({page})"
     return str(key[0])
 
 
@@ -629,6 +635,12 @@ class Listener(Step):
     port = 0
     protocol = ""
     not_yet: tuple[str, ...] = ()  # codes AWS answers for a while about what the listener names
+    # The listener's one forward rule (tagged for the step, at RULE_PRIORITY), in every state;
+    # "" for none. rule_step names the target group step it forwards to.
+    rule_path = ""
+    rule_step = ""
+    rule_why = ""  # what the rule is for, in drift messages
+    rule_target = ""  # the target group, in drift messages
 
     def _listeners(self, ctx: Context, alb: dict[str, Any]) -> list[dict[str, Any]]:
         """The ALB's listeners with their tags (the ledger's are in the shared tag call)."""
@@ -657,7 +669,79 @@ class Listener(Step):
         self._elsewhere(ctx, {i["ListenerArn"] for i in items})
         if found is None:
             return None
-        return Resource(found["ListenerArn"], attrs={"listener": found})
+        res = Resource(found["ListenerArn"], attrs={"listener": found})
+        if self.rule_path:
+            self._find_rule(ctx, res)
+        return res
+
+    def _rules(self, ctx: Context, listener_arn: str) -> list[dict[str, Any]]:
+        rules = ctx.aws.all("elbv2", "describe_rules", "Rules", ListenerArn=listener_arn)
+        rules = [r for r in rules if not r.get("IsDefault")]
+        tags = _elb_tags(ctx)  # holds the rule the ledger names
+        missing = sorted(r["RuleArn"] for r in rules if r["RuleArn"] not in tags)
+        if missing:
+            tags = {**tags, **_describe_tags(ctx, missing)}
+        return [{**r, "Tags": tags.get(r["RuleArn"], [])} for r in rules]
+
+    def _find_rule(self, ctx: Context, res: Resource) -> None:
+        rules = self._rules(ctx, res.id)
+        mine = [r for r in rules if ctx.owns(self.name, r["Tags"])]
+        for r in rules:
+            if r not in mine and str(r.get("Priority")) == str(RULE_PRIORITY):
+                what = f"rule {RULE_PRIORITY} of the {self.protocol} listener"
+                ctx.collision(self.name, r["RuleArn"], what, r["Tags"])
+        rule = ctx.unique(self.name, mine, "RuleArn")
+        res.attrs["rule"] = rule
+        if rule is not None:
+            res.ledger["rule"] = rule["RuleArn"]
+
+    def _forward(self, ctx: Context) -> list[dict[str, Any]]:
+        return [{"Type": "forward", "TargetGroupArn": ctx.out(self.rule_step).id}]
+
+    def _conditions(self) -> list[dict[str, Any]]:
+        return [{"Field": "path-pattern", "PathPatternConfig": {"Values": [self.rule_path]}}]
+
+    def _rule_drift(self, ctx: Context, rule: dict[str, Any] | None) -> list[str]:
+        if rule is None:
+            return [f"forward rule {self.rule_path} missing ({self.rule_why})"]
+        out = []
+        actions = [_action_key(a) for a in rule.get("Actions", [])]
+        paths = [
+            v
+            for c in rule.get("Conditions", [])
+            for v in (c.get("PathPatternConfig") or {}).get("Values") or c.get("Values") or []
+        ]
+        if actions != [_action_key(a) for a in self._forward(ctx)] or paths != [self.rule_path]:
+            shown = "; ".join(_action_text(a) for a in rule.get("Actions", [])) or "none"
+            out.append(
+                f"forward rule {', '.join(paths) or '(no path)'}: {shown}, not "
+                f"{self.rule_path} to {self.rule_target}"
+            )
+        out += [
+            f"forward rule {d}" for d in tag_drift(ctx.tag_dict(self.name), tags_of(rule["Tags"]))
+        ]
+        return out
+
+    def _update_rule(self, ctx: Context, res: Resource, drift: list[str]) -> None:
+        rule = res.attrs.get("rule")
+        elbv2 = _elbv2(ctx)
+        if rule is None:
+            made = elbv2.create_rule(
+                ListenerArn=res.id,
+                Priority=RULE_PRIORITY,
+                Conditions=self._conditions(),
+                Actions=self._forward(ctx),
+                Tags=ctx.tags(self.name),
+            )["Rules"][0]
+            res.attrs["rule"] = {**made, "Tags": ctx.tags(self.name)}
+            res.ledger["rule"] = made["RuleArn"]
+            return
+        if any(d.startswith("forward rule ") and " tag " not in d for d in drift):
+            elbv2.modify_rule(
+                RuleArn=rule["RuleArn"], Conditions=self._conditions(), Actions=self._forward(ctx)
+            )
+        if any(d.startswith("forward rule tag ") for d in drift):
+            _retag(ctx, self.name, rule["RuleArn"])
 
     def _elsewhere(self, ctx: Context, here: set[str]) -> None:
         """A ledger id naming a listener of another load balancer is never this step's."""
@@ -693,7 +777,9 @@ class Listener(Step):
             ),
         )["Listeners"][0]
         listener = {**listener, "Tags": ctx.tags(self.name)}
-        return Resource(listener["ListenerArn"], attrs={"listener": listener})
+        res = Resource(listener["ListenerArn"], attrs={"listener": listener})
+        res.attrs["rule"] = None  # drift() asks update() to add it
+        return res
 
     def drift(self, ctx: Context, res: Resource) -> list[str]:
         have = res.attrs["listener"]
@@ -705,9 +791,14 @@ class Listener(Step):
         if have_actions != [_action_key(a) for a in want["DefaultActions"]]:
             shown = "; ".join(_action_text(a) for a in have.get("DefaultActions", [])) or "none"
             out.append(f"default action {shown}, not {_action_text(want['DefaultActions'][0])}")
-        return out + tag_drift(ctx.tag_dict(self.name), tags_of(have.get("Tags")))
+        out += tag_drift(ctx.tag_dict(self.name), tags_of(have.get("Tags")))
+        if self.rule_path:
+            out += self._rule_drift(ctx, res.attrs.get("rule"))
+        return out
 
     def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
+        rules = [d for d in drift if d.startswith("forward rule ")]
+        drift = [d for d in drift if not d.startswith("forward rule ")]
         tags = res.attrs["listener"].get("Tags")
         if any(not d.startswith("tag ") for d in drift):
             # One call restores every reconciled field: modify_listener takes the full set.
@@ -719,6 +810,8 @@ class Listener(Step):
         if any(d.startswith("tag ") for d in drift):
             self.tag(ctx, res)
             res.attrs["listener"]["Tags"] = ctx.tags(self.name)
+        if rules:
+            self._update_rule(ctx, res, rules)
 
     def delete(self, ctx: Context, res: Resource) -> None:
         ignore_missing(lambda: _elbv2(ctx).delete_listener(ListenerArn=res.id))
@@ -729,8 +822,10 @@ class Listener(Step):
 
 
 class HttpsListener(Listener):
-    """Port 443: forwards to the routers; to the wake function while the stack sleeps or wakes
-    (the function points it back once the shards are healthy; `up` keeps what the state says)."""
+    """Port 443: forwards to the routers; while the stack sleeps or wakes its default is the
+    sleep page, a fixed response the load balancer answers itself (the function points it back
+    once the shards are healthy; `up` keeps what the state says). Its rule sends /_pcls/* to the
+    wake function in every state, so only the page's button and status polls invoke it."""
 
     name = "listener-https"
     depends_on = ("alb", "certificate", "target-group", WAKE_TG_STEP)
@@ -738,10 +833,15 @@ class HttpsListener(Listener):
     protocol = "HTTPS"
     # hashicorp/terraform-provider-aws#10510, #41789: minutes after ISSUED.
     not_yet = CERTIFICATE_NOT_YET
+    rule_path = handler.RULE_PATH
+    rule_step = WAKE_TG_STEP
+    rule_why = "the wake function's button and status"
+    rule_target = "the wake target group"
 
-    def _target(self, ctx: Context) -> str:
-        awake = sleep_state(ctx) == AWAKE
-        return ctx.out("target-group" if awake else WAKE_TG_STEP).id
+    def _default(self, ctx: Context) -> dict[str, Any]:
+        if sleep_state(ctx) == AWAKE:
+            return handler.awake_action(ctx.out("target-group").id)
+        return handler.sleep_action(READY_SECONDS)
 
     def desired(self, ctx: Context) -> dict[str, Any]:
         return {
@@ -749,7 +849,7 @@ class HttpsListener(Listener):
             "Port": 443,
             "SslPolicy": ctx.cfg.loadbalancer.tls_policy,
             "Certificates": [{"CertificateArn": ctx.out("certificate").id}],
-            "DefaultActions": [{"Type": "forward", "TargetGroupArn": self._target(ctx)}],
+            "DefaultActions": [self._default(ctx)],
         }
 
     def drift(self, ctx: Context, res: Resource) -> list[str]:
@@ -764,14 +864,16 @@ class HttpsListener(Listener):
         return out + super().drift(ctx, res)
 
     def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
-        return {**super().details(ctx, res), "policy": res.attrs["listener"].get("SslPolicy")}
+        rule = handler.RULE_PATH if res.attrs.get("rule") else "none"
+        policy = res.attrs["listener"].get("SslPolicy")
+        return {**super().details(ctx, res), "policy": policy, "forward": rule}
 
 
 class HttpListener(Listener):
     """Port 80: redirects to HTTPS, and forwards /router-health to the routers.
 
-    The forward rule (tagged for this step, at ATTACH_PRIORITY) is what makes the target group
-    "associated with a load balancer" for ECS before the HTTPS listener exists.
+    The forward rule is what makes the target group "associated with a load balancer" for ECS
+    before the HTTPS listener exists.
     """
 
     name = "listener-http"
@@ -780,90 +882,13 @@ class HttpListener(Listener):
     depends_on = ("alb", "target-group")
     port = 80
     protocol = "HTTP"
+    rule_path = router.HEALTH_PATH
+    rule_step = "target-group"
+    rule_why = "attaches the target group"
+    rule_target = "the target group"
 
     def desired(self, ctx: Context) -> dict[str, Any]:
         return {"Protocol": "HTTP", "Port": 80, "DefaultActions": [HTTPS_REDIRECT]}
-
-    def _forward(self, ctx: Context) -> list[dict[str, Any]]:
-        return [{"Type": "forward", "TargetGroupArn": ctx.out("target-group").id}]
-
-    def _rules(self, ctx: Context, listener_arn: str) -> list[dict[str, Any]]:
-        rules = ctx.aws.all("elbv2", "describe_rules", "Rules", ListenerArn=listener_arn)
-        rules = [r for r in rules if not r.get("IsDefault")]
-        tags = _elb_tags(ctx)  # holds the rule the ledger names
-        missing = sorted(r["RuleArn"] for r in rules if r["RuleArn"] not in tags)
-        if missing:
-            tags = {**tags, **_describe_tags(ctx, missing)}
-        return [{**r, "Tags": tags.get(r["RuleArn"], [])} for r in rules]
-
-    def find(self, ctx: Context) -> Resource | None:
-        res = super().find(ctx)
-        if res is None:
-            return None
-        rules = self._rules(ctx, res.id)
-        mine = [r for r in rules if ctx.owns(self.name, r["Tags"])]
-        for r in rules:
-            if r not in mine and str(r.get("Priority")) == str(ATTACH_PRIORITY):
-                what = f"rule {ATTACH_PRIORITY} of the HTTP listener"
-                ctx.collision(self.name, r["RuleArn"], what, r["Tags"])
-        rule = ctx.unique(self.name, mine, "RuleArn")
-        res.attrs["rule"] = rule
-        if rule is not None:
-            res.ledger["rule"] = rule["RuleArn"]
-        return res
-
-    def create(self, ctx: Context) -> Resource:
-        res = super().create(ctx)
-        res.attrs["rule"] = None  # drift() asks update() to add it
-        return res
-
-    def _rule_drift(self, ctx: Context, rule: dict[str, Any] | None) -> list[str]:
-        if rule is None:
-            return [f"forward rule {router.HEALTH_PATH} missing (attaches the target group)"]
-        out = []
-        actions = [_action_key(a) for a in rule.get("Actions", [])]
-        paths = [
-            v
-            for c in rule.get("Conditions", [])
-            for v in (c.get("PathPatternConfig") or {}).get("Values") or c.get("Values") or []
-        ]
-        if actions != [_action_key(a) for a in self._forward(ctx)] or paths != [router.HEALTH_PATH]:
-            shown = "; ".join(_action_text(a) for a in rule.get("Actions", [])) or "none"
-            out.append(
-                f"forward rule {', '.join(paths) or '(no path)'}: {shown}, not "
-                f"{router.HEALTH_PATH} to the target group"
-            )
-        out += [
-            f"forward rule {d}" for d in tag_drift(ctx.tag_dict(self.name), tags_of(rule["Tags"]))
-        ]
-        return out
-
-    def drift(self, ctx: Context, res: Resource) -> list[str]:
-        return super().drift(ctx, res) + self._rule_drift(ctx, res.attrs.get("rule"))
-
-    def update(self, ctx: Context, res: Resource, drift: list[str]) -> None:
-        own = [d for d in drift if not d.startswith("forward rule ")]
-        if own:
-            super().update(ctx, res, own)
-        rule = res.attrs.get("rule")
-        elbv2 = _elbv2(ctx)
-        if rule is None:
-            made = elbv2.create_rule(
-                ListenerArn=res.id,
-                Priority=ATTACH_PRIORITY,
-                Conditions=ATTACH_CONDITIONS,
-                Actions=self._forward(ctx),
-                Tags=ctx.tags(self.name),
-            )["Rules"][0]
-            res.attrs["rule"] = {**made, "Tags": ctx.tags(self.name)}
-            res.ledger["rule"] = made["RuleArn"]
-            return
-        if any(d.startswith("forward rule ") and " tag " not in d for d in drift):
-            elbv2.modify_rule(
-                RuleArn=rule["RuleArn"], Conditions=ATTACH_CONDITIONS, Actions=self._forward(ctx)
-            )
-        if any(d.startswith("forward rule tag ") for d in drift):
-            _retag(ctx, self.name, rule["RuleArn"])
 
     def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
         rule = res.attrs.get("rule")

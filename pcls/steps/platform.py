@@ -89,6 +89,9 @@ def schedule_group_name(stack: str) -> str:
 # so `up` and `status` on any machine see what it did. No tag: awake.
 SLEEP_TAG = handler.STATE_TAG
 AWAKE, ASLEEP, WAKING = handler.AWAKE, handler.ASLEEP, handler.WAKING
+# "Ready in about N s" on the sleep and progress pages: a shard task from nothing to a healthy
+# router, image pull and start (ShardServices' typical 180 s) plus two health checks 15 s apart.
+READY_SECONDS = 210
 
 
 def sleep_state(ctx: Context) -> str:

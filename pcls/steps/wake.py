@@ -49,6 +49,7 @@ from pcls.steps.iam import WAKE_ROLE_STEP
 from pcls.steps.loadbalancer import WAKE_TG_STEP, find_target_group, wake_group_name
 from pcls.steps.monitoring import alarm_names
 from pcls.steps.platform import (
+    READY_SECONDS,
     LogGroup,
     cluster_name,
     sleep_state,
@@ -69,9 +70,6 @@ RESERVED_CONCURRENCY = 2
 UNRESERVED_MINIMUM = 10  # Lambda keeps at least this much of the account's limit unreserved
 ELB_PRINCIPAL = "elasticloadbalancing.amazonaws.com"
 ELB_STATEMENT = "pcls-alb"  # the function policy statement letting the target group invoke it
-# A shard task from nothing to a healthy router: image pull and start (ShardServices'
-# typical 180 s) plus two health checks 15 s apart.
-READY_SECONDS = 210
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 ZIP_MODE = 0o100644  # a regular file, rw-r--r--
 ROLE_NOT_YET = ("cannot be assumed by Lambda",)

@@ -8,12 +8,17 @@ State lives in AWS: tag pcls:sleep on the cluster (awake | asleep | waking; abse
 pcls:sleep-since, when it last changed. Every write is preceded by a read and skipped when AWS
 already holds the value, so any call can be repeated and a run cut short is finished by the next.
 
+The HTTPS listener has one permanent rule, /_pcls/* -> this function's target group; its default
+action is what changes. While the stack sleeps or wakes the default is a fixed response the load
+balancer answers itself (`sleep_page`), so the GETs of crawlers and probes never invoke this
+function; only its button (a POST to /_pcls/wake) and the progress page's status polls do.
+
 Order, so that a visitor never meets a 502:
-- sleep: listener -> this function's target group, bridges' scalable target 0/0 (scheduled
+- sleep: listener default -> the fixed sleep page, bridges' scalable target 0/0 (scheduled
   scaling suspended), every service 0, tag asleep.
 - wake: tag waking, scalable target back to its bounds, services back to their counts; the
-  listener stays here until every shard's router is a healthy target (`progress`), then points
-  back at the routers and the tag says awake.
+  listener stays on the sleep page until every shard's router is a healthy target (`progress`),
+  then forwards to the routers again and the tag says awake.
 """
 
 from __future__ import annotations
@@ -57,8 +62,12 @@ AWAKE, ASLEEP, WAKING = "awake", "asleep", "waking"
 STATES = (AWAKE, ASLEEP, WAKING)
 SINCE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
-STATUS_PATH = "/_pcls/status"
-WAKE_PATH = "/_pcls/wake"
+PREFIX = "/_pcls/"
+RULE_PATH = PREFIX + "*"  # the listener rule that sends these paths here, in every state
+STATUS_PATH = PREFIX + "status"
+WAKE_PATH = PREFIX + "wake"
+PAGE_LIMIT = 1024  # characters: a fixed-response MessageBody's maximum length (elbv2 API)
+MAX_READY_SECONDS = 3600  # the sleep page shows at most this estimate
 RATE_LIMIT_SECONDS = 60  # wake() does nothing this soon after a state change
 EDGE_GRACE = timedelta(minutes=15)  # a window edge with no recorded state change: this recent
 LIVE_MINUTES = 10  # at a window's end, a conference seen this recently postpones the sleep
@@ -321,10 +330,15 @@ def _parse_since(value: str | None) -> datetime | None:
         return None
 
 
-def _forwarded_to(clients: Clients, env: Env) -> str | None:
-    """The target group the listener's default action forwards to (None: something else)."""
+def _default(clients: Clients, env: Env) -> list[dict[str, Any]]:
+    """The HTTPS listener's default actions as AWS holds them."""
     listener = clients.elbv2.describe_listeners(ListenerArns=[env.listener_arn])["Listeners"][0]
-    for action in listener.get("DefaultActions", []):
+    return list(listener.get("DefaultActions", []))
+
+
+def _forwarded_to(actions: list[dict[str, Any]]) -> str | None:
+    """The one target group these actions forward to (None: something else)."""
+    for action in actions:
         if action.get("Type") != "forward":
             continue
         if action.get("TargetGroupArn"):
@@ -335,6 +349,11 @@ def _forwarded_to(clients: Clients, env: Env) -> str | None:
     return None
 
 
+def _shows_page(actions: list[dict[str, Any]]) -> bool:
+    """Whether visitors get a fixed response (the sleep page) rather than the routers."""
+    return any(a.get("Type") == "fixed-response" for a in actions)
+
+
 def _status(clients: Clients, env: Env) -> _Status:
     out = clients.ecs.list_tags_for_resource(resourceArn=env.state_arn)
     tags = {t["key"]: t["value"] for t in out.get("tags", [])}
@@ -343,7 +362,7 @@ def _status(clients: Clients, env: Env) -> _Status:
     since = _parse_since(tags.get(SINCE_TAG))
     told = tagged
     # A sleep cut short after its first step: visitors already get the page, so it is asleep.
-    if tagged == AWAKE and _forwarded_to(clients, env) == env.wake_tg_arn:
+    if tagged == AWAKE and _shows_page(_default(clients, env)):
         told = ASLEEP
     return _Status(told, tagged, since)
 
@@ -363,14 +382,41 @@ def _tag(clients: Clients, env: Env, value: str, now: datetime) -> None:
 # -- the three levers --------------------------------------------------------------------------
 
 
-def _point(clients: Clients, env: Env, target_group: str) -> bool:
-    """Listener default action -> forward to target_group; True when it changed."""
-    if _forwarded_to(clients, env) == target_group:
+def sleep_action(ready_seconds: int) -> dict[str, Any]:
+    """The HTTPS listener's default action while the stack sleeps or wakes (the steps want the
+    same): the load balancer answers every request outside /_pcls/* with the sleep page."""
+    return {
+        "Type": "fixed-response",
+        "FixedResponseConfig": {
+            "StatusCode": "200",
+            "ContentType": "text/html",
+            "MessageBody": sleep_page(ready_seconds),
+        },
+    }
+
+
+def awake_action(app_tg_arn: str) -> dict[str, Any]:
+    """The default action while awake: forward to the routers."""
+    return {"Type": "forward", "TargetGroupArn": app_tg_arn}
+
+
+def _same(have: list[dict[str, Any]], want: dict[str, Any]) -> bool:
+    if len(have) != 1:
         return False
-    clients.elbv2.modify_listener(
-        ListenerArn=env.listener_arn,
-        DefaultActions=[{"Type": "forward", "TargetGroupArn": target_group}],
+    if want["Type"] == "forward":
+        return _forwarded_to(have) == want["TargetGroupArn"]
+    fixed = have[0].get("FixedResponseConfig") or {}
+    return have[0].get("Type") == want["Type"] and all(
+        fixed.get(k) == v for k, v in want["FixedResponseConfig"].items()
     )
+
+
+def _point(clients: Clients, env: Env, awake: bool) -> bool:
+    """Listener default -> the routers (awake) or the sleep page; True when it changed."""
+    want = awake_action(env.app_tg_arn) if awake else sleep_action(env.ready_seconds)
+    if _same(_default(clients, env), want):
+        return False
+    clients.elbv2.modify_listener(ListenerArn=env.listener_arn, DefaultActions=[want])
     return True
 
 
@@ -498,7 +544,7 @@ def _unsilence(clients: Clients, env: Env) -> list[str]:
 def sleep(clients: Clients, env: Env, now: datetime) -> dict[str, Any]:
     """Put the stack to sleep (or finish a sleep cut short); idempotent."""
     changed: list[str] = []
-    if _point(clients, env, env.wake_tg_arn):
+    if _point(clients, env, awake=False):
         changed.append("listener")
     changed += _silence(clients, env)  # before any task stops: no mail in between
     bound = _bound(clients, env, 0, 0, True)
@@ -571,7 +617,7 @@ def progress(clients: Clients, env: Env, now: datetime) -> dict[str, Any]:
     patience = max(MIN_PATIENCE_SECONDS, PATIENCE_FACTOR * env.ready_seconds)
     if healthy >= max(wanted, 1) or (healthy and elapsed >= patience):
         _unsilence(clients, env)  # before the tag: a run cut short between is still waking
-        _point(clients, env, env.app_tg_arn)
+        _point(clients, env, awake=True)
         _tag(clients, env, AWAKE, now)
         return {"state": AWAKE, "healthy": healthy, "wanted": wanted, "ready_in": 0}
     ready_in = max(5, int(env.ready_seconds - elapsed))
@@ -689,12 +735,14 @@ _STYLE = (
     "color:#fff;cursor:pointer}button:disabled{opacity:.5;cursor:wait}[hidden]{display:none}"
 )
 # Static, so the Content-Security-Policy names it by hash; the state is in data- attributes.
-# A status answer that is not this function's JSON (and no 5xx) means the listener is back on
-# the routers: reload, and the original URL opens the meeting.
+# Awake, or a status answer that is not this function's JSON (and no 5xx): open the visitor's
+# own URL (data-next; the page may be the answer to the sleep page's POST), the meeting.
 _SCRIPT = (
     """(function () {
   var b = document.body, h = document.getElementById("h"), m = document.getElementById("m");
   var f = document.getElementById("f"), g = document.getElementById("g"), timer = null;
+  var d = b.dataset;
+  function open() { location.replace(d.next || "/"); }
   var texts = JSON.parse(document.getElementById("t").textContent);
   function show(s) {
     var x = texts[s.state] || texts.unknown;
@@ -713,7 +761,7 @@ _SCRIPT = (
   }
   function answer(r) {
     if ((r.headers.get("content-type") || "").indexOf("application/json") < 0) {
-      if (r.status < 500) { location.reload(); }
+      if (r.status < 500) { open(); }
       return null;
     }
     return r.json();
@@ -721,7 +769,7 @@ _SCRIPT = (
   function seen(s) {
     if (!s) { later(null); return; }  // a 5xx from the load balancer: ask again
     show(s);
-    if (s.state === "awake") { setTimeout(function () { location.reload(); }, 2000); }
+    if (s.state === "awake") { setTimeout(open, 2000); }
     else { later(s); }
   }
   function poll() {
@@ -735,7 +783,6 @@ _SCRIPT = (
       .then(answer).then(function (s) { g.disabled = false; seen(s); })
       .catch(function () { g.disabled = false; later(null); });
   });
-  var d = b.dataset;
   seen({state: d.state, ready_in: +d.ready, healthy: +d.healthy, wanted: +d.wanted});
 })();""".replace("ASLEEP_POLL", str(ASLEEP_POLL_SECONDS))
     .replace("POLL", str(POLL_SECONDS))
@@ -755,10 +802,11 @@ CSP = (
 
 
 def page(state: str, ready_in: int, healthy: int = 0, wanted: int = 0, next_path: str = "/") -> str:
-    """The one page visitors see while the stack sleeps or starts: self-contained and small.
+    """The progress page: the answer to the sleep page's button (and to a GET of /_pcls/...).
 
-    Without JavaScript the button still posts (and comes back to next_path), and a waking page
-    refreshes itself.
+    Self-contained. It follows /_pcls/status and opens next_path once awake; without JavaScript
+    the button still posts and a waking page refreshes itself (a reload repeats the POST, which
+    only finishes what is under way).
     """
     heading, text = TEXTS.get(state, TEXTS["unknown"])
     text = text.format(s=int(ready_in), k=int(healthy), n=int(wanted))
@@ -773,13 +821,43 @@ def page(state: str, ready_in: int, healthy: int = 0, wanted: int = 0, next_path
         f"<title>Meeting service: {e(heading.lower())}</title>"
         f"<noscript>{refresh}</noscript><style>{_STYLE}</style></head>"
         f'<body data-state="{e(state)}" data-ready="{int(ready_in)}" '
-        f'data-healthy="{int(healthy)}" data-wanted="{int(wanted)}"><main>'
+        f'data-healthy="{int(healthy)}" data-wanted="{int(wanted)}" data-next="{e(next_path)}">'
+        "<main>"
         f'<h1 id="h">{e(heading)}</h1><p id="m">{e(text)}</p>'
         f'<form id="f" method="post" action="{WAKE_PATH}"{hidden}>'
         f'<input type="hidden" name="next" value="{e(next_path)}">'
         '<button id="g" type="submit">Start the meeting service</button></form></main>'
         f'<script type="application/json" id="t">{data}</script>'
         f"<script>{_SCRIPT}</script></body></html>"
+    )
+
+
+_SMALL_STYLE = (
+    "body{font:16px/1.5 system-ui,sans-serif;margin:4rem auto;max-width:28rem;padding:0 1rem;"
+    "text-align:center}button{font:inherit;padding:.6rem 1.4rem}"
+)
+# Fills the form's return path with the visitor's own; without it the button returns to /.
+_SMALL_SCRIPT = 'var l=location;document.getElementById("n").value=l.pathname+l.search'
+
+
+def sleep_page(ready_seconds: int) -> str:
+    """The page the load balancer itself answers while the stack sleeps or wakes (a fixed
+    response: at most PAGE_LIMIT characters, no headers of its own, so no CSP and plain ASCII).
+
+    Its button posts to /_pcls/wake with the visitor's path; the function answers with `page`.
+    """
+    n = min(max(int(ready_seconds), 0), MAX_READY_SECONDS)
+    heading, text = TEXTS[ASLEEP]
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        '<meta name="robots" content="noindex">'
+        f"<title>Meeting service: {heading.lower()}</title><style>{_SMALL_STYLE}</style>"
+        f"</head><body><h1>{heading}</h1><p>{html.escape(text.format(s=n))}</p>"
+        f'<form method="post" action="{WAKE_PATH}">'
+        '<input type="hidden" name="next" id="n" value="/">'
+        '<button type="submit">Start the meeting service</button></form>'
+        f"<script>{_SMALL_SCRIPT}</script></body></html>"
     )
 
 
@@ -872,12 +950,22 @@ def _http(event: dict[str, Any], clients: Clients, env: Env, now: datetime) -> d
                 shown["retry_in"] = done["retry_in"]
             if "application/json" in headers.get("accept", ""):
                 return _json_response(200, shown)
-            return _response(303, "", "text/plain", headers={"Location": _next(event)})
+            # The sleep page's form: the progress page, which opens the visitor's path when up.
+            body = page(
+                shown["state"],
+                shown["ready_in"],
+                shown.get("healthy") or 0,
+                shown["wanted"],
+                _next(event),
+            )
+            return _response(200, body, "text/html; charset=utf-8")
         if method not in ("GET", "HEAD"):
             allow = "POST" if path == WAKE_PATH else "GET, HEAD"
             return _response(405, "", "text/plain", headers={"Allow": allow})
         p = progress(clients, env, now)  # GET and HEAD only look
-        body = page(p["state"], p["ready_in"], p["healthy"] or 0, p["wanted"], _original(event))
+        # Only /_pcls/... reaches the function: once awake, open the site, not this path again.
+        back = "/" if path.startswith(PREFIX) else _original(event)
+        body = page(p["state"], p["ready_in"], p["healthy"] or 0, p["wanted"], back)
         return _response(200, body, "text/html; charset=utf-8", head)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
         _log("error", {"path": path, "error": type(exc).__name__, "detail": str(exc)[:300]})
