@@ -790,7 +790,8 @@ def _lines(t: _Table, inputs: CostInputs, hours: int) -> list[Line]:
         function,
         function,
         f"{checks:,.0f} scheduled idle checks (rate(5 minutes), {_per(scheduled * 1e6)}/M) a "
-        f"month; asleep also {visits:,.0f} wake presses and status polls; each {wake['memory_mb']} MB x "
+        f"month; asleep also {visits:,.0f} wake presses and status polls; each "
+        f"{wake['memory_mb']} MB x "
         f"{wake['seconds_per_invocation']:g} s ({_per(gb_second)}/GB-s) + "
         f"{_per(request_rate * 1e6)}/M requests; free tiers not applied",
         (
