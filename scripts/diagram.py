@@ -380,7 +380,7 @@ def dot_source(f: dict[str, Any]) -> str:
         + box(
             "Weck-Funktion (Lambda, arm64)" + ("" if f["wake_function"] else " · folgt"),
             [
-                "schlafend: Listener → lambda-Target-Group, Weckseite",
+                "schlafend: ALB antwortet mit Weckseite, /_pcls/* → Funktion",
                 "EventBridge Scheduler: tick alle 5 min",
                 "Wachzeiten: "
                 + (", ".join(f["awake"]) if f["awake"] else "[schedule] awake")
