@@ -447,7 +447,8 @@ class Engine:
         result = self._walk("teardown", self._teardown_one, reverse=True)
         result.left_alone = [c.message(self.ctx.stack) for c in conflicts]
         if result.ok:
-            result.remaining = self.leftovers()
+            deleted = {n for n, r in result.results.items() if r.outcome is Outcome.DELETED}
+            result.remaining = self.leftovers(deleted)
         return result
 
     def survey(self, names_fatal: bool = True) -> list[Conflict]:
@@ -510,13 +511,15 @@ class Engine:
             raise Collision(conflicts[0].message(self.ctx.stack))
         return res
 
-    def leftovers(self) -> list[str]:
+    def leftovers(self, deleted: set[str] | None = None) -> list[str]:
         """Every resource of the stack AWS still reports, by fresh per-service describes.
 
         Reads right after deletes lag on AWS (IAM GetRole, SSM DescribeParameters, SNS
-        ListTopics still show what is gone for a while), so the steps that still show something
-        are asked again, backing off, for up to `patience.read_settle`; only what is still
-        there then is reported.
+        ListTopics still show what is gone for a while), so the steps that deleted something
+        in this run (`deleted`; None: every step) and still show something are asked again,
+        backing off, for up to `patience.read_settle`; only what is still there then is
+        reported. What a step did not delete (a stray it leaves alone) cannot lag: reported at
+        once.
         """
         ctx = self.ctx
         todo = list(self.steps.values())
@@ -532,7 +535,11 @@ class Engine:
                 if res is not None and not res.retained:
                     found[step.name][res.id] = f"{step.name} ({step.kind} {res.id})"
                 strays[step.name] = step.strays(ctx)
-            todo[:] = [s for s in todo if found[s.name] or strays[s.name]]
+            todo[:] = [
+                s
+                for s in todo
+                if (found[s.name] or strays[s.name]) and (deleted is None or s.name in deleted)
+            ]
             names = ", ".join(s.name for s in todo)
             if todo and first[0]:
                 ctx.ui.info(

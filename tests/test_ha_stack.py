@@ -517,8 +517,7 @@ def _up_with_group_port(h: Harness, port: int) -> runner.Session:
 
 def _group_port(h: Harness) -> int:
     elbv2 = h.client("elbv2")
-    lb = elbv2.describe_load_balancers(Names=["meet-alb"])["LoadBalancers"][0]
-    (tg,) = elbv2.describe_target_groups(LoadBalancerArn=lb["LoadBalancerArn"])["TargetGroups"]
+    (tg,) = elbv2.describe_target_groups(Names=["meet-web"])["TargetGroups"]  # the routers'
     return int(tg["Port"])
 
 

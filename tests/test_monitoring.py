@@ -73,7 +73,7 @@ def _subscriptions(h: Harness) -> list[str]:
 def _suffixes(h: Harness) -> tuple[str, str]:
     elbv2 = h.client("elbv2")
     lb = elbv2.describe_load_balancers(Names=["meet-alb"])["LoadBalancers"][0]
-    tg = elbv2.describe_target_groups(LoadBalancerArn=lb["LoadBalancerArn"])["TargetGroups"][0]
+    tg = elbv2.describe_target_groups(Names=["meet-web"])["TargetGroups"][0]  # the routers'
     return lb["LoadBalancerArn"].split(":loadbalancer/")[1], tg["TargetGroupArn"].split(":")[5]
 
 
