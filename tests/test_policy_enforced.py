@@ -159,7 +159,11 @@ def _routers_serve(op: Operator) -> None:
 def test_a_full_lifecycle_needs_nothing_beyond_the_policy(
     operator: Operator, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The lifecycle runs as a user holding exactly the policy; then every scope of the policy
+    is checked against what that lifecycle used (one lifecycle for both: it is the suite's
+    slowest run)."""
     drifted = _lifecycle(operator, capsys)
+    _every_scope_is_one_pcls_really_uses(operator)
     assert drifted["role-jvb"]["drift"] == ["permissions boundary missing"]
     with disable_iam_authentication():
         iam_client = operator.admin("iam")
@@ -283,13 +287,10 @@ UNTOUCHED = {
 }
 
 
-def test_every_scoped_resource_is_one_pcls_really_uses(
-    operator: Operator, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Each (action, ARN) moto allowed in a lifecycle matches a statement naming that action;
+def _every_scope_is_one_pcls_really_uses(operator: Operator) -> None:
+    """Each (action, ARN) moto allowed in the lifecycle matches a statement naming that action;
     and each ARN pattern of a statement matches some ARN the lifecycle used, so a scope that
     points at the wrong name or path fails here even if nothing is denied."""
-    _lifecycle(operator, capsys)
     used = operator.allowed
     assert len(used) > 80
     policy = statements(Target(ACCOUNT, "meet", REGION, domain=DOMAIN))
