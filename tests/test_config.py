@@ -256,3 +256,90 @@ def test_stack_names_past_the_bounds_are_refused(name: str) -> None:
         f"stack.name: {name!r} is not allowed; expected 1-16 characters of a-z, 0-9 and '-', "
         "starting with a letter, not ending with '-'"
     )
+
+
+# -- [schedule]: awake windows and the idle rule ---------------------------------------------
+
+WEEKDAYS = frozenset(range(5))
+
+
+@pytest.mark.parametrize(
+    ("text", "days", "start", "end"),
+    [
+        ("Mon-Fri 07:00-19:00", WEEKDAYS, 420, 1140),
+        ("sat,sun 09:30-24:00", frozenset({5, 6}), 570, 1440),
+        ("Mon,Wed-Thu 00:00-00:01", frozenset({0, 2, 3}), 0, 1),
+        (" Sun 23:59-24:00 ", frozenset({6}), 1439, 1440),
+        ("Tue-Tue 12:00-13:00", frozenset({1}), 720, 780),
+    ],
+)
+def test_awake_windows_parse_to_days_and_minutes(
+    text: str, days: frozenset[int], start: int, end: int
+) -> None:
+    assert config.parse_awake(text) == config.AwakeWindow(days, start, end)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Fri-Mon 07:00-19:00",  # a range that wraps
+        "Mon-Fri 19:00-07:00",  # an overnight window
+        "Mon-Fri 07:00-07:00",
+        "Mon 24:00-24:00",
+        "Mon 07:00-24:01",
+        "Mon 07:60-08:00",
+        "Mon 7:00-8:00",
+        "Mo 07:00-08:00",
+        "Mon-Tue-Wed 07:00-08:00",
+        "Mon,,Tue 07:00-08:00",
+        "Mon  07:00-08:00",
+        "Mon 07:00 - 08:00",
+        "07:00-08:00",
+        "",
+    ],
+)
+def test_what_is_not_an_awake_window_is_refused(text: str) -> None:
+    assert config.parse_awake(text) is None
+    with pytest.raises(ConfigError) as err:
+        config.loads(BASE + f"[schedule]\nawake = [{text!r}]\n".replace("'", '"'))
+    message = str(err.value)
+    assert message.startswith("schedule.awake: ") and "\n" not in message
+    assert config.AWAKE_ALLOWED in message
+
+
+def test_awake_hours_a_week_count_overlaps_once() -> None:
+    cfg = config.loads(
+        BASE + '[schedule]\nawake = ["Mon-Fri 07:00-19:00", "Mon 18:00-20:00", "Sat 10:00-10:30"]\n'
+    )
+    assert [w.hours_per_week for w in cfg.schedule.windows()] == [60.0, 2.0, 0.5]
+    assert cfg.schedule.awake_hours_per_week() == 61.5
+    assert config.loads(BASE).schedule.awake_hours_per_week() == 0
+
+
+@pytest.mark.parametrize(
+    ("minutes", "ok"), [(0, True), (9, False), (10, True), (1440, True), (1441, False)]
+)
+def test_idle_minutes_are_off_or_10_to_1440(minutes: int, ok: bool) -> None:
+    text = BASE + f"[schedule]\nidle_minutes = {minutes}\n"
+    if ok:
+        assert config.loads(text).schedule.idle_minutes == minutes
+    else:
+        with pytest.raises(ConfigError, match=r"^schedule.idle_minutes: .*0 \(off\) or 10 to 1440"):
+            config.loads(text)
+
+
+@pytest.mark.parametrize(
+    ("extra", "target"),
+    [
+        ("", config.TARGET_PER_VCPU),
+        ("[jvb]\ncpu = 2048\nmemory = 4096\n", 2 * config.TARGET_PER_VCPU),
+        ("[jvb]\ncpu = 512\nmemory = 1024\n", config.TARGET_PER_VCPU / 2),
+        ("[scaling]\ntarget = 7\n[jvb]\ncpu = 2048\nmemory = 4096\n", 7.0),
+        ('[scaling]\nmetric = "stress"\n', config.STRESS_TARGET),
+        ('[scaling]\nmetric = "stress"\ntarget = 0.5\n', 0.5),
+    ],
+)
+def test_the_participants_target_follows_the_bridge_size_unless_set(
+    extra: str, target: float
+) -> None:
+    assert config.loads(BASE + extra).scaling.target == target
