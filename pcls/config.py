@@ -654,7 +654,7 @@ def parse_awake(text: str) -> AwakeWindow | None:
     if not m or (days := _days(m[1])) is None:
         return None
     start, end = int(m[2]) * 60 + int(m[3]), int(m[4]) * 60 + int(m[5])
-    if start >= end or start >= 24 * 60 or end > 24 * 60:
+    if start >= end or end > 24 * 60:  # so the start is before 24:00 too
         return None
     return AwakeWindow(days, start, end)
 
