@@ -23,6 +23,7 @@ listener on the stack's own load balancer at the step's port.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import botocore.exceptions
@@ -246,6 +247,20 @@ def _attributes(resp: dict[str, Any]) -> dict[str, str]:
     return {a["Key"]: a["Value"] for a in resp.get("Attributes", [])}
 
 
+def _delete_target_group(
+    ctx: Context, step: str, arn: str, why: str, blocker: Callable[[], str] | None = None
+) -> None:
+    """AWS refuses while a listener rule or an ECS service still uses the group: retried."""
+    ctx.retry_while(
+        step,
+        lambda: ignore_missing(lambda: _elbv2(ctx).delete_target_group(TargetGroupArn=arn)),
+        codes=("ResourceInUse",),
+        timeout=ctx.patience.dependency_release,
+        why=why,
+        blocker=blocker,
+    )
+
+
 def _retag(ctx: Context, step: str, arn: str) -> None:
     _elbv2(ctx).add_tags(ResourceArns=[arn], Tags=ctx.tags(step))
 
@@ -342,13 +357,11 @@ class TargetGroup(Step):
         return ", ".join(a.split("/", 1)[-1] for tg in tgs for a in tg.get("LoadBalancerArns", []))
 
     def delete(self, ctx: Context, res: Resource) -> None:
-        # AWS refuses while a listener rule or an ECS service still uses the group.
-        ctx.retry_while(
+        _delete_target_group(
+            ctx,
             self.name,
-            lambda: ignore_missing(lambda: _elbv2(ctx).delete_target_group(TargetGroupArn=res.id)),
-            codes=("ResourceInUse",),
-            timeout=ctx.patience.dependency_release,
-            why="waiting for listeners and services to release the target group",
+            res.id,
+            "waiting for listeners and services to release the target group",
             blocker=lambda: self._users(ctx, res.id),
         )
 
@@ -409,13 +422,8 @@ class WakeTargetGroup(Step):
             self.tag(ctx, res)
 
     def delete(self, ctx: Context, res: Resource) -> None:
-        ctx.retry_while(
-            self.name,
-            lambda: ignore_missing(lambda: _elbv2(ctx).delete_target_group(TargetGroupArn=res.id)),
-            codes=("ResourceInUse",),
-            timeout=ctx.patience.dependency_release,
-            why="waiting for the HTTPS listener to release the wake target group",
-        )
+        why = "waiting for the HTTPS listener to release the wake target group"
+        _delete_target_group(ctx, self.name, res.id, why)
 
     def details(self, ctx: Context, res: Resource) -> dict[str, Any]:
         health = _elbv2(ctx).describe_target_health(TargetGroupArn=res.id)
