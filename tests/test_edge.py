@@ -354,9 +354,17 @@ def test_teardown_order_and_the_found_zone_stays(harness: Harness) -> None:
     # record → listeners → load balancer; listeners → target group and certificate → CNAME
     assert first("ChangeResourceRecordSets") < first("DeleteListener")
     assert last("DeleteListener") < first("DeleteLoadBalancer")
-    assert last("DeleteListener") < first("DeleteTargetGroup")
-    assert last("DeleteListener") < first("DeleteCertificate") < last("ChangeResourceRecordSets")
+    # The certificate waits for the HTTPS listener only (the HTTP one may go later).
     events = [e[:2] for e in s.ui.events]  # type: ignore[attr-defined]
+    assert events.index(("finish", "listener-https")) < events.index(("start", "certificate"))
+    # Each target group waits for the listeners that use it (the wake page's: HTTPS only).
+    for listener, group in (
+        ("listener-https", "target-group"),
+        ("listener-http", "target-group"),
+        ("listener-https", "wake-target-group"),
+    ):
+        assert events.index(("finish", listener)) < events.index(("start", group))
+    assert first("DeleteCertificate") < last("ChangeResourceRecordSets")
     assert events.index(("finish", "alb")) < events.index(("start", "sg-alb"))
     assert order.count("ChangeResourceRecordSets") == 2
     assert {(n, t) for n, t in records(harness, zid)} == {
