@@ -11,11 +11,14 @@ from __future__ import annotations
 import base64
 from importlib import resources
 
-# Kept as a tag, not pinned by digest: the only digest that can be cited is Docker Hub's
-# (docker-library/repo-info), and nothing shows the ECR Public mirror serves the same one; a
-# digest the registry does not have would fail every bridge task at pull. ECS resolves the tag
-# to one digest per deployment (container image resolution), so the tasks of one rollout agree.
-GUARD_IMAGE = "public.ecr.aws/docker/library/python:3.12-alpine"
+# Pinned by digest, so a rebuilt tag cannot change what the bridges run. It is the multi-arch index
+# of python:3.12-alpine built 2026-09-17 (Python 3.12.14, Alpine 3.24.2; arm64 and amd64 among its
+# platforms), as docker-library/repo-info records it. ECR Public's docker/library is Docker's
+# publication of the official images and carries the same index digests. Should the registry lack
+# it, no new bridge task starts and the deployment circuit breaker rolls the rollout back; the
+# running bridges keep their image. How to move the pin: docs/bridge-guard.md.
+GUARD_IMAGE_DIGEST = "sha256:b68d71645de25b97ac8e781e3c0e61d0ca23c5b4f46ad4da96cd7b871e01997d"
+GUARD_IMAGE = f"public.ecr.aws/docker/library/python@{GUARD_IMAGE_DIGEST}"
 GUARD_CONTAINER_NAME = "bridge-guard"
 JVB_CONTAINER_NAME = "jvb"
 DEFAULT_BRIDGE_URL = "http://127.0.0.1:8080"  # the bridge's private REST (colibri, drain)

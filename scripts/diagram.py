@@ -58,9 +58,11 @@ def _from(module: str, attr: str, default: Any) -> Any:
 
 
 def _short_image(image: str) -> str:
-    """'public.ecr.aws/…/python:3.12-alpine' for a long image reference."""
+    """'public.ecr.aws/…/python@sha256:b68d7164…' for a long image reference."""
     parts = image.split("/")
-    return image if len(parts) <= 3 else f"{parts[0]}/…/{parts[-1]}"
+    short = image if len(parts) <= 3 else f"{parts[0]}/…/{parts[-1]}"
+    name, at, digest = short.partition("@sha256:")
+    return f"{name}{at}{digest[:8]}…" if at else short
 
 
 # -- the facts the picture shows ---------------------------------------------------------------

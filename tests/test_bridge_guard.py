@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -538,7 +539,20 @@ def test_guard_container_definition() -> None:
         sc.guard_container("demo", "/pcls/demo", "eu-west-1"), sort_keys=True
     )
     assert c["name"] == "bridge-guard"
-    assert c["image"] == sc.GUARD_IMAGE == "public.ecr.aws/docker/library/python:3.12-alpine"
+    # pinned by the digest of a multi-arch index, so neither a rebuilt tag nor the architecture
+    # changes what runs
+    assert (
+        c["image"]
+        == sc.GUARD_IMAGE
+        == (
+            "public.ecr.aws/docker/library/python@"
+            "sha256:b68d71645de25b97ac8e781e3c0e61d0ca23c5b4f46ad4da96cd7b871e01997d"
+        )
+    )
+    # ECS's form for a digest (ContainerDefinition.image): repository-url/image@sha256:<64 hex>,
+    # at most 255 characters before the @
+    name, _, digest = c["image"].partition("@")
+    assert len(name) <= 255 and re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
     assert c["essential"] is False
     assert c["memoryReservation"] <= 64
     # stopped before the bridge (reverse dependsOn), and killed by ECS only after its drain

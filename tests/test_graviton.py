@@ -27,8 +27,13 @@ MULTI_ARCH = {
     re.compile(r"ghcr\.io/jitsi/(web|prosody|jicofo|jvb):[\w.-]+"): (
         "docker-jitsi-meet .github/workflows/release-stable.yml: platforms linux/amd64,linux/arm64"
     ),
-    re.compile(r"public\.ecr\.aws/docker/library/python:3\.12-alpine"): (
-        "docker-library/official-images library/python 3.12-alpine: arm64v8 among Architectures"
+    # an index digest, not a tag: the evidence is that one index's platform list
+    re.compile(
+        r"public\.ecr\.aws/docker/library/python@"
+        r"sha256:b68d71645de25b97ac8e781e3c0e61d0ca23c5b4f46ad4da96cd7b871e01997d"
+    ): (
+        "docker-library/repo-info repos/python/remote/3.12-alpine.md at 2f6ab1f1: index "
+        "b68d7164… lists linux; arm64 variant v8 and linux; amd64"
     ),
     re.compile(r"public\.ecr\.aws/docker/library/haproxy:2\.6\.\d+-alpine"): (
         "docker-library/official-images library/haproxy 2.6-alpine: arm64v8 among Architectures"
