@@ -27,7 +27,10 @@ from rich.console import Console  # noqa: E402
 
 from pcls import runner  # noqa: E402
 from pcls.engine import Patience, RunResult  # noqa: E402
-from pcls.sandbox import services_run_their_desired_count  # noqa: E402
+from pcls.sandbox import (  # noqa: E402
+    responses_keep_their_own_includes,
+    services_run_their_desired_count,
+)
 from pcls.ui import Outcome, RecordingReporter, Reporter  # noqa: E402
 
 # moto models a fresh account, where the opt-in eu-central-2 is not enabled (pcls refuses it
@@ -130,6 +133,7 @@ def project(extra: str = "", region: str = REGION) -> Iterator[Project]:
     # as in the sandbox and the tests: a service runs its desired count. Patched here, not at
     # import: memory.py imports this module, and its children inherit the parent's peak RSS.
     services_run_their_desired_count()
+    responses_keep_their_own_includes()
     with mock_aws(), tempfile.TemporaryDirectory() as tmp:
         yield Project(Path(tmp), extra, region)
 

@@ -241,6 +241,36 @@ def ensure_zone(route53: Any, domain: str) -> str:
     return zone
 
 
+def responses_keep_their_own_includes() -> None:
+    """moto answers `include=["TAGS"]` (DescribeServices, DescribeTasks, DescribeClusters) by
+    switching the tags on or off in a dict its response class shares across threads, so one
+    thread's read without TAGS can strip the tags from another thread's read with them: pcls then
+    sees its own service untagged and refuses it as a collision. AWS answers each request on its
+    own. Patched into moto's BaseResponse: each response switches its own copy of that dict."""
+    from moto.core import responses
+
+    base = responses.BaseResponse
+    include, exclude = base._include_in_response, base._exclude_from_response
+    if getattr(include, "pcls_patched", False):
+        return
+
+    def own(self: Any) -> None:
+        if "RESPONSE_KEY_PATH_TO_TRANSFORMER" not in vars(self):
+            self.RESPONSE_KEY_PATH_TO_TRANSFORMER = dict(self.RESPONSE_KEY_PATH_TO_TRANSFORMER)
+
+    def include_in_response(self: Any, response_key_path: str) -> None:
+        own(self)
+        include(self, response_key_path)
+
+    def exclude_from_response(self: Any, response_key_path: str) -> None:
+        own(self)
+        exclude(self, response_key_path)
+
+    include_in_response.pcls_patched = True  # type: ignore[attr-defined]
+    base._include_in_response = include_in_response  # type: ignore[method-assign]
+    base._exclude_from_response = exclude_from_response  # type: ignore[method-assign]
+
+
 def services_run_their_desired_count() -> None:
     """moto reports MOTO_ECS_SERVICE_RUNNING tasks running for every service, whatever it asks
     for; the stack's services differ (a shard runs 1 task, the bridges one per AZ). Patched into
@@ -322,6 +352,7 @@ def _serve(path: str) -> None:
         raise SystemExit("run through `pcls sandbox start`")
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+    responses_keep_their_own_includes()
     services_run_their_desired_count()
     services_register_their_routers()
 

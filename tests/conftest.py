@@ -24,9 +24,13 @@ os.environ["AWS_DEFAULT_REGION"] = "eu-central-1"
 
 from moto import mock_aws  # noqa: E402  (after the environment is set)
 
-from pcls.sandbox import services_run_their_desired_count  # noqa: E402
+from pcls.sandbox import (  # noqa: E402
+    responses_keep_their_own_includes,
+    services_run_their_desired_count,
+)
 
 services_run_their_desired_count()  # as in the sandbox: each service runs what it asks for
+responses_keep_their_own_includes()  # the engine's threads read ECS at once, as on AWS
 
 from tests.harness import Harness  # noqa: E402
 
