@@ -54,11 +54,6 @@ JICOFO_REST_PORT = 8888  # move-endpoints, called by the bridge guard while it d
 JVB_CONTAINER_NAME = "jvb"
 SIGNAL_CONTAINER_NAMES = ("web", "prosody", "jicofo")
 
-SIGNAL_CPU_DEFAULT = 1024
-SIGNAL_MEMORY_DEFAULT = 2048
-JVB_CPU_DEFAULT = 2048
-JVB_MEMORY_DEFAULT = 4096
-
 # XMPP virtual hosts / components. They are names inside the XMPP streams, not DNS names, so the
 # image defaults are kept; they only have to be identical in every container that reads them.
 XMPP_DOMAIN = "meet.jitsi"

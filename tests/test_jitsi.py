@@ -18,7 +18,7 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from pcls import jitsi
+from pcls import config, jitsi
 from pcls import sidecar_container as sc
 from pcls.jitsi import (
     AUTH_MODES,
@@ -35,6 +35,8 @@ from pcls.jitsi import (
 )
 from pcls.sidecar import bridge_guard as bg
 
+# the sizes a stack gets when its config names none
+DEFAULTS = config.loads('[stack]\nname = "meet"\ndomain = "meet.example.com"\n')
 CATALOG = json.loads((Path(__file__).parent / "data" / "jitsi-env-catalog.json").read_text())
 ARN = "arn:aws:ssm:eu-west-1:123456789012:parameter/pcls/meet/"
 SECRET_ARNS = {
@@ -62,10 +64,10 @@ def make_params(**overrides) -> JitsiParams:
         "xmpp_server": "xmpp.meet.internal",
         "stun_servers": ("meet-jit-si-turnrelay.jitsi.net:443",),
         "timezone": "UTC",
-        "signal_cpu": jitsi.SIGNAL_CPU_DEFAULT,
-        "signal_memory": jitsi.SIGNAL_MEMORY_DEFAULT,
-        "jvb_cpu": jitsi.JVB_CPU_DEFAULT,
-        "jvb_memory": jitsi.JVB_MEMORY_DEFAULT,
+        "signal_cpu": DEFAULTS.signal.cpu,
+        "signal_memory": DEFAULTS.signal.memory,
+        "jvb_cpu": DEFAULTS.jvb.cpu,
+        "jvb_memory": DEFAULTS.jvb.memory,
         "log_group": "/pcls/meet",
         "region": "eu-west-1",
         "secret_arns": {k: v for k, v in SECRET_ARNS.items() if k != "JWT_APP_SECRET"},
@@ -446,8 +448,8 @@ def test_jvb_task_env():
         "JVB_STUN_SERVERS": "stun1.example.net:3478,stun2.example.net:3478",
         "SHUTDOWN_REST_ENABLED": "true",
         "TZ": "UTC",
-        "VIDEOBRIDGE_DEBUG_OPTIONS": "-XX:MaxDirectMemorySize=512m",
-        "VIDEOBRIDGE_MAX_MEMORY": "2752m",
+        "VIDEOBRIDGE_DEBUG_OPTIONS": "-XX:MaxDirectMemorySize=256m",
+        "VIDEOBRIDGE_MAX_MEMORY": "1344m",
         "XMPP_AUTH_DOMAIN": "auth.meet.jitsi",
         "XMPP_INTERNAL_MUC_DOMAIN": "internal-muc.meet.jitsi",
         "XMPP_PORT": "5222",
@@ -461,7 +463,7 @@ def test_signal_task_shape():
         "family": "meet-signal",
         "networkMode": "awsvpc",
         "requiresCompatibilities": ["FARGATE"],
-        "cpu": "1024",
+        "cpu": "512",
         "memory": "2048",
         "executionRoleArn": "arn:aws:iam::123456789012:role/meet-exec",
         "taskRoleArn": "arn:aws:iam::123456789012:role/meet-signal",
@@ -485,7 +487,7 @@ def test_signal_task_shape():
 def test_jvb_task_shape():
     td = jvb_task_definition(make_params())
     assert td["family"] == "meet-jvb"
-    assert td["cpu"] == "2048" and td["memory"] == "4096"
+    assert td["cpu"] == "1024" and td["memory"] == "2048"
     assert td["taskRoleArn"] == "arn:aws:iam::123456789012:role/meet-jvb"
     (jvb,) = td["containerDefinitions"]
     assert jvb["name"] == "jvb"
@@ -651,9 +653,11 @@ def test_invalid_cpu_lists_allowed_cpu_values(cpu):
 
 
 def test_default_heaps():
-    assert jicofo_heap_mib(jitsi.SIGNAL_MEMORY_DEFAULT) == 1152
-    assert videobridge_heap_mib(jitsi.JVB_MEMORY_DEFAULT) == 2752
-    assert videobridge_memory(jitsi.JVB_MEMORY_DEFAULT) == (2752, 512)
+    # the config's default sizes: 2 GB for the shard and for the bridge
+    assert jicofo_heap_mib(DEFAULTS.signal.memory) == 1152
+    assert videobridge_heap_mib(DEFAULTS.jvb.memory) == 1344
+    assert videobridge_memory(DEFAULTS.jvb.memory) == (1344, 256)
+    assert videobridge_memory(4096) == (2752, 512)
     assert [videobridge_memory(m) for m in (1024, 2048, 8192, 16384)] == [
         (448, 128),
         (1344, 256),
