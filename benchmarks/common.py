@@ -28,6 +28,7 @@ from rich.console import Console  # noqa: E402
 from pcls import runner  # noqa: E402
 from pcls.engine import Patience, RunResult  # noqa: E402
 from pcls.sandbox import (  # noqa: E402
+    iam_lookups_survive_concurrent_creates,
     responses_keep_their_own_includes,
     services_run_their_desired_count,
 )
@@ -134,6 +135,7 @@ def project(extra: str = "", region: str = REGION) -> Iterator[Project]:
     # import: memory.py imports this module, and its children inherit the parent's peak RSS.
     services_run_their_desired_count()
     responses_keep_their_own_includes()
+    iam_lookups_survive_concurrent_creates()
     with mock_aws(), tempfile.TemporaryDirectory() as tmp:
         yield Project(Path(tmp), extra, region)
 

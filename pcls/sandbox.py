@@ -271,6 +271,24 @@ def responses_keep_their_own_includes() -> None:
     base._exclude_from_response = exclude_from_response  # type: ignore[method-assign]
 
 
+def iam_lookups_survive_concurrent_creates() -> None:
+    """moto finds a role by walking its live dict of roles, so a GetRole
+    while another thread creates a role can fail with "dictionary changed size during iteration"
+    (the engine creates the stack's roles side by side). Patched into moto's IAM backend: the
+    walk goes over a snapshot."""
+    from moto.iam import models
+
+    backend = models.IAMBackend
+    if getattr(backend.get_roles, "pcls_patched", False):
+        return
+
+    def get_roles(self: Any) -> list[Any]:
+        return list(self.roles.values())
+
+    get_roles.pcls_patched = True  # type: ignore[attr-defined]
+    backend.get_roles = get_roles  # type: ignore[method-assign]
+
+
 def services_run_their_desired_count() -> None:
     """moto reports MOTO_ECS_SERVICE_RUNNING tasks running for every service, whatever it asks
     for; the stack's services differ (a shard runs 1 task, the bridges one per AZ). Patched into
@@ -353,6 +371,7 @@ def _serve(path: str) -> None:
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
     responses_keep_their_own_includes()
+    iam_lookups_survive_concurrent_creates()
     services_run_their_desired_count()
     services_register_their_routers()
 

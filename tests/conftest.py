@@ -25,12 +25,14 @@ os.environ["AWS_DEFAULT_REGION"] = "eu-central-1"
 from moto import mock_aws  # noqa: E402  (after the environment is set)
 
 from pcls.sandbox import (  # noqa: E402
+    iam_lookups_survive_concurrent_creates,
     responses_keep_their_own_includes,
     services_run_their_desired_count,
 )
 
 services_run_their_desired_count()  # as in the sandbox: each service runs what it asks for
 responses_keep_their_own_includes()  # the engine's threads read ECS at once, as on AWS
+iam_lookups_survive_concurrent_creates()  # and create the roles side by side
 
 from tests.harness import Harness  # noqa: E402
 

@@ -105,12 +105,22 @@ def no_lb_yet(h: Harness, s: runner.Session, **kw: Any) -> list[dict[str, Any]]:
 def test_service_created_before_ecs_sees_the_new_listener_is_retried(harness: Harness) -> None:
     s = session(harness, patience=ROOMY)
     refused = no_lb_yet(harness, s, times=2)
+    asked: list[tuple[str, str]] = []  # (what, which), in the order the engine's threads asked
+    s.aws.client("ecs").meta.events.register(
+        "before-parameter-build.ecs.CreateService",
+        lambda params, **_: asked.append(("service", params["serviceName"])),
+    )
+    s.aws.client("elbv2").meta.events.register(
+        "before-parameter-build.elastic-load-balancing-v2.CreateRule",
+        lambda params, **_: asked.append(("rule", params["ListenerArn"])),
+    )
     result = ok(up(s))
     assert len(refused) == 2 and {p["serviceName"] for p in refused} == {"shard-a"}
     assert result.results["service-signal"].outcome is Outcome.CREATED
-    calls = order(s)
-    # The HTTP listener's forward rule attaches the target group: the shards need no more.
-    assert calls.index("elbv2:CreateRule") < calls.index("ecs:CreateService")
+    # The HTTP listener's forward rule attaches the target group: the shards need no more. (The
+    # bridges' service uses no target group and may come first.)
+    http_rule = asked.index(("rule", result.results["listener-http"].id))
+    assert http_rule < asked.index(("service", "shard-a"))
     shown = progress(s, "service-signal")
     tg = result.results["target-group"].id
     assert "waiting for ECS to see the target group's new listener: retrying " in shown

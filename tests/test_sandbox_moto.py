@@ -60,3 +60,35 @@ def test_reads_at_once_each_get_the_tags_they_asked_for(ecs: object) -> None:
     assert lost == 0
     # and a read without TAGS still gets none, as on AWS
     assert untagged and not any(untagged)
+
+
+def test_a_role_is_found_while_others_are_created(aws_mock: None) -> None:
+    iam = boto3.client("iam", region_name=REGION)
+    trust = '{"Version":"2012-10-17","Statement":[]}'
+    for name in [f"earlier-{i}" for i in range(200)] + ["meet-jvb"]:  # a lookup walks 200
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)
+    errors: list[Exception] = []
+    stop = threading.Event()
+
+    def create() -> None:
+        other = boto3.client("iam", region_name=REGION)
+        for i in range(500):
+            if stop.is_set():
+                return
+            other.create_role(RoleName=f"other-{i}", AssumeRolePolicyDocument=trust)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    creator = threading.Thread(target=create)
+    creator.start()
+    try:
+        while creator.is_alive():
+            try:
+                assert iam.get_role(RoleName="meet-jvb")["Role"]["RoleName"] == "meet-jvb"
+            except Exception as exc:  # unpatched: dictionary changed size during iteration
+                errors.append(exc)
+    finally:
+        stop.set()
+        creator.join()
+        sys.setswitchinterval(interval)
+    assert errors == []
