@@ -9,10 +9,30 @@ so two runs' inventories compare equal exactly when they made the same resources
 from __future__ import annotations
 
 import re
+import threading
 from collections import Counter
 from typing import Any
 
 import boto3
+import botocore.session
+
+# The clients are made once per process and kept: making them took most of an inventory's time,
+# and the bad-input cases take two inventories each. They come from botocore's own create_client,
+# taken at import, so a hook a test adds to every new client (tests/faults.on_every_client)
+# never reaches them. moto's mock answers them in whichever test asks.
+_CREATE_CLIENT = botocore.session.Session.create_client
+_SESSION = botocore.session.Session()
+_CLIENTS: dict[tuple[str, str], Any] = {}
+_LOCK = threading.Lock()
+
+
+def _client(service: str, region: str, endpoint_url: str | None) -> Any:
+    if endpoint_url:  # a sandbox server's: made for the one call
+        return boto3.client(service, region_name=region, endpoint_url=endpoint_url)
+    with _LOCK:
+        if (service, region) not in _CLIENTS:
+            _CLIENTS[service, region] = _CREATE_CLIENT(_SESSION, service, region_name=region)
+        return _CLIENTS[service, region]
 
 
 def _tag(tags: list[dict[str, str]] | None, key: str = "pcls:step") -> str:
@@ -21,7 +41,7 @@ def _tag(tags: list[dict[str, str]] | None, key: str = "pcls:step") -> str:
 
 def inventory(region: str, endpoint_url: str | None = None) -> Counter[tuple[str, str]]:
     def c(service: str) -> Any:
-        return boto3.client(service, region_name=region, endpoint_url=endpoint_url)
+        return _client(service, region, endpoint_url)
 
     out: Counter[tuple[str, str]] = Counter()
     ec2 = c("ec2")
