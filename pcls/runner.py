@@ -35,6 +35,9 @@ from pcls.steps.account import region_refusal
 from pcls.ui import ConsoleReporter, Outcome, Reporter, confirm_stack_name, stderr_console
 
 SANDBOX_PATIENCE = Patience(poll_min=0.2, poll_max=1.0)
+# How a run waits for AWS when its caller names no patience. Module level so the test suite,
+# whose in-process moto answers at once, can have its CLI runs poll at moto's pace.
+AWS_PATIENCE = Patience()
 
 
 @dataclass
@@ -81,6 +84,7 @@ def open_session(
     if opts.sandbox:
         endpoint = sandbox_endpoint(cfg.state_dir, cfg.stack.domain, console)
         patience = patience or SANDBOX_PATIENCE
+    patience = patience or AWS_PATIENCE
     region = cfg.stack.region or ("us-east-1" if opts.sandbox else None)
     aws = Aws(region, endpoint_url=endpoint, sandbox=opts.sandbox)
     aws.explain_rejection = region_refusal

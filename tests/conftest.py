@@ -34,7 +34,12 @@ services_run_their_desired_count()  # as in the sandbox: each service runs what 
 responses_keep_their_own_includes()  # the engine's threads read ECS at once, as on AWS
 iam_lookups_survive_concurrent_creates()  # and create the roles side by side
 
-from tests.harness import Harness  # noqa: E402
+from pcls import runner  # noqa: E402
+from tests.harness import FAST, Harness  # noqa: E402
+
+# In-process moto answers at once: a CLI run inside a test waits at moto's pace, not at AWS's
+# (runs in a subprocess or on the sandbox server keep their own patience).
+runner.AWS_PATIENCE = FAST
 
 REGION = "eu-central-1"
 DOMAIN = "meet.example.com"
