@@ -272,10 +272,10 @@ def responses_keep_their_own_includes() -> None:
 
 
 def iam_lookups_survive_concurrent_creates() -> None:
-    """moto finds a role by walking its live dict of roles, so a GetRole
-    while another thread creates a role can fail with "dictionary changed size during iteration"
-    (the engine creates the stack's roles side by side). Patched into moto's IAM backend: the
-    walk goes over a snapshot."""
+    """moto finds a role by walking its live dict of roles, so a GetRole while another thread
+    creates a role can fail with "dictionary changed size during iteration" (the engine creates
+    the stack's roles side by side). Patched into moto's IAM backend: the walk goes over a
+    snapshot."""
     from moto.iam import models
 
     backend = models.IAMBackend
