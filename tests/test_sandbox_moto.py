@@ -37,13 +37,13 @@ def ecs(aws_mock: None) -> Iterator[object]:
 
 def test_reads_at_once_each_get_the_tags_they_asked_for(ecs: object) -> None:
     stop = threading.Event()
-    untagged: list[list[dict]] = []
+    tagged_anyway: list[list[dict]] = []  # what each read without TAGS got with tags
 
     def without_tags() -> None:
         other = boto3.client("ecs", region_name=REGION)
         while not stop.is_set():
             out = other.describe_services(cluster="meet", services=["jvb"])
-            untagged.append([s for s in out["services"] if "tags" in s])
+            tagged_anyway.append([s for s in out["services"] if "tags" in s])
 
     reader = threading.Thread(target=without_tags)
     reader.start()
@@ -59,7 +59,7 @@ def test_reads_at_once_each_get_the_tags_they_asked_for(ecs: object) -> None:
         reader.join()
     assert lost == 0
     # and a read without TAGS still gets none, as on AWS
-    assert untagged and not any(untagged)
+    assert tagged_anyway and not any(tagged_anyway)
 
 
 def test_a_role_is_found_while_others_are_created(aws_mock: None) -> None:

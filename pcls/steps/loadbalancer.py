@@ -34,7 +34,7 @@ from pcls.config import Config
 from pcls.engine import Collision, Conflict, Context, Resource, Step
 from pcls.errors import PclsError
 from pcls.steps.network import propagation, wait_ipv6
-from pcls.steps.platform import AWAKE, READY_SECONDS, sleep_state
+from pcls.steps.platform import AWAKE, READY_SECONDS, sleep_state, wake_function_name
 from pcls.wakefn import handler
 
 ROUTER_PORT = router.ROUTER_PORT  # the routers in the shard tasks: the targets
@@ -91,7 +91,7 @@ def web_group_name(ctx: Context) -> str:
 
 
 def wake_group_name(ctx: Context) -> str:
-    return f"{ctx.stack}-wake"
+    return wake_function_name(ctx.stack)  # the group is named after the function it serves
 
 
 def _load_balancers(ctx: Context) -> list[dict[str, Any]]:
