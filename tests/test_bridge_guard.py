@@ -656,7 +656,9 @@ def test_shipped_command_protects_and_exits_cleanly(bridge: _Server, agent: _Ser
         deadline = time.monotonic() + WAIT
         while not agent.puts and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.02)
-        while len(bridge.gets) < 3 and time.monotonic() < deadline and proc.poll() is None:
+        # The guard reads, then prints, then sleeps: its 4th read means 3 lines are printed (a
+        # stop right after the 3rd read could come before the 3rd line).
+        while len(bridge.gets) < 4 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.02)
     finally:
         code, out, err = _stop(proc)
